@@ -1,0 +1,299 @@
+//! Image decoding and the exact torchvision preprocessing (spec §3): PIL bilinear resize with
+//! antialiasing, center crop, `ToTensor`, `Normalize`. Bytes in, tensors out; no file I/O.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::arch::Dataset;
+use crate::error::{FoolmapError, Result};
+
+/// Largest accepted image side (pixels): larger headers are refused before decoding.
+pub const MAX_SIDE: u32 = 12_000;
+
+/// An RGB image, 8 bits per channel, row-major `[h, w, 3]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rgb8 {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `height·width·3` bytes.
+    pub data: Vec<u8>,
+}
+
+/// Decodes PNG, JPEG (and other formats the `image` crate knows) into RGB; `name` labels errors.
+///
+/// Headers claiming more than [`MAX_SIDE`] pixels on a side, or needing more than 1 GiB, are
+/// refused before any pixel is decoded.
+pub fn decode(bytes: &[u8], name: &str) -> Result<Rgb8> {
+    let err = |reason: String| FoolmapError::Image {
+        name: name.to_string(),
+        reason,
+    };
+    if bytes.is_empty() {
+        return Err(err("the file is empty".into()));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(err("not a recognised image format (expected PNG or JPEG)".into()));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| err(e.to_string()))?;
+    let rgb = img.to_rgb8();
+    Ok(Rgb8 {
+        width: rgb.width() as usize,
+        height: rgb.height() as usize,
+        data: rgb.into_raw(),
+    })
+}
+
+/// PIL's bilinear filter.
+fn triangle(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 { 1.0 - x } else { 0.0 }
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Fixed-point coefficients of PIL's `precompute_coeffs` for one axis: `(start, weights)` per
+/// output position.
+fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i64>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale;
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = (((center + support + 0.5) as i64).min(in_size as i64) as usize).max(xmin);
+            let w: Vec<f64> = (xmin..xmax)
+                .map(|x| triangle((x as f64 - center + 0.5) * ss))
+                .collect();
+            let total: f64 = w.iter().sum();
+            let fixed = w
+                .iter()
+                .map(|&k| {
+                    let k = if total != 0.0 { k / total } else { k };
+                    let v = k * (1u64 << PRECISION_BITS) as f64;
+                    if v < 0.0 { (v - 0.5) as i64 } else { (v + 0.5) as i64 }
+                })
+                .collect();
+            (xmin, fixed)
+        })
+        .collect()
+}
+
+fn clip8(v: i64) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes like `PIL.Image.resize(size, BILINEAR)` on an RGB image (8-bit fixed point,
+/// horizontal pass then vertical pass), which is what torchvision's `Resize` does on PIL images.
+pub fn resize_bilinear(img: &Rgb8, width: usize, height: usize) -> Rgb8 {
+    let mut cur = img.clone();
+    if width != cur.width {
+        let cs = coeffs(cur.width, width);
+        let mut out = vec![0u8; cur.height * width * 3];
+        for y in 0..cur.height {
+            for (xx, (start, ks)) in cs.iter().enumerate() {
+                for c in 0..3 {
+                    let mut acc: i64 = 1 << (PRECISION_BITS - 1);
+                    for (j, k) in ks.iter().enumerate() {
+                        acc += cur.data[(y * cur.width + start + j) * 3 + c] as i64 * k;
+                    }
+                    out[(y * width + xx) * 3 + c] = clip8(acc);
+                }
+            }
+        }
+        cur = Rgb8 { width, height: cur.height, data: out };
+    }
+    if height != cur.height {
+        let cs = coeffs(cur.height, height);
+        let mut out = vec![0u8; height * cur.width * 3];
+        for (yy, (start, ks)) in cs.iter().enumerate() {
+            for x in 0..cur.width {
+                for c in 0..3 {
+                    let mut acc: i64 = 1 << (PRECISION_BITS - 1);
+                    for (j, k) in ks.iter().enumerate() {
+                        acc += cur.data[((start + j) * cur.width + x) * 3 + c] as i64 * k;
+                    }
+                    out[(yy * cur.width + x) * 3 + c] = clip8(acc);
+                }
+            }
+        }
+        cur = Rgb8 { width: cur.width, height, data: out };
+    }
+    cur
+}
+
+/// torchvision `Resize(size)` with an int: the shorter side becomes `size`, the longer
+/// `int(size · long / short)`.
+pub fn resize_shorter(img: &Rgb8, size: usize) -> Rgb8 {
+    let (w, h) = (img.width, img.height);
+    let (nw, nh) = if w <= h {
+        (size, (size as f64 * h as f64 / w as f64) as usize)
+    } else {
+        ((size as f64 * w as f64 / h as f64) as usize, size)
+    };
+    if (nw, nh) == (w, h) {
+        img.clone()
+    } else {
+        resize_bilinear(img, nw, nh)
+    }
+}
+
+/// Python's `round` (half to even).
+fn round_half_even(x: f64) -> i64 {
+    let r = x.round();
+    if (x - x.trunc()).abs() == 0.5 && (r as i64) % 2 != 0 {
+        (r - x.signum()) as i64
+    } else {
+        r as i64
+    }
+}
+
+/// torchvision `CenterCrop(size)` (pads with zeros when the image is smaller).
+pub fn center_crop(img: &Rgb8, size: usize) -> Rgb8 {
+    let top = round_half_even((img.height as f64 - size as f64) / 2.0);
+    let left = round_half_even((img.width as f64 - size as f64) / 2.0);
+    let mut out = vec![0u8; size * size * 3];
+    for y in 0..size {
+        let sy = y as i64 + top;
+        if sy < 0 || sy >= img.height as i64 {
+            continue;
+        }
+        for x in 0..size {
+            let sx = x as i64 + left;
+            if sx < 0 || sx >= img.width as i64 {
+                continue;
+            }
+            let (d, s) = ((y * size + x) * 3, (sy as usize * img.width + sx as usize) * 3);
+            out[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
+        }
+    }
+    Rgb8 { width: size, height: size, data: out }
+}
+
+/// The evaluation pipeline of `dataset`: ImageNet `Resize(256) → CenterCrop(224)`; CIFAR-10
+/// images are used as they are when 32×32, otherwise `Resize(32) → CenterCrop(32)`.
+pub fn eval_crop(img: &Rgb8, dataset: Dataset) -> Rgb8 {
+    match dataset {
+        Dataset::ImageNet => center_crop(&resize_shorter(img, 256), 224),
+        Dataset::Cifar10 => {
+            if img.width == 32 && img.height == 32 {
+                img.clone()
+            } else {
+                center_crop(&resize_shorter(img, 32), 32)
+            }
+        }
+    }
+}
+
+/// `ToTensor` + `Normalize(mean, std)`: CHW `f32` values of one image.
+pub fn normalize(img: &Rgb8) -> Vec<f32> {
+    let hw = img.width * img.height;
+    let mut out = vec![0f32; 3 * hw];
+    for i in 0..hw {
+        for c in 0..3 {
+            let v = img.data[i * 3 + c] as f32 / 255.0;
+            out[c * hw + i] = (v - Dataset::MEAN[c]) / Dataset::STD[c];
+        }
+    }
+    out
+}
+
+/// Inverse of [`normalize`] for display: CHW values back to RGB bytes.
+pub fn denormalize(chw: &[f32], width: usize, height: usize) -> Rgb8 {
+    let hw = width * height;
+    let mut data = vec![0u8; hw * 3];
+    for i in 0..hw {
+        for c in 0..3 {
+            let v = chw[c * hw + i] * Dataset::STD[c] + Dataset::MEAN[c];
+            data[i * 3 + c] = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Rgb8 { width, height, data }
+}
+
+/// Stacks preprocessed images (all the same size) into a `[N, 3, H, W]` tensor.
+pub fn batch(images: &[Rgb8], device: &Device) -> Result<Tensor<4>> {
+    let first = images
+        .first()
+        .ok_or_else(|| FoolmapError::invalid("images", "no image given"))?;
+    let (w, h) = (first.width, first.height);
+    let mut v = Vec::with_capacity(images.len() * 3 * w * h);
+    for img in images {
+        if (img.width, img.height) != (w, h) {
+            return Err(FoolmapError::Tensor {
+                name: "image batch".into(),
+                expected: format!("{w}×{h} images"),
+                found: format!("{}×{}", img.width, img.height),
+            });
+        }
+        v.extend(normalize(img));
+    }
+    Ok(Tensor::from_data(TensorData::new(v, [images.len(), 3, h, w]), device))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_rounding() {
+        assert_eq!(round_half_even(0.5), 0);
+        assert_eq!(round_half_even(1.5), 2);
+        assert_eq!(round_half_even(2.5), 2);
+        assert_eq!(round_half_even(-0.5), 0);
+        assert_eq!(round_half_even(1.2), 1);
+    }
+
+    #[test]
+    fn resize_keeps_constant_images_constant_and_sizes_match_torchvision() {
+        let img = Rgb8 { width: 300, height: 200, data: vec![77; 300 * 200 * 3] };
+        let r = resize_shorter(&img, 256);
+        assert_eq!((r.width, r.height), (384, 256));
+        assert!(r.data.iter().all(|&v| v == 77));
+        let c = center_crop(&r, 224);
+        assert_eq!(c.data.len(), 224 * 224 * 3);
+    }
+
+    #[test]
+    fn garbage_and_empty_inputs_are_errors() {
+        assert!(decode(b"", "e.png").unwrap_err().to_string().contains("e.png"));
+        let e = decode(b"hello, not an image", "notes.txt").unwrap_err();
+        assert!(e.to_string().contains("notes.txt"), "{e}");
+    }
+
+    #[test]
+    fn huge_png_header_is_refused_without_decoding() {
+        // A valid PNG signature and IHDR chunk claiming 30000×30000, with no pixel data.
+        let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend(30000u32.to_be_bytes());
+        ihdr.extend(30000u32.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        png.extend(13u32.to_be_bytes());
+        png.extend(&ihdr);
+        png.extend(crc32(&ihdr).to_be_bytes());
+        let e = decode(&png, "huge.png").unwrap_err().to_string();
+        assert!(e.contains("huge.png"), "{e}");
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+}

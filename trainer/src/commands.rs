@@ -1,0 +1,417 @@
+//! Implementations of the sub-commands.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use foolmap::burn::tensor::{Device, Tensor};
+use foolmap::explain::Level;
+use foolmap::explain::interpreter::{explain, logits};
+use foolmap::image::{Rgb8, eval_crop};
+use foolmap::state::StoreDtype;
+use foolmap::{Architecture, Dataset, Interpreter, InterpreterOptions, Net, ParamStore};
+use serde_json::json;
+
+use crate::data::{self, Sample};
+use crate::{Cli, Command, DataAction, DeviceArg, npy, weights};
+
+/// `foolmap predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Architecture id (see `foolmap archs`).
+    #[arg(long)]
+    pub arch: Architecture,
+    /// Weights file (safetensors, .pth or legacy .th); default: the data root's pretrained file.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Number of classes to show.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Images (PNG or JPEG).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+/// `foolmap accuracy`.
+#[derive(Debug, Args)]
+pub struct AccuracyArgs {
+    /// Architecture id.
+    #[arg(long)]
+    pub arch: Architecture,
+    /// Weights file; default: the data root's pretrained file.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Dataset folder; default: `cifar10/test` or `imagenet-samples` under the data root.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Evaluate only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `foolmap explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Architecture id.
+    #[arg(long)]
+    pub arch: Architecture,
+    /// Weights file; default: the data root's pretrained file.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Interpreter: lrp, grad-cam, simple-grad, smoothgrad, integrated_gradients, gradient_x_input
+    /// (or a level-specific id such as lrp_t).
+    #[arg(long)]
+    pub interpreter: Interpreter,
+    /// Resolution: the tap layer or the input image.
+    #[arg(long, value_enum)]
+    pub level: Option<LevelArg>,
+    /// Class to explain (default: the predicted class of each image).
+    #[arg(long)]
+    pub class: Option<usize>,
+    /// Output folder (created).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Images (PNG or JPEG).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+/// `--level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LevelArg {
+    /// At the input of the tap layer (spec §2).
+    Tap,
+    /// At the input image.
+    Input,
+}
+
+/// `foolmap export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Architecture id.
+    #[arg(long)]
+    pub arch: Architecture,
+    /// Weights file; default: the data root's pretrained file.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Output safetensors file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Store 16-bit floats (half the bytes).
+    #[arg(long)]
+    pub f16: bool,
+}
+
+/// `foolmap data fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Destination (default: the resolved data root, or ./data).
+    #[arg(long)]
+    pub dest: Option<PathBuf>,
+}
+
+/// Dispatches a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let device = device(cli.device)?;
+    let root = cli.data_root.as_deref();
+    match cli.command {
+        Command::Archs { json } => archs(json),
+        Command::Predict(a) => predict(a, root, &device),
+        Command::Accuracy(a) => accuracy(a, root, &device),
+        Command::Explain(a) => explain_cmd(a, root, &device),
+        Command::Export(a) => export(a, root, &device),
+        Command::Data { action: DataAction::Fetch(a) } => fetch(a, root),
+        Command::Data { action: DataAction::Info } => info(root),
+    }
+}
+
+fn device(d: DeviceArg) -> Result<Device> {
+    match d {
+        DeviceArg::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        DeviceArg::Wgpu => Ok(Device::wgpu(foolmap::burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(not(feature = "wgpu"))]
+        DeviceArg::Wgpu => bail!("this build has no GPU support: rebuild with `cargo build --release --features wgpu`"),
+    }
+}
+
+fn weights_path(arch: Architecture, explicit: Option<PathBuf>, root: Option<&Path>) -> Result<PathBuf> {
+    if let Some(w) = explicit {
+        return Ok(w);
+    }
+    let Some(file) = arch.weights_file() else {
+        bail!(
+            "no pretrained weights for `{arch}` in the data root: pass --weights FILE (the torchvision \
+             checkpoint is {})",
+            arch.checkpoint_url()
+        );
+    };
+    let p = data::data_root(root)?.join("weights").join(file);
+    if !p.is_file() {
+        bail!("weights file {} is missing: run `foolmap data fetch` or pass --weights", p.display());
+    }
+    Ok(p)
+}
+
+fn load_model(arch: Architecture, w: Option<PathBuf>, root: Option<&Path>, device: &Device) -> Result<(Net, ParamStore)> {
+    let path = weights_path(arch, w, root)?;
+    weights::load(arch, &path, device)
+}
+
+fn class_names(dataset: Dataset, root: Option<&Path>) -> Vec<String> {
+    let imagenet = data::data_root(root).ok().and_then(|r| {
+        let p = r.join("labels/imagenet-simple-labels.json");
+        std::fs::read(&p).ok().and_then(|b| foolmap::labels::parse_imagenet_labels(&b, &p.display().to_string()).ok())
+    });
+    foolmap::labels::names(dataset, imagenet.as_deref())
+}
+
+fn read_image(path: &Path) -> Result<Rgb8> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    Ok(foolmap::image::decode(&bytes, &path.display().to_string())?)
+}
+
+fn softmax(v: &[f32]) -> Vec<f32> {
+    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+fn top_k(v: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("tensor read-back failed: {e:?}"))
+}
+
+fn archs(json_out: bool) -> Result<()> {
+    let rows: Vec<serde_json::Value> = Architecture::ALL
+        .iter()
+        .map(|a| {
+            let net = a.build();
+            let n: usize = net.specs.iter().map(|s| s.shape.iter().product::<usize>()).sum();
+            json!({"id": a.id(), "dataset": format!("{:?}", a.dataset()), "tap": net.tap_name(),
+                   "parameters": n, "weights_in_data_root": a.weights_file()})
+        })
+        .collect();
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{:<14} {:<9} {:<38} {:>12}", "id", "dataset", "tap (input of)", "parameters");
+        for r in rows {
+            println!("{:<14} {:<9} {:<38} {:>12}", r["id"].as_str().unwrap_or(""), r["dataset"].as_str().unwrap_or(""),
+                     r["tap"].as_str().unwrap_or(""), r["parameters"]);
+        }
+    }
+    Ok(())
+}
+
+fn predict(a: PredictArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+    let (net, p) = load_model(a.arch, a.weights, root, device)?;
+    let names = class_names(net.dataset, root);
+    let mut results = Vec::new();
+    for path in &a.images {
+        let img = eval_crop(&read_image(path)?, net.dataset);
+        let x = foolmap::image::batch(&[img], device)?;
+        let l = to_vec(net.seq.forward(&p, x).reshape([1, net.num_classes]))?;
+        let prob = softmax(&l);
+        let top: Vec<serde_json::Value> = top_k(&l, a.top.min(net.num_classes))
+            .into_iter()
+            .map(|c| json!({"class": c, "name": names[c], "probability": prob[c], "logit": l[c]}))
+            .collect();
+        results.push(json!({"image": path.display().to_string(), "top": top}));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&json!({"arch": a.arch.id(), "predictions": results}))?);
+    } else {
+        for r in &results {
+            println!("{}", r["image"].as_str().unwrap_or(""));
+            for t in r["top"].as_array().into_iter().flatten() {
+                println!("  {:>6.2}%  {:>4}  {}", 100.0 * t["probability"].as_f64().unwrap_or(0.0),
+                         t["class"], t["name"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and preprocesses samples on a worker thread while the model runs.
+fn batches(samples: Vec<Sample>, dataset: Dataset, bs: usize) -> std::sync::mpsc::Receiver<Result<(Vec<Rgb8>, Vec<usize>)>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    std::thread::spawn(move || {
+        for chunk in samples.chunks(bs.max(1)) {
+            let r = chunk
+                .iter()
+                .map(|s| Ok((eval_crop(&s.rgb()?, dataset), s.label)))
+                .collect::<Result<Vec<_>>>()
+                .map(|v| v.into_iter().unzip());
+            if tx.send(r).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+    let (net, p) = load_model(a.arch, a.weights, root, device)?;
+    let dir = match a.data {
+        Some(d) => d,
+        None => data::data_root(root)?.join(match net.dataset {
+            Dataset::Cifar10 => "cifar10/test",
+            Dataset::ImageNet => "imagenet-samples",
+        }),
+    };
+    let mut samples = match net.dataset {
+        Dataset::Cifar10 => data::cifar10(&dir)?,
+        Dataset::ImageNet => data::imagenet(&dir)?,
+    };
+    if let Some(l) = a.limit {
+        samples.truncate(l);
+    }
+    let n = samples.len();
+    let bar = indicatif::ProgressBar::new(n as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if a.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    let start = Instant::now();
+    let (mut top1, mut top5) = (0usize, 0usize);
+    for b in batches(samples, net.dataset, a.batch_size) {
+        let (imgs, labels) = b?;
+        let x = foolmap::image::batch(&imgs, device)?;
+        let k = net.num_classes;
+        let l = to_vec(net.seq.forward(&p, x).reshape([imgs.len(), k]))?;
+        for (i, &y) in labels.iter().enumerate() {
+            let row = &l[i * k..(i + 1) * k];
+            let t = top_k(row, 5.min(k));
+            top1 += (t[0] == y) as usize;
+            top5 += t.contains(&y) as usize;
+        }
+        bar.inc(imgs.len() as u64);
+        bar.set_message(format!("top-1 {:.2}%", 100.0 * top1 as f64 / bar.position().max(1) as f64));
+    }
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let (t1, t5) = (top1 as f64 / n as f64, top5 as f64 / n as f64);
+    if a.json {
+        println!("{}", json!({"arch": a.arch.id(), "data": dir.display().to_string(), "n": n,
+                               "top1": t1, "top5": t5, "seconds": secs, "images_per_second": n as f64 / secs}));
+    } else {
+        println!("{}: top-1 {:.2}%  top-5 {:.2}%  on {n} images of {}  ({:.1} images/s)",
+                 a.arch, 100.0 * t1, 100.0 * t5, dir.display(), n as f64 / secs);
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    Ok(())
+}
+
+fn png_bytes(img: &Rgb8) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone())
+        .context("image buffer size")?;
+    image::DynamicImage::ImageRgb8(buf).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
+    Ok(out)
+}
+
+fn explain_cmd(a: ExplainArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+    let (net, p) = load_model(a.arch, a.weights, root, device)?;
+    let interp = match a.level {
+        None => a.interpreter,
+        Some(l) => {
+            let level = if l == LevelArg::Tap { Level::Tap } else { Level::Input };
+            a.interpreter
+                .at_level(level)
+                .with_context(|| format!("interpreter `{}` has no {:?}-level map", a.interpreter, level))?
+        }
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let o = InterpreterOptions::default();
+    let names = class_names(net.dataset, root);
+    let mut summary = Vec::new();
+    for path in &a.images {
+        let crop = eval_crop(&read_image(path)?, net.dataset);
+        let x = foolmap::image::batch(std::slice::from_ref(&crop), device)?;
+        let class = match a.class {
+            Some(c) => c,
+            None => top_k(&to_vec(net.seq.forward(&p, x.clone()).reshape([1, net.num_classes]))?, 1)[0],
+        };
+        let map = explain(&net, &p, x, &[class], interp, &o)?;
+        let [_, h, w] = map.dims();
+        let v = to_vec(map)?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+        let base = format!("{stem}.{}.{}.c{class}", a.arch, interp);
+        write_atomic(&a.out.join(format!("{base}.npy")), &npy::encode_f32(&v, &[h, w]))?;
+        let over = foolmap::colormap::overlay(&crop, &v, h, w, 0.5);
+        write_atomic(&a.out.join(format!("{base}.png")), &png_bytes(&over)?)?;
+        let finite: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        let (mn, mx) = finite.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        let mean = finite.iter().sum::<f32>() / finite.len().max(1) as f32;
+        println!("{}: {} for class {class} ({}) → {}/{base}.{{npy,png}}  [{h}×{w}, min {mn:.4}, max {mx:.4}, mean {mean:.4}]",
+                 path.display(), interp, names[class], a.out.display());
+        summary.push(json!({"image": path.display().to_string(), "class": class, "map": format!("{base}.npy"),
+                            "shape": [h, w], "min": mn, "max": mx, "mean": mean}));
+    }
+    write_atomic(&a.out.join("explain.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    Ok(())
+}
+
+fn export(a: ExportArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+    let (net, p) = load_model(a.arch, a.weights, root, device)?;
+    let mut sd = p.to_state_dict();
+    sd.metadata.insert("arch".into(), a.arch.id().into());
+    sd.metadata.insert("tap".into(), net.tap_name().into());
+    let bytes = sd.to_safetensors(if a.f16 { StoreDtype::F16 } else { StoreDtype::F32 })?;
+    write_atomic(&a.out, &bytes)?;
+    println!("wrote {} ({} bytes, {})", a.out.display(), bytes.len(), if a.f16 { "f16" } else { "f32" });
+    Ok(())
+}
+
+fn info(root: Option<&Path>) -> Result<()> {
+    let r = data::data_root(root)?;
+    println!("data root: {}", r.display());
+    for sub in ["cifar10/train", "cifar10/test", "imagenet-samples", "photos", "labels", "weights"] {
+        let p = r.join(sub);
+        let n = std::fs::read_dir(&p).map(|d| d.count()).unwrap_or(0);
+        println!("  {:<18} {}", sub, if p.exists() { format!("{n} entries") } else { "missing".into() });
+    }
+    Ok(())
+}
+
+fn fetch(a: FetchArgs, root: Option<&Path>) -> Result<()> {
+    crate::fetch::fetch(a.dest, root)
+}

@@ -1,0 +1,188 @@
+//! The data root (`--data-root`, `$FOOLMAP_DATA`, `./data`, `../shared/data`) and dataset
+//! readers: CIFAR-10 as class-folder PNGs or official binary batches, ImageNet as an ImageFolder
+//! or as the mirror's flat `<wnid>_<name>.JPEG` files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use foolmap::image::Rgb8;
+use foolmap::labels::CIFAR10;
+
+/// Resolves the data root: explicit flag, then `$FOOLMAP_DATA`, then the first existing of
+/// `./data` and `../shared/data`.
+pub fn data_root(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = flag {
+        if !p.is_dir() {
+            bail!("data root {} does not exist or is not a folder (from --data-root)", p.display());
+        }
+        return Ok(p.to_path_buf());
+    }
+    if let Ok(p) = std::env::var("FOOLMAP_DATA") {
+        let p = PathBuf::from(p);
+        if !p.is_dir() {
+            bail!("data root {} does not exist or is not a folder (from $FOOLMAP_DATA)", p.display());
+        }
+        return Ok(p);
+    }
+    for cand in ["data", "../shared/data"] {
+        let p = PathBuf::from(cand);
+        if p.is_dir() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "no data root found: pass --data-root DIR, set $FOOLMAP_DATA, or run `foolmap data fetch` \
+         to create ./data (looked for ./data and ../shared/data)"
+    )
+}
+
+/// One labelled example, not yet decoded (files) or already decoded (binary batches).
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An image file.
+    File(PathBuf),
+    /// Raw pixels (CIFAR binary batches).
+    Pixels(Rgb8),
+}
+
+/// A labelled example.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Where the pixels come from.
+    pub source: Source,
+    /// Class index.
+    pub label: usize,
+}
+
+impl Sample {
+    /// Decoded RGB pixels.
+    pub fn rgb(&self) -> Result<Rgb8> {
+        match &self.source {
+            Source::Pixels(p) => Ok(p.clone()),
+            Source::File(path) => {
+                let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+                Ok(foolmap::image::decode(&bytes, &path.display().to_string())?)
+            }
+        }
+    }
+
+    /// Short display name.
+    pub fn name(&self) -> String {
+        match &self.source {
+            Source::File(p) => p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            Source::Pixels(_) => "cifar-bin".into(),
+        }
+    }
+}
+
+fn is_image(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        Some("png" | "jpg" | "jpeg")
+    )
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list data folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// CIFAR-10 test or train data: a folder of class folders of PNGs, a folder holding the official
+/// binary batches (`test_batch.bin`, or `cifar-10-batches-bin/`), or one `.bin` batch file.
+pub fn cifar10(path: &Path) -> Result<Vec<Sample>> {
+    if !path.exists() {
+        bail!("CIFAR-10 data {} does not exist", path.display());
+    }
+    if path.is_file() {
+        return cifar_bin(path);
+    }
+    for cand in [path.join("test_batch.bin"), path.join("cifar-10-batches-bin/test_batch.bin")] {
+        if cand.is_file() {
+            return cifar_bin(&cand);
+        }
+    }
+    let mut out = Vec::new();
+    for dir in sorted_entries(path)?.into_iter().filter(|p| p.is_dir()) {
+        let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some(label) = CIFAR10.iter().position(|c| *c == name) else {
+            bail!("{}: folder `{name}` is not a CIFAR-10 class (expected one of {})", path.display(), CIFAR10.join(", "));
+        };
+        for f in sorted_entries(&dir)?.into_iter().filter(|p| is_image(p)) {
+            out.push(Sample { source: Source::File(f), label });
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: no CIFAR-10 images found (expected class folders of PNGs or test_batch.bin)", path.display());
+    }
+    Ok(out)
+}
+
+/// One official CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes (CHW).
+pub fn cifar_bin(path: &Path) -> Result<Vec<Sample>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    const REC: usize = 1 + 3072;
+    if bytes.is_empty() || bytes.len() % REC != 0 {
+        bail!("{}: not a CIFAR-10 binary batch (size {} is not a multiple of {REC})", path.display(), bytes.len());
+    }
+    bytes
+        .chunks_exact(REC)
+        .map(|r| {
+            let label = r[0] as usize;
+            if label >= 10 {
+                bail!("{}: label {label} out of range", path.display());
+            }
+            let mut data = vec![0u8; 3072];
+            for i in 0..1024 {
+                for c in 0..3 {
+                    data[i * 3 + c] = r[1 + c * 1024 + i];
+                }
+            }
+            Ok(Sample { source: Source::Pixels(Rgb8 { width: 32, height: 32, data }), label })
+        })
+        .collect()
+}
+
+/// ImageNet-style data: an ImageFolder (one folder per class, sorted = class index) or a flat
+/// folder of `<wnid>_<name>.JPEG` files (sorted unique wnids = class index). Both need all 1000
+/// classes present so that indices are the standard ones.
+pub fn imagenet(path: &Path) -> Result<Vec<Sample>> {
+    if !path.is_dir() {
+        bail!("ImageNet data folder {} does not exist", path.display());
+    }
+    let entries = sorted_entries(path)?;
+    let dirs: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
+    let mut out = Vec::new();
+    if !dirs.is_empty() {
+        if dirs.len() != 1000 {
+            bail!("{}: an ImageFolder needs 1000 class folders, found {}", path.display(), dirs.len());
+        }
+        for (label, d) in dirs.iter().enumerate() {
+            for f in sorted_entries(d)?.into_iter().filter(|p| is_image(p)) {
+                out.push(Sample { source: Source::File(f), label });
+            }
+        }
+    } else {
+        let files: Vec<&PathBuf> = entries.iter().filter(|p| is_image(p)).collect();
+        let wnid = |p: &PathBuf| -> String {
+            p.file_name().map(|f| f.to_string_lossy().split('_').next().unwrap_or("").to_string()).unwrap_or_default()
+        };
+        let mut ids: Vec<String> = files.iter().map(|p| wnid(p)).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() != 1000 {
+            bail!("{}: flat ImageNet files need 1000 distinct `<wnid>_` prefixes, found {}", path.display(), ids.len());
+        }
+        for f in files {
+            let label = ids.binary_search(&wnid(f)).unwrap_or(0);
+            out.push(Sample { source: Source::File(f.clone()), label });
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: no images found", path.display());
+    }
+    Ok(out)
+}
