@@ -66,15 +66,25 @@ impl Net {
 
     /// Moves the tap to the input of the top-level node `name`.
     pub fn with_tap(mut self, name: &str) -> Result<Self> {
-        self.tap = self.seq.position(name).ok_or_else(|| FoolmapError::UnknownName {
-            kind: "tap layer",
-            name: name.to_string(),
-            choices: self.seq.nodes.iter().map(|(n, _)| n.clone()).collect(),
-        })?;
+        self.tap = self
+            .seq
+            .position(name)
+            .ok_or_else(|| FoolmapError::UnknownName {
+                kind: "tap layer",
+                name: name.to_string(),
+                choices: self.seq.nodes.iter().map(|(n, _)| n.clone()).collect(),
+            })?;
         Ok(self)
     }
 
-    fn finish(id: &str, seq: Seq, b: SpecBuilder, tap: &str, dataset: Dataset, classes: usize) -> Self {
+    fn finish(
+        id: &str,
+        seq: Seq,
+        b: SpecBuilder,
+        tap: &str,
+        dataset: Dataset,
+        classes: usize,
+    ) -> Self {
         let tap = seq
             .position(tap)
             .unwrap_or_else(|| panic!("builder bug: tap `{tap}` not in `{id}`"));
@@ -133,13 +143,18 @@ impl std::str::FromStr for Architecture {
             .ok_or_else(|| FoolmapError::UnknownName {
                 kind: "architecture",
                 name: s.to_string(),
-                choices: Architecture::ALL.iter().map(|a| a.id().to_string()).collect(),
+                choices: Architecture::ALL
+                    .iter()
+                    .map(|a| a.id().to_string())
+                    .collect(),
             })
     }
 }
 
 const VGG11: &[usize] = &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
-const VGG13: &[usize] = &[64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
+const VGG13: &[usize] = &[
+    64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+];
 const VGG16: &[usize] = &[
     64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
 ];
@@ -227,10 +242,18 @@ impl Architecture {
             DenseNet201 => "https://download.pytorch.org/models/densenet201-c1103571.pth",
             SqueezeNet1_0 => "https://download.pytorch.org/models/squeezenet1_0-b66bff10.pth",
             SqueezeNet1_1 => "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
-            ResNet20 => "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet20-12fca82f.th",
-            ResNet32 => "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet32-d509ac18.th",
-            ResNet44 => "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet44-014dd654.th",
-            ResNet56 => "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet56-4bfd9763.th",
+            ResNet20 => {
+                "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet20-12fca82f.th"
+            }
+            ResNet32 => {
+                "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet32-d509ac18.th"
+            }
+            ResNet44 => {
+                "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet44-014dd654.th"
+            }
+            ResNet56 => {
+                "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet56-4bfd9763.th"
+            }
         }
     }
 }
@@ -240,13 +263,28 @@ impl Architecture {
 /// `spatial` is the side of the last feature map (7 for 224 inputs; torchvision's
 /// AdaptiveAvgPool2d(7) is then the identity and is omitted). Tap: input of the last conv
 /// (VGG19: `features.34`, spec §2).
-pub fn vgg(id: &str, cfg: &[usize], bn: bool, spatial: usize, hidden: usize, classes: usize) -> Net {
+pub fn vgg(
+    id: &str,
+    cfg: &[usize],
+    bn: bool,
+    spatial: usize,
+    hidden: usize,
+    classes: usize,
+) -> Net {
     let mut b = SpecBuilder::default();
     let mut seq = Seq::default();
     let (mut i, mut cin, mut last_conv) = (0usize, 3usize, String::new());
     for &v in cfg {
         if v == 0 {
-            seq.push(format!("features.{i}"), Node::MaxPool(MaxPool { kernel: 2, stride: 2, padding: 0, ceil: false }));
+            seq.push(
+                format!("features.{i}"),
+                Node::MaxPool(MaxPool {
+                    kernel: 2,
+                    stride: 2,
+                    padding: 0,
+                    ceil: false,
+                }),
+            );
             i += 1;
             continue;
         }
@@ -264,7 +302,10 @@ pub fn vgg(id: &str, cfg: &[usize], bn: bool, spatial: usize, hidden: usize, cla
         cin = v;
     }
     seq.push("flatten", Node::Flatten);
-    seq.push("classifier.0", b.linear("classifier.0", cin * spatial * spatial, hidden));
+    seq.push(
+        "classifier.0",
+        b.linear("classifier.0", cin * spatial * spatial, hidden),
+    );
     seq.push("classifier.1", Node::Relu);
     seq.push("classifier.2", Node::Dropout);
     seq.push("classifier.3", b.linear("classifier.3", hidden, hidden));
@@ -276,13 +317,27 @@ pub fn vgg(id: &str, cfg: &[usize], bn: bool, spatial: usize, hidden: usize, cla
 
 /// torchvision ResNet (v1.5: stride on the 3×3 conv of a Bottleneck). Tap: input of the last
 /// block of `layer4` (ResNet50: `layer4.2`, spec §2).
-pub fn resnet(id: &str, bottleneck: bool, blocks: &[usize; 4], width: usize, classes: usize) -> Net {
+pub fn resnet(
+    id: &str,
+    bottleneck: bool,
+    blocks: &[usize; 4],
+    width: usize,
+    classes: usize,
+) -> Net {
     let mut b = SpecBuilder::default();
     let mut seq = Seq::default();
     seq.push("conv1", b.conv("conv1", 3, width, 7, 2, 3, false));
     seq.push("bn1", b.bn("bn1", width));
     seq.push("relu", Node::Relu);
-    seq.push("maxpool", Node::MaxPool(MaxPool { kernel: 3, stride: 2, padding: 1, ceil: false }));
+    seq.push(
+        "maxpool",
+        Node::MaxPool(MaxPool {
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            ceil: false,
+        }),
+    );
     let expansion = if bottleneck { 4 } else { 1 };
     let mut cin = width;
     let mut last = String::new();
@@ -294,30 +349,73 @@ pub fn resnet(id: &str, bottleneck: bool, blocks: &[usize; 4], width: usize, cla
             let mut br = Seq::default();
             let cout = planes * expansion;
             if bottleneck {
-                br.push(format!("{name}.conv1"), b.conv(&format!("{name}.conv1"), cin, planes, 1, 1, 0, false));
+                br.push(
+                    format!("{name}.conv1"),
+                    b.conv(&format!("{name}.conv1"), cin, planes, 1, 1, 0, false),
+                );
                 br.push(format!("{name}.bn1"), b.bn(&format!("{name}.bn1"), planes));
                 br.push(format!("{name}.relu1"), Node::Relu);
-                br.push(format!("{name}.conv2"), b.conv(&format!("{name}.conv2"), planes, planes, 3, stride, 1, false));
+                br.push(
+                    format!("{name}.conv2"),
+                    b.conv(
+                        &format!("{name}.conv2"),
+                        planes,
+                        planes,
+                        3,
+                        stride,
+                        1,
+                        false,
+                    ),
+                );
                 br.push(format!("{name}.bn2"), b.bn(&format!("{name}.bn2"), planes));
                 br.push(format!("{name}.relu2"), Node::Relu);
-                br.push(format!("{name}.conv3"), b.conv(&format!("{name}.conv3"), planes, cout, 1, 1, 0, false));
+                br.push(
+                    format!("{name}.conv3"),
+                    b.conv(&format!("{name}.conv3"), planes, cout, 1, 1, 0, false),
+                );
                 br.push(format!("{name}.bn3"), b.bn(&format!("{name}.bn3"), cout));
             } else {
-                br.push(format!("{name}.conv1"), b.conv(&format!("{name}.conv1"), cin, planes, 3, stride, 1, false));
+                br.push(
+                    format!("{name}.conv1"),
+                    b.conv(&format!("{name}.conv1"), cin, planes, 3, stride, 1, false),
+                );
                 br.push(format!("{name}.bn1"), b.bn(&format!("{name}.bn1"), planes));
                 br.push(format!("{name}.relu1"), Node::Relu);
-                br.push(format!("{name}.conv2"), b.conv(&format!("{name}.conv2"), planes, planes, 3, 1, 1, false));
+                br.push(
+                    format!("{name}.conv2"),
+                    b.conv(&format!("{name}.conv2"), planes, planes, 3, 1, 1, false),
+                );
                 br.push(format!("{name}.bn2"), b.bn(&format!("{name}.bn2"), planes));
             }
             let shortcut = if stride != 1 || cin != cout {
                 let mut ds = Seq::default();
-                ds.push(format!("{name}.downsample.0"), b.conv(&format!("{name}.downsample.0"), cin, cout, 1, stride, 0, false));
-                ds.push(format!("{name}.downsample.1"), b.bn(&format!("{name}.downsample.1"), cout));
+                ds.push(
+                    format!("{name}.downsample.0"),
+                    b.conv(
+                        &format!("{name}.downsample.0"),
+                        cin,
+                        cout,
+                        1,
+                        stride,
+                        0,
+                        false,
+                    ),
+                );
+                ds.push(
+                    format!("{name}.downsample.1"),
+                    b.bn(&format!("{name}.downsample.1"), cout),
+                );
                 Shortcut::Projection(ds)
             } else {
                 Shortcut::Identity
             };
-            seq.push(name.clone(), Node::Residual(Box::new(Residual { branch: br, shortcut })));
+            seq.push(
+                name.clone(),
+                Node::Residual(Box::new(Residual {
+                    branch: br,
+                    shortcut,
+                })),
+            );
             last = name;
             cin = cout;
         }
@@ -343,17 +441,29 @@ pub fn cifar_resnet(id: &str, n: usize, w: usize, classes: usize) -> Net {
             let stride = if l > 0 && j == 0 { 2 } else { 1 };
             let name = format!("layer{}.{j}", l + 1);
             let mut br = Seq::default();
-            br.push(format!("{name}.conv1"), b.conv(&format!("{name}.conv1"), cin, planes, 3, stride, 1, false));
+            br.push(
+                format!("{name}.conv1"),
+                b.conv(&format!("{name}.conv1"), cin, planes, 3, stride, 1, false),
+            );
             br.push(format!("{name}.bn1"), b.bn(&format!("{name}.bn1"), planes));
             br.push(format!("{name}.relu1"), Node::Relu);
-            br.push(format!("{name}.conv2"), b.conv(&format!("{name}.conv2"), planes, planes, 3, 1, 1, false));
+            br.push(
+                format!("{name}.conv2"),
+                b.conv(&format!("{name}.conv2"), planes, planes, 3, 1, 1, false),
+            );
             br.push(format!("{name}.bn2"), b.bn(&format!("{name}.bn2"), planes));
             let shortcut = if stride != 1 || cin != planes {
                 Shortcut::OptionA { pad: planes / 4 }
             } else {
                 Shortcut::Identity
             };
-            seq.push(name.clone(), Node::Residual(Box::new(Residual { branch: br, shortcut })));
+            seq.push(
+                name.clone(),
+                Node::Residual(Box::new(Residual {
+                    branch: br,
+                    shortcut,
+                })),
+            );
             last = name;
             cin = planes;
         }
@@ -366,13 +476,31 @@ pub fn cifar_resnet(id: &str, n: usize, w: usize, classes: usize) -> Net {
 /// torchvision DenseNet. Dense layers and transitions are flattened into top-level nodes so
 /// that the tap (input of the last dense layer, DenseNet121: `features.denseblock4.denselayer16`,
 /// spec §2) is a top-level node input.
-pub fn densenet(id: &str, growth: usize, blocks: &[usize], init: usize, bn_size: usize, classes: usize) -> Net {
+pub fn densenet(
+    id: &str,
+    growth: usize,
+    blocks: &[usize],
+    init: usize,
+    bn_size: usize,
+    classes: usize,
+) -> Net {
     let mut b = SpecBuilder::default();
     let mut seq = Seq::default();
-    seq.push("features.conv0", b.conv("features.conv0", 3, init, 7, 2, 3, false));
+    seq.push(
+        "features.conv0",
+        b.conv("features.conv0", 3, init, 7, 2, 3, false),
+    );
     seq.push("features.norm0", b.bn("features.norm0", init));
     seq.push("features.relu0", Node::Relu);
-    seq.push("features.pool0", Node::MaxPool(MaxPool { kernel: 3, stride: 2, padding: 1, ceil: false }));
+    seq.push(
+        "features.pool0",
+        Node::MaxPool(MaxPool {
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            ceil: false,
+        }),
+    );
     let mut c = init;
     let mut last = String::new();
     for (bi, &n) in blocks.iter().enumerate() {
@@ -382,10 +510,16 @@ pub fn densenet(id: &str, growth: usize, blocks: &[usize], init: usize, bn_size:
             let mid = bn_size * growth;
             br.push(format!("{name}.norm1"), b.bn(&format!("{name}.norm1"), c));
             br.push(format!("{name}.relu1"), Node::Relu);
-            br.push(format!("{name}.conv1"), b.conv(&format!("{name}.conv1"), c, mid, 1, 1, 0, false));
+            br.push(
+                format!("{name}.conv1"),
+                b.conv(&format!("{name}.conv1"), c, mid, 1, 1, 0, false),
+            );
             br.push(format!("{name}.norm2"), b.bn(&format!("{name}.norm2"), mid));
             br.push(format!("{name}.relu2"), Node::Relu);
-            br.push(format!("{name}.conv2"), b.conv(&format!("{name}.conv2"), mid, growth, 3, 1, 1, false));
+            br.push(
+                format!("{name}.conv2"),
+                b.conv(&format!("{name}.conv2"), mid, growth, 3, 1, 1, false),
+            );
             seq.push(name.clone(), Node::Dense(Box::new(br)));
             last = name;
             c += growth;
@@ -394,7 +528,10 @@ pub fn densenet(id: &str, growth: usize, blocks: &[usize], init: usize, bn_size:
             let t = format!("features.transition{}", bi + 1);
             seq.push(format!("{t}.norm"), b.bn(&format!("{t}.norm"), c));
             seq.push(format!("{t}.relu"), Node::Relu);
-            seq.push(format!("{t}.conv"), b.conv(&format!("{t}.conv"), c, c / 2, 1, 1, 0, false));
+            seq.push(
+                format!("{t}.conv"),
+                b.conv(&format!("{t}.conv"), c, c / 2, 1, 1, 0, false),
+            );
             seq.push(format!("{t}.pool"), Node::AvgPool(2));
             c /= 2;
         }
@@ -412,28 +549,70 @@ pub fn squeezenet(id: &str, v1_1: bool, div: usize, classes: usize) -> Net {
     let mut b = SpecBuilder::default();
     let mut seq = Seq::default();
     let d = |c: usize| (c / div).max(1);
-    let pool = || Node::MaxPool(MaxPool { kernel: 3, stride: 2, padding: 0, ceil: true });
-    let fire = |b: &mut SpecBuilder, seq: &mut Seq, i: usize, cin: usize, s: usize, e: usize| -> usize {
-        let name = format!("features.{i}");
-        let mut sq = Seq::default();
-        sq.push(format!("{name}.squeeze"), b.conv(&format!("{name}.squeeze"), cin, s, 1, 1, 0, true));
-        sq.push(format!("{name}.squeeze_activation"), Node::Relu);
-        let mut e1 = Seq::default();
-        e1.push(format!("{name}.expand1x1"), b.conv(&format!("{name}.expand1x1"), s, e, 1, 1, 0, true));
-        e1.push(format!("{name}.expand1x1_activation"), Node::Relu);
-        let mut e3 = Seq::default();
-        e3.push(format!("{name}.expand3x3"), b.conv(&format!("{name}.expand3x3"), s, e, 3, 1, 1, true));
-        e3.push(format!("{name}.expand3x3_activation"), Node::Relu);
-        seq.push(name, Node::Fire(Box::new(Fire { squeeze: sq, expand1x1: e1, expand3x3: e3 })));
-        2 * e
+    let pool = || {
+        Node::MaxPool(MaxPool {
+            kernel: 3,
+            stride: 2,
+            padding: 0,
+            ceil: true,
+        })
     };
+    let fire =
+        |b: &mut SpecBuilder, seq: &mut Seq, i: usize, cin: usize, s: usize, e: usize| -> usize {
+            let name = format!("features.{i}");
+            let mut sq = Seq::default();
+            sq.push(
+                format!("{name}.squeeze"),
+                b.conv(&format!("{name}.squeeze"), cin, s, 1, 1, 0, true),
+            );
+            sq.push(format!("{name}.squeeze_activation"), Node::Relu);
+            let mut e1 = Seq::default();
+            e1.push(
+                format!("{name}.expand1x1"),
+                b.conv(&format!("{name}.expand1x1"), s, e, 1, 1, 0, true),
+            );
+            e1.push(format!("{name}.expand1x1_activation"), Node::Relu);
+            let mut e3 = Seq::default();
+            e3.push(
+                format!("{name}.expand3x3"),
+                b.conv(&format!("{name}.expand3x3"), s, e, 3, 1, 1, true),
+            );
+            e3.push(format!("{name}.expand3x3_activation"), Node::Relu);
+            seq.push(
+                name,
+                Node::Fire(Box::new(Fire {
+                    squeeze: sq,
+                    expand1x1: e1,
+                    expand3x3: e3,
+                })),
+            );
+            2 * e
+        };
     // (index, squeeze, expand) of each Fire; pools elsewhere.
     let layout: &[(usize, usize, usize)] = if v1_1 {
         seq.push("features.0", b.conv("features.0", 3, d(64), 3, 2, 0, true));
-        &[(3, 16, 64), (4, 16, 64), (6, 32, 128), (7, 32, 128), (9, 48, 192), (10, 48, 192), (11, 64, 256), (12, 64, 256)]
+        &[
+            (3, 16, 64),
+            (4, 16, 64),
+            (6, 32, 128),
+            (7, 32, 128),
+            (9, 48, 192),
+            (10, 48, 192),
+            (11, 64, 256),
+            (12, 64, 256),
+        ]
     } else {
         seq.push("features.0", b.conv("features.0", 3, d(96), 7, 2, 0, true));
-        &[(3, 16, 64), (4, 16, 64), (5, 32, 128), (7, 32, 128), (8, 48, 192), (9, 48, 192), (10, 64, 256), (12, 64, 256)]
+        &[
+            (3, 16, 64),
+            (4, 16, 64),
+            (5, 32, 128),
+            (7, 32, 128),
+            (8, 48, 192),
+            (9, 48, 192),
+            (10, 64, 256),
+            (12, 64, 256),
+        ]
     };
     seq.push("features.1", Node::Relu);
     let pools: &[usize] = if v1_1 { &[2, 5, 8] } else { &[2, 6, 11] };
@@ -450,7 +629,10 @@ pub fn squeezenet(id: &str, v1_1: bool, div: usize, classes: usize) -> Net {
         }
     }
     seq.push("classifier.0", Node::Dropout);
-    seq.push("classifier.1", b.conv("classifier.1", c, classes, 1, 1, 0, true));
+    seq.push(
+        "classifier.1",
+        b.conv("classifier.1", c, classes, 1, 1, 0, true),
+    );
     seq.push("classifier.2", Node::Relu);
     seq.push("classifier.3", Node::GlobalAvgPool);
     Net::finish(id, seq, b, "features.12", Dataset::ImageNet, classes)

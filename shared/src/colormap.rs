@@ -4,14 +4,26 @@ use crate::image::Rgb8;
 
 /// The `jet`-like map used by Grad-CAM figures, for `t` in [0, 1].
 pub fn jet(t: f32) -> [u8; 3] {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let f = |x: f32| (1.5 - (4.0 * t - x).abs()).clamp(0.0, 1.0);
-    [(f(3.0) * 255.0) as u8, (f(2.0) * 255.0) as u8, (f(1.0) * 255.0) as u8]
+    [
+        (f(3.0) * 255.0) as u8,
+        (f(2.0) * 255.0) as u8,
+        (f(1.0) * 255.0) as u8,
+    ]
 }
 
 /// Blue–white–red for signed maps in [−1, 1] (LRP).
 pub fn bwr(v: f32) -> [u8; 3] {
-    let v = if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 };
+    let v = if v.is_finite() {
+        v.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
     if v >= 0.0 {
         let a = (255.0 * (1.0 - v)) as u8;
         [255, a, a]
@@ -33,11 +45,21 @@ pub fn display_scale(map: &[f32]) -> (Vec<f32>, bool) {
     if mn < 0.0 {
         let m = mn.abs().max(mx.abs());
         let s = if m > 0.0 { 1.0 / m } else { 0.0 };
-        (map.iter().map(|v| if v.is_finite() { v * s } else { 0.0 }).collect(), true)
+        (
+            map.iter()
+                .map(|v| if v.is_finite() { v * s } else { 0.0 })
+                .collect(),
+            true,
+        )
     } else {
         let r = mx - mn;
         let s = if r > 0.0 { 1.0 / r } else { 0.0 };
-        (map.iter().map(|v| if v.is_finite() { (v - mn) * s } else { 0.0 }).collect(), false)
+        (
+            map.iter()
+                .map(|v| if v.is_finite() { (v - mn) * s } else { 0.0 })
+                .collect(),
+            false,
+        )
     }
 }
 
@@ -72,7 +94,11 @@ pub fn overlay(img: &Rgb8, map: &[f32], h: usize, w: usize, alpha: f32) -> Rgb8 
             data[i * 3 + k] = (base * (1.0 - alpha) + c[k] as f32 * alpha).round() as u8;
         }
     }
-    Rgb8 { width: img.width, height: img.height, data }
+    Rgb8 {
+        width: img.width,
+        height: img.height,
+        data,
+    }
 }
 
 #[cfg(test)]
@@ -85,7 +111,11 @@ mod tests {
         assert!(v.iter().all(|x| *x == 0.0));
         let (v, _) = display_scale(&[f32::NAN, 1.0, 2.0]);
         assert!(v.iter().all(|x| x.is_finite()));
-        let img = Rgb8 { width: 4, height: 4, data: vec![100; 48] };
+        let img = Rgb8 {
+            width: 4,
+            height: 4,
+            data: vec![100; 48],
+        };
         let o = overlay(&img, &[0.0; 4], 2, 2, 0.5);
         assert_eq!(o.data.len(), 48);
     }

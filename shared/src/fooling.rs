@@ -60,7 +60,10 @@ impl std::str::FromStr for FoolingType {
             .ok_or_else(|| FoolmapError::UnknownName {
                 kind: "fooling type",
                 name: s.to_string(),
-                choices: FoolingType::ALL.iter().map(|t| t.id().to_string()).collect(),
+                choices: FoolingType::ALL
+                    .iter()
+                    .map(|t| t.id().to_string())
+                    .collect(),
             })
     }
 }
@@ -105,7 +108,10 @@ pub fn location_mask(h: usize, w: usize) -> Vec<f32> {
 
 fn mask_tensor(map: &Tensor<3>) -> Tensor<3> {
     let [_, h, w] = map.dims();
-    Tensor::from_data(TensorData::new(location_mask(h, w), [1, h, w]), &map.device())
+    Tensor::from_data(
+        TensorData::new(location_mask(h, w), [1, h, w]),
+        &map.device(),
+    )
 }
 
 /// Per-image Location statistic `mean_pixels (M − H)²` → `[N]` (spec §7.2).
@@ -178,7 +184,12 @@ pub fn center_of_mass(h: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
         TensorData::new((1..=ww).map(|c| c as f32).collect::<Vec<_>>(), [ww]),
         &dev,
     );
-    let total = h.clone().sum_dim(2).sum_dim(1).reshape([n]).add_scalar(1e-8);
+    let total = h
+        .clone()
+        .sum_dim(2)
+        .sum_dim(1)
+        .reshape([n])
+        .add_scalar(1e-8);
     let row_mass = h.clone().sum_dim(2).reshape([n, hh]);
     let col_mass = h.sum_dim(1).reshape([n, ww]);
     let cr = row_mass
@@ -215,7 +226,12 @@ pub fn center_mass_stat(h: Tensor<3>, h0: Tensor<3>) -> Tensor<1> {
 }
 
 /// Active loss `½[MSE(H_c1, H0_c2) + MSE(H_c2, H0_c1)]` → `[1]` (spec §5.4).
-pub fn active_loss(h_c1: Tensor<3>, h_c2: Tensor<3>, h0_c1: Tensor<3>, h0_c2: Tensor<3>) -> Tensor<1> {
+pub fn active_loss(
+    h_c1: Tensor<3>,
+    h_c2: Tensor<3>,
+    h0_c1: Tensor<3>,
+    h0_c2: Tensor<3>,
+) -> Tensor<1> {
     let a = h_c1.sub(h0_c2.detach()).square().mean();
     let b = h_c2.sub(h0_c1.detach()).square().mean();
     a.add(b).div_scalar(2.0)
@@ -276,6 +292,12 @@ mod tests {
         assert!(!FoolingType::TopK.is_fooled(0.2, 0.15));
         assert!(FoolingType::CenterMass.is_fooled(0.2, 0.15));
         assert!("center_mass".parse::<FoolingType>().is_ok());
-        assert!("frame".parse::<FoolingType>().unwrap_err().to_string().contains("location"));
+        assert!(
+            "frame"
+                .parse::<FoolingType>()
+                .unwrap_err()
+                .to_string()
+                .contains("location")
+        );
     }
 }

@@ -36,7 +36,9 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Rgb8> {
         .with_guessed_format()
         .map_err(|e| err(e.to_string()))?;
     if reader.format().is_none() {
-        return Err(err("not a recognised image format (expected PNG or JPEG)".into()));
+        return Err(err(
+            "not a recognised image format (expected PNG or JPEG)".into()
+        ));
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -81,7 +83,11 @@ fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i64>)> {
                 .map(|&k| {
                     let k = if total != 0.0 { k / total } else { k };
                     let v = k * (1u64 << PRECISION_BITS) as f64;
-                    if v < 0.0 { (v - 0.5) as i64 } else { (v + 0.5) as i64 }
+                    if v < 0.0 {
+                        (v - 0.5) as i64
+                    } else {
+                        (v + 0.5) as i64
+                    }
                 })
                 .collect();
             (xmin, fixed)
@@ -111,7 +117,11 @@ pub fn resize_bilinear(img: &Rgb8, width: usize, height: usize) -> Rgb8 {
                 }
             }
         }
-        cur = Rgb8 { width, height: cur.height, data: out };
+        cur = Rgb8 {
+            width,
+            height: cur.height,
+            data: out,
+        };
     }
     if height != cur.height {
         let cs = coeffs(cur.height, height);
@@ -127,7 +137,11 @@ pub fn resize_bilinear(img: &Rgb8, width: usize, height: usize) -> Rgb8 {
                 }
             }
         }
-        cur = Rgb8 { width: cur.width, height, data: out };
+        cur = Rgb8 {
+            width: cur.width,
+            height,
+            data: out,
+        };
     }
     cur
 }
@@ -173,11 +187,18 @@ pub fn center_crop(img: &Rgb8, size: usize) -> Rgb8 {
             if sx < 0 || sx >= img.width as i64 {
                 continue;
             }
-            let (d, s) = ((y * size + x) * 3, (sy as usize * img.width + sx as usize) * 3);
+            let (d, s) = (
+                (y * size + x) * 3,
+                (sy as usize * img.width + sx as usize) * 3,
+            );
             out[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
         }
     }
-    Rgb8 { width: size, height: size, data: out }
+    Rgb8 {
+        width: size,
+        height: size,
+        data: out,
+    }
 }
 
 /// The evaluation pipeline of `dataset`: ImageNet `Resize(256) → CenterCrop(224)`; CIFAR-10
@@ -218,7 +239,11 @@ pub fn denormalize(chw: &[f32], width: usize, height: usize) -> Rgb8 {
             data[i * 3 + c] = (v * 255.0).round().clamp(0.0, 255.0) as u8;
         }
     }
-    Rgb8 { width, height, data }
+    Rgb8 {
+        width,
+        height,
+        data,
+    }
 }
 
 /// Stacks preprocessed images (all the same size) into a `[N, 3, H, W]` tensor.
@@ -238,7 +263,10 @@ pub fn batch(images: &[Rgb8], device: &Device) -> Result<Tensor<4>> {
         }
         v.extend(normalize(img));
     }
-    Ok(Tensor::from_data(TensorData::new(v, [images.len(), 3, h, w]), device))
+    Ok(Tensor::from_data(
+        TensorData::new(v, [images.len(), 3, h, w]),
+        device,
+    ))
 }
 
 #[cfg(test)]
@@ -256,7 +284,11 @@ mod tests {
 
     #[test]
     fn resize_keeps_constant_images_constant_and_sizes_match_torchvision() {
-        let img = Rgb8 { width: 300, height: 200, data: vec![77; 300 * 200 * 3] };
+        let img = Rgb8 {
+            width: 300,
+            height: 200,
+            data: vec![77; 300 * 200 * 3],
+        };
         let r = resize_shorter(&img, 256);
         assert_eq!((r.width, r.height), (384, 256));
         assert!(r.data.iter().all(|&v| v == 77));
@@ -266,7 +298,12 @@ mod tests {
 
     #[test]
     fn garbage_and_empty_inputs_are_errors() {
-        assert!(decode(b"", "e.png").unwrap_err().to_string().contains("e.png"));
+        assert!(
+            decode(b"", "e.png")
+                .unwrap_err()
+                .to_string()
+                .contains("e.png")
+        );
         let e = decode(b"hello, not an image", "notes.txt").unwrap_err();
         assert!(e.to_string().contains("notes.txt"), "{e}");
     }
@@ -291,7 +328,11 @@ mod tests {
         for &b in bytes {
             c ^= b as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
         }
         !c

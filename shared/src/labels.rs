@@ -5,15 +5,23 @@ use crate::error::{FoolmapError, Result};
 
 /// CIFAR-10 class names, index = label.
 pub const CIFAR10: [&str; 10] = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ];
 
 /// Parses a JSON array of 1000 strings (`imagenet-simple-labels.json`).
 pub fn parse_imagenet_labels(json: &[u8], name: &str) -> Result<Vec<String>> {
-    let v: Vec<String> = serde_json::from_slice(json).map_err(|e| FoolmapError::invalid(
-        name,
-        format!("expected a JSON array of class names ({e})"),
-    ))?;
+    let v: Vec<String> = serde_json::from_slice(json).map_err(|e| {
+        FoolmapError::invalid(name, format!("expected a JSON array of class names ({e})"))
+    })?;
     if v.len() != 1000 {
         return Err(FoolmapError::invalid(
             name,

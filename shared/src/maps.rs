@@ -29,9 +29,7 @@ pub fn max_norm(h: Tensor<3>) -> Tensor<3> {
 pub fn abs_max_norm(h: Tensor<3>) -> Tensor<3> {
     per_image(h, |x| {
         let mx = x.clone().abs().max_dim(1);
-        let safe = mx
-            .clone()
-            .add(mx.detach().equal_elem(0.0).float());
+        let safe = mx.clone().add(mx.detach().equal_elem(0.0).float());
         x.div(safe)
     })
 }

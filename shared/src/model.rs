@@ -181,12 +181,7 @@ impl Conv {
             x,
             p.get::<4>(self.weight),
             self.bias.map(|b| p.get::<1>(b)),
-            ConvOptions::new(
-                [self.stride; 2],
-                [self.padding; 2],
-                [1, 1],
-                1,
-            ),
+            ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1),
         )
     }
 }
@@ -267,6 +262,20 @@ impl Seq {
             .fold(x, |x, (_, node)| node.forward(p, x, None))
     }
 
+    /// Forward pass of the nodes `from..` only (the input is the input of node `from`).
+    pub fn forward_from(&self, p: &ParamStore, x: Tensor<4>, from: usize) -> Tensor<4> {
+        self.nodes[from..]
+            .iter()
+            .fold(x, |x, (_, node)| node.forward(p, x, None))
+    }
+
+    /// Forward pass of the nodes `..to` only: the input of node `to` (e.g. the tap activation).
+    pub fn forward_to(&self, p: &ParamStore, x: Tensor<4>, to: usize) -> Tensor<4> {
+        self.nodes[..to]
+            .iter()
+            .fold(x, |x, (_, node)| node.forward(p, x, None))
+    }
+
     /// Forward pass storing every activation needed by the backward sweeps.
     pub fn trace(&self, p: &ParamStore, x: Tensor<4>) -> SeqTrace {
         let mut inputs = Vec::with_capacity(self.nodes.len());
@@ -293,7 +302,12 @@ impl Seq {
 
 impl Node {
     /// Forward of one node; `trace` receives what the backward sweeps need.
-    pub fn forward(&self, p: &ParamStore, x: Tensor<4>, trace: Option<&mut NodeTrace>) -> Tensor<4> {
+    pub fn forward(
+        &self,
+        p: &ParamStore,
+        x: Tensor<4>,
+        trace: Option<&mut NodeTrace>,
+    ) -> Tensor<4> {
         match self {
             Node::Conv(c) => c.apply(p, x),
             Node::BatchNorm(b) => b.apply(p, x),
@@ -307,10 +321,7 @@ impl Node {
                     y
                 }
             },
-            Node::AvgPool(k) => avg_pool2d(
-                x,
-                AvgPoolOptions::new([*k; 2]).with_stride([*k; 2]),
-            ),
+            Node::AvgPool(k) => avg_pool2d(x, AvgPoolOptions::new([*k; 2]).with_stride([*k; 2])),
             Node::GlobalAvgPool => x.mean_dim(3).mean_dim(2),
             Node::Flatten => {
                 let [n, c, h, w] = x.dims();

@@ -152,7 +152,10 @@ impl ParamStore {
                 Some(t) => {
                     used.insert(s.name.as_str());
                     let n = t.data.len();
-                    values.push(Tensor::from_data(TensorData::new(t.data.clone(), [n]), device));
+                    values.push(Tensor::from_data(
+                        TensorData::new(t.data.clone(), [n]),
+                        device,
+                    ));
                 }
             }
         }
@@ -257,7 +260,11 @@ impl ParamStore {
     pub fn to_state_dict(&self) -> StateDict {
         let mut sd = StateDict::default();
         for (s, v) in self.specs.iter().zip(&self.values) {
-            let data = v.to_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+            let data = v
+                .to_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
             sd.insert(
                 s.name.clone(),
                 TensorRecord {

@@ -230,11 +230,11 @@ mod tests {
             TensorRecord::new(vec![2, 3], vec![0.5, -1.0, 2.25, 3.0, 1e-3, -7.5]).unwrap(),
         );
         sd.metadata.insert("arch".into(), "x".into());
-        let back = StateDict::from_safetensors(&sd.to_safetensors(StoreDtype::F32).unwrap(), "t")
-            .unwrap();
+        let back =
+            StateDict::from_safetensors(&sd.to_safetensors(StoreDtype::F32).unwrap(), "t").unwrap();
         assert_eq!(back, sd);
-        let half = StateDict::from_safetensors(&sd.to_safetensors(StoreDtype::F16).unwrap(), "t")
-            .unwrap();
+        let half =
+            StateDict::from_safetensors(&sd.to_safetensors(StoreDtype::F16).unwrap(), "t").unwrap();
         let (a, b) = (&half.tensors["a.weight"].data, &sd.tensors["a.weight"].data);
         for (x, y) in a.iter().zip(b) {
             assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "{x} vs {y}");
@@ -248,8 +248,8 @@ mod tests {
         let mut sd = StateDict::default();
         sd.insert("x", TensorRecord::new(vec![4], vec![1.0; 4]).unwrap());
         let bytes = sd.to_safetensors(StoreDtype::F32).unwrap();
-        let e = StateDict::from_safetensors(&bytes[..bytes.len() - 3], "cut.safetensors")
-            .unwrap_err();
+        let e =
+            StateDict::from_safetensors(&bytes[..bytes.len() - 3], "cut.safetensors").unwrap_err();
         assert!(e.to_string().contains("cut.safetensors"), "{e}");
     }
 

@@ -18,7 +18,8 @@ fn dev() -> Device {
 
 fn map_tol(case: &str, interp: Interpreter) -> (f32, bool) {
     // (tolerance, input-level SqueezeNet map with local float32 effects)
-    let squeeze_input = case.starts_with("squeezenet") && interp.level() == foolmap::explain::Level::Input;
+    let squeeze_input =
+        case.starts_with("squeezenet") && interp.level() == foolmap::explain::Level::Input;
     (1e-4, squeeze_input)
 }
 
@@ -40,8 +41,17 @@ fn logits_and_tap_activations_match() {
         let x = tensor::<4>(&fx, "input", &dev());
         let tr = net.seq.trace(&p, x);
         let l = values(logits(&tr));
-        let tol = if case.starts_with("squeezenet") { 1e-3 } else { 1e-4 };
-        assert_close(&format!("{case} logits"), &l, &fx.tensors["logits"].data, tol);
+        let tol = if case.starts_with("squeezenet") {
+            1e-3
+        } else {
+            1e-4
+        };
+        assert_close(
+            &format!("{case} logits"),
+            &l,
+            &fx.tensors["logits"].data,
+            tol,
+        );
         assert_rel(
             &format!("{case} tap.activation"),
             &values(tr.inputs[net.tap].clone()),
@@ -62,9 +72,19 @@ fn tap_and_input_signals_match() {
         let tr = net.seq.trace(&p, tensor::<4>(&fx, "input", &dev()));
         let cls = labels(&fx, "labels");
         let tg = values(signal(&net, &p, &tr, &cls, net.tap, &grad).unwrap());
-        assert_rel(&format!("{case} tap.gradient"), &tg, &fx.tensors["tap.gradient"].data, 1e-4);
+        assert_rel(
+            &format!("{case} tap.gradient"),
+            &tg,
+            &fx.tensors["tap.gradient"].data,
+            1e-4,
+        );
         let tr_ = values(signal(&net, &p, &tr, &cls, net.tap, &lrp).unwrap());
-        assert_rel(&format!("{case} tap.relevance"), &tr_, &fx.tensors["tap.relevance"].data, 1e-4);
+        assert_rel(
+            &format!("{case} tap.relevance"),
+            &tr_,
+            &fx.tensors["tap.relevance"].data,
+            1e-4,
+        );
         if let Some(want) = fx.tensors.get("input.gradient") {
             let ig = values(signal(&net, &p, &tr, &cls, 0, &grad).unwrap());
             assert_rel(&format!("{case} input.gradient"), &ig, &want.data, 1e-4);
@@ -84,7 +104,10 @@ fn every_map_matches() {
         let (net, sd) = case_net(case);
         let p = params(&net, &sd, &dev());
         let tr = net.seq.trace(&p, tensor::<4>(&fx, "input", &dev()));
-        for (key, labels_key, prefix) in [("labels", "labels", "map"), ("labels_c2", "labels_c2", "map_c2")] {
+        for (key, labels_key, prefix) in [
+            ("labels", "labels", "map"),
+            ("labels_c2", "labels_c2", "map_c2"),
+        ] {
             let _ = key;
             let cls = labels(&fx, labels_key);
             for interp in [
@@ -96,7 +119,9 @@ fn every_map_matches() {
                 Interpreter::LrpNorm,
             ] {
                 let name = format!("{prefix}.{}", interp.id());
-                let Some(want) = fx.tensors.get(&name) else { continue };
+                let Some(want) = fx.tensors.get(&name) else {
+                    continue;
+                };
                 let got = values(explain_traced(&net, &p, &tr, &cls, interp, &o).unwrap());
                 let (_, sq) = map_tol(case, interp);
                 if interp == Interpreter::Lrp {
@@ -123,14 +148,28 @@ fn lrp_alternatives_match() {
         let tr = net.seq.trace(&p, tensor::<4>(&fx, "input", &dev()));
         let cls = labels(&fx, "labels");
         let variants = [
-            ("bias_positive", LrpOptions { bias: BiasMode::Positive, ..LrpOptions::default() }),
-            ("bn_identity", LrpOptions { bn: BnMode::Identity, ..LrpOptions::default() }),
+            (
+                "bias_positive",
+                LrpOptions {
+                    bias: BiasMode::Positive,
+                    ..LrpOptions::default()
+                },
+            ),
+            (
+                "bn_identity",
+                LrpOptions {
+                    bn: BnMode::Identity,
+                    ..LrpOptions::default()
+                },
+            ),
         ];
         for (alt, lrp) in variants {
             let oo = InterpreterOptions { lrp, ..o };
             for interp in [Interpreter::LrpT, Interpreter::Lrp] {
                 let name = format!("alt.{alt}.{}", interp.id());
-                let Some(want) = fx.tensors.get(&name) else { continue };
+                let Some(want) = fx.tensors.get(&name) else {
+                    continue;
+                };
                 let got = values(explain_traced(&net, &p, &tr, &cls, interp, &oo).unwrap());
                 if interp == Interpreter::Lrp {
                     if case.starts_with("squeezenet") {
@@ -155,29 +194,61 @@ fn fixture_map(fx: &foolmap::StateDict, key: &str) -> Tensor<3> {
 
 fn rel1(name: &str, got: f32, want: f32) {
     let d = (got - want).abs() / want.abs().max(1e-6);
-    assert!(d <= 1e-4 || (got - want).abs() <= 1e-6, "{name}: {got} vs {want} (rel {d:e})");
+    assert!(
+        d <= 1e-4 || (got - want).abs() <= 1e-6,
+        "{name}: {got} vs {want} (rel {d:e})"
+    );
 }
 
 #[test]
 fn losses_statistics_and_topk_positions_match() {
     for case in CASES {
         let fx = fixture(case);
-        for m in ["lrp_t", "grad_cam", "simple_grad_t", "simple_grad", "lrp_norm"] {
-            let Some(_) = fx.tensors.get(&format!("map.{m}")) else { continue };
+        for m in [
+            "lrp_t",
+            "grad_cam",
+            "simple_grad_t",
+            "simple_grad",
+            "lrp_norm",
+        ] {
+            let Some(_) = fx.tensors.get(&format!("map.{m}")) else {
+                continue;
+            };
             let h = fixture_map(&fx, &format!("map.{m}"));
             let h0 = rot180(h.clone());
             // top-k positions
             let pos = fooling::topk_positions(&h0).unwrap();
-            let want_pos: Vec<usize> = fx.tensors[&format!("topk_positions.{m}")].data.iter().map(|&v| v as usize).collect();
+            let want_pos: Vec<usize> = fx.tensors[&format!("topk_positions.{m}")]
+                .data
+                .iter()
+                .map(|&v| v as usize)
+                .collect();
             // Equal up to float32 ties: the values at each rank agree.
             let h0v = values(h0.clone());
             let hw = h0v.len() / pos.len();
-            let got_vals: Vec<f32> = pos.iter().enumerate().flat_map(|(i, p)| p.iter().map(move |&j| (i, j))).map(|(i, j)| h0v[i * hw + j]).collect();
+            let got_vals: Vec<f32> = pos
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| p.iter().map(move |&j| (i, j)))
+                .map(|(i, j)| h0v[i * hw + j])
+                .collect();
             let k = pos[0].len();
-            let want_vals: Vec<f32> = want_pos.iter().enumerate().map(|(n, &j)| h0v[(n / k) * hw + j]).collect();
+            let want_vals: Vec<f32> = want_pos
+                .iter()
+                .enumerate()
+                .map(|(n, &j)| h0v[(n / k) * hw + j])
+                .collect();
             assert_eq!(got_vals, want_vals, "{case} topk_positions.{m}");
-            let exact = pos.concat().iter().zip(&want_pos).filter(|(a, b)| a == b).count();
-            assert!(exact as f64 >= 0.99 * want_pos.len() as f64, "{case} topk_positions.{m}: only {exact} identical");
+            let exact = pos
+                .concat()
+                .iter()
+                .zip(&want_pos)
+                .filter(|(a, b)| a == b)
+                .count();
+            assert!(
+                exact as f64 >= 0.99 * want_pos.len() as f64,
+                "{case} topk_positions.{m}: only {exact} identical"
+            );
             // statistics
             for (kind, key) in [
                 (FoolingType::Location, "location"),
@@ -190,13 +261,19 @@ fn losses_statistics_and_topk_positions_match() {
                     rel1(&format!("{case} stat.{m}.{key}[{i}]"), *g, *w);
                 }
                 if let Some(lw) = fx.tensors.get(&format!("loss.{m}.{key}")) {
-                    let l = values(fooling::passive_loss(kind, h.clone(), Some(h0.clone())).unwrap());
+                    let l =
+                        values(fooling::passive_loss(kind, h.clone(), Some(h0.clone())).unwrap());
                     rel1(&format!("{case} loss.{m}.{key}"), l[0], lw.data[0]);
                 }
             }
             if let Some(lw) = fx.tensors.get(&format!("loss.{m}.active")) {
                 let h2 = fixture_map(&fx, &format!("map_c2.{m}"));
-                let l = values(fooling::active_loss(h.clone(), h2.clone(), h0.clone(), rot180(h2)));
+                let l = values(fooling::active_loss(
+                    h.clone(),
+                    h2.clone(),
+                    h0.clone(),
+                    rot180(h2),
+                ));
                 rel1(&format!("{case} loss.{m}.active"), l[0], lw.data[0]);
             }
         }
@@ -241,7 +318,11 @@ fn loss_gradients_through_maps_match() {
                     let name = format!("wgrad.{}.{key}.{pn}", interp.id());
                     let want = &fx.tensors[&name].data;
                     let id = p.id(pn).unwrap();
-                    let got = p.flat(id).grad(&grads).map(values).unwrap_or_else(|| vec![0.0; want.len()]);
+                    let got = p
+                        .flat(id)
+                        .grad(&grads)
+                        .map(values)
+                        .unwrap_or_else(|| vec![0.0; want.len()]);
                     assert_rel(&format!("{case} {name}"), &got, want, 1e-3);
                 }
             }

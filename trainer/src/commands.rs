@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::explain::Level;
-use foolmap::explain::interpreter::{explain, logits};
+use foolmap::explain::interpreter::explain;
 use foolmap::image::{Rgb8, eval_crop};
 use foolmap::state::StoreDtype;
 use foolmap::{Architecture, Dataset, Interpreter, InterpreterOptions, Net, ParamStore};
@@ -113,6 +113,14 @@ pub struct ExportArgs {
     pub f16: bool,
 }
 
+/// `foolmap demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Evaluate only the first N CIFAR-10 test images (default: all 10,000).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
 /// `foolmap data fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -131,8 +139,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Accuracy(a) => accuracy(a, root, &device),
         Command::Explain(a) => explain_cmd(a, root, &device),
         Command::Export(a) => export(a, root, &device),
-        Command::Data { action: DataAction::Fetch(a) } => fetch(a, root),
-        Command::Data { action: DataAction::Info } => info(root),
+        Command::Demo(a) => demo(a, root, &device),
+        Command::Data {
+            action: DataAction::Fetch(a),
+        } => fetch(a, root),
+        Command::Data {
+            action: DataAction::Info,
+        } => info(root),
     }
 }
 
@@ -140,13 +153,21 @@ fn device(d: DeviceArg) -> Result<Device> {
     match d {
         DeviceArg::Cpu => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
-        DeviceArg::Wgpu => Ok(Device::wgpu(foolmap::burn::tensor::DeviceKind::DefaultDevice)),
+        DeviceArg::Wgpu => Ok(Device::wgpu(
+            foolmap::burn::tensor::DeviceKind::DefaultDevice,
+        )),
         #[cfg(not(feature = "wgpu"))]
-        DeviceArg::Wgpu => bail!("this build has no GPU support: rebuild with `cargo build --release --features wgpu`"),
+        DeviceArg::Wgpu => bail!(
+            "this build has no GPU support: rebuild with `cargo build --release --features wgpu`"
+        ),
     }
 }
 
-fn weights_path(arch: Architecture, explicit: Option<PathBuf>, root: Option<&Path>) -> Result<PathBuf> {
+fn weights_path(
+    arch: Architecture,
+    explicit: Option<PathBuf>,
+    root: Option<&Path>,
+) -> Result<PathBuf> {
     if let Some(w) = explicit {
         return Ok(w);
     }
@@ -159,12 +180,20 @@ fn weights_path(arch: Architecture, explicit: Option<PathBuf>, root: Option<&Pat
     };
     let p = data::data_root(root)?.join("weights").join(file);
     if !p.is_file() {
-        bail!("weights file {} is missing: run `foolmap data fetch` or pass --weights", p.display());
+        bail!(
+            "weights file {} is missing: run `foolmap data fetch` or pass --weights",
+            p.display()
+        );
     }
     Ok(p)
 }
 
-fn load_model(arch: Architecture, w: Option<PathBuf>, root: Option<&Path>, device: &Device) -> Result<(Net, ParamStore)> {
+fn load_model(
+    arch: Architecture,
+    w: Option<PathBuf>,
+    root: Option<&Path>,
+    device: &Device,
+) -> Result<(Net, ParamStore)> {
     let path = weights_path(arch, w, root)?;
     weights::load(arch, &path, device)
 }
@@ -172,13 +201,16 @@ fn load_model(arch: Architecture, w: Option<PathBuf>, root: Option<&Path>, devic
 fn class_names(dataset: Dataset, root: Option<&Path>) -> Vec<String> {
     let imagenet = data::data_root(root).ok().and_then(|r| {
         let p = r.join("labels/imagenet-simple-labels.json");
-        std::fs::read(&p).ok().and_then(|b| foolmap::labels::parse_imagenet_labels(&b, &p.display().to_string()).ok())
+        std::fs::read(&p)
+            .ok()
+            .and_then(|b| foolmap::labels::parse_imagenet_labels(&b, &p.display().to_string()).ok())
     });
     foolmap::labels::names(dataset, imagenet.as_deref())
 }
 
 fn read_image(path: &Path) -> Result<Rgb8> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
     Ok(foolmap::image::decode(&bytes, &path.display().to_string())?)
 }
 
@@ -208,7 +240,11 @@ fn archs(json_out: bool) -> Result<()> {
         .iter()
         .map(|a| {
             let net = a.build();
-            let n: usize = net.specs.iter().map(|s| s.shape.iter().product::<usize>()).sum();
+            let n: usize = net
+                .specs
+                .iter()
+                .map(|s| s.shape.iter().product::<usize>())
+                .sum();
             json!({"id": a.id(), "dataset": format!("{:?}", a.dataset()), "tap": net.tap_name(),
                    "parameters": n, "weights_in_data_root": a.weights_file()})
         })
@@ -216,10 +252,18 @@ fn archs(json_out: bool) -> Result<()> {
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!("{:<14} {:<9} {:<38} {:>12}", "id", "dataset", "tap (input of)", "parameters");
+        println!(
+            "{:<14} {:<9} {:<38} {:>12}",
+            "id", "dataset", "tap (input of)", "parameters"
+        );
         for r in rows {
-            println!("{:<14} {:<9} {:<38} {:>12}", r["id"].as_str().unwrap_or(""), r["dataset"].as_str().unwrap_or(""),
-                     r["tap"].as_str().unwrap_or(""), r["parameters"]);
+            println!(
+                "{:<14} {:<9} {:<38} {:>12}",
+                r["id"].as_str().unwrap_or(""),
+                r["dataset"].as_str().unwrap_or(""),
+                r["tap"].as_str().unwrap_or(""),
+                r["parameters"]
+            );
         }
     }
     Ok(())
@@ -241,13 +285,20 @@ fn predict(a: PredictArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         results.push(json!({"image": path.display().to_string(), "top": top}));
     }
     if a.json {
-        println!("{}", serde_json::to_string(&json!({"arch": a.arch.id(), "predictions": results}))?);
+        println!(
+            "{}",
+            serde_json::to_string(&json!({"arch": a.arch.id(), "predictions": results}))?
+        );
     } else {
         for r in &results {
             println!("{}", r["image"].as_str().unwrap_or(""));
             for t in r["top"].as_array().into_iter().flatten() {
-                println!("  {:>6.2}%  {:>4}  {}", 100.0 * t["probability"].as_f64().unwrap_or(0.0),
-                         t["class"], t["name"].as_str().unwrap_or(""));
+                println!(
+                    "  {:>6.2}%  {:>4}  {}",
+                    100.0 * t["probability"].as_f64().unwrap_or(0.0),
+                    t["class"],
+                    t["name"].as_str().unwrap_or("")
+                );
             }
         }
     }
@@ -255,7 +306,11 @@ fn predict(a: PredictArgs, root: Option<&Path>, device: &Device) -> Result<()> {
 }
 
 /// Decodes and preprocesses samples on a worker thread while the model runs.
-fn batches(samples: Vec<Sample>, dataset: Dataset, bs: usize) -> std::sync::mpsc::Receiver<Result<(Vec<Rgb8>, Vec<usize>)>> {
+fn batches(
+    samples: Vec<Sample>,
+    dataset: Dataset,
+    bs: usize,
+) -> std::sync::mpsc::Receiver<Result<(Vec<Rgb8>, Vec<usize>)>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(2);
     std::thread::spawn(move || {
         for chunk in samples.chunks(bs.max(1)) {
@@ -291,8 +346,10 @@ fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()>
     let n = samples.len();
     let bar = indicatif::ProgressBar::new(n as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}  {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} images  {per_sec}  eta {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     if a.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -311,17 +368,29 @@ fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()>
             top5 += t.contains(&y) as usize;
         }
         bar.inc(imgs.len() as u64);
-        bar.set_message(format!("top-1 {:.2}%", 100.0 * top1 as f64 / bar.position().max(1) as f64));
+        bar.set_message(format!(
+            "top-1 {:.2}%",
+            100.0 * top1 as f64 / bar.position().max(1) as f64
+        ));
     }
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     let (t1, t5) = (top1 as f64 / n as f64, top5 as f64 / n as f64);
     if a.json {
-        println!("{}", json!({"arch": a.arch.id(), "data": dir.display().to_string(), "n": n,
-                               "top1": t1, "top5": t5, "seconds": secs, "images_per_second": n as f64 / secs}));
+        println!(
+            "{}",
+            json!({"arch": a.arch.id(), "data": dir.display().to_string(), "n": n,
+                               "top1": t1, "top5": t5, "seconds": secs, "images_per_second": n as f64 / secs})
+        );
     } else {
-        println!("{}: top-1 {:.2}%  top-5 {:.2}%  on {n} images of {}  ({:.1} images/s)",
-                 a.arch, 100.0 * t1, 100.0 * t5, dir.display(), n as f64 / secs);
+        println!(
+            "{}: top-1 {:.2}%  top-5 {:.2}%  on {n} images of {}  ({:.1} images/s)",
+            a.arch,
+            100.0 * t1,
+            100.0 * t5,
+            dir.display(),
+            n as f64 / secs
+        );
     }
     Ok(())
 }
@@ -332,11 +401,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
     {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }
 
@@ -344,7 +415,8 @@ fn png_bytes(img: &Rgb8) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone())
         .context("image buffer size")?;
-    image::DynamicImage::ImageRgb8(buf).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
+    image::DynamicImage::ImageRgb8(buf)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
     Ok(out)
 }
 
@@ -353,13 +425,21 @@ fn explain_cmd(a: ExplainArgs, root: Option<&Path>, device: &Device) -> Result<(
     let interp = match a.level {
         None => a.interpreter,
         Some(l) => {
-            let level = if l == LevelArg::Tap { Level::Tap } else { Level::Input };
-            a.interpreter
-                .at_level(level)
-                .with_context(|| format!("interpreter `{}` has no {:?}-level map", a.interpreter, level))?
+            let level = if l == LevelArg::Tap {
+                Level::Tap
+            } else {
+                Level::Input
+            };
+            a.interpreter.at_level(level).with_context(|| {
+                format!(
+                    "interpreter `{}` has no {:?}-level map",
+                    a.interpreter, level
+                )
+            })?
         }
     };
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let o = InterpreterOptions::default();
     let names = class_names(net.dataset, root);
     let mut summary = Vec::new();
@@ -368,25 +448,46 @@ fn explain_cmd(a: ExplainArgs, root: Option<&Path>, device: &Device) -> Result<(
         let x = foolmap::image::batch(std::slice::from_ref(&crop), device)?;
         let class = match a.class {
             Some(c) => c,
-            None => top_k(&to_vec(net.seq.forward(&p, x.clone()).reshape([1, net.num_classes]))?, 1)[0],
+            None => top_k(
+                &to_vec(net.seq.forward(&p, x.clone()).reshape([1, net.num_classes]))?,
+                1,
+            )[0],
         };
         let map = explain(&net, &p, x, &[class], interp, &o)?;
         let [_, h, w] = map.dims();
         let v = to_vec(map)?;
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
         let base = format!("{stem}.{}.{}.c{class}", a.arch, interp);
-        write_atomic(&a.out.join(format!("{base}.npy")), &npy::encode_f32(&v, &[h, w]))?;
+        write_atomic(
+            &a.out.join(format!("{base}.npy")),
+            &npy::encode_f32(&v, &[h, w]),
+        )?;
         let over = foolmap::colormap::overlay(&crop, &v, h, w, 0.5);
         write_atomic(&a.out.join(format!("{base}.png")), &png_bytes(&over)?)?;
         let finite: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
-        let (mn, mx) = finite.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        let (mn, mx) = finite
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
         let mean = finite.iter().sum::<f32>() / finite.len().max(1) as f32;
-        println!("{}: {} for class {class} ({}) → {}/{base}.{{npy,png}}  [{h}×{w}, min {mn:.4}, max {mx:.4}, mean {mean:.4}]",
-                 path.display(), interp, names[class], a.out.display());
+        println!(
+            "{}: {} for class {class} ({}) → {}/{base}.{{npy,png}}  [{h}×{w}, min {mn:.4}, max {mx:.4}, mean {mean:.4}]",
+            path.display(),
+            interp,
+            names[class],
+            a.out.display()
+        );
         summary.push(json!({"image": path.display().to_string(), "class": class, "map": format!("{base}.npy"),
                             "shape": [h, w], "min": mn, "max": mx, "mean": mean}));
     }
-    write_atomic(&a.out.join("explain.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    write_atomic(
+        &a.out.join("explain.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -395,23 +496,98 @@ fn export(a: ExportArgs, root: Option<&Path>, device: &Device) -> Result<()> {
     let mut sd = p.to_state_dict();
     sd.metadata.insert("arch".into(), a.arch.id().into());
     sd.metadata.insert("tap".into(), net.tap_name().into());
-    let bytes = sd.to_safetensors(if a.f16 { StoreDtype::F16 } else { StoreDtype::F32 })?;
+    let bytes = sd.to_safetensors(if a.f16 {
+        StoreDtype::F16
+    } else {
+        StoreDtype::F32
+    })?;
     write_atomic(&a.out, &bytes)?;
-    println!("wrote {} ({} bytes, {})", a.out.display(), bytes.len(), if a.f16 { "f16" } else { "f32" });
+    println!(
+        "wrote {} ({} bytes, {})",
+        a.out.display(),
+        bytes.len(),
+        if a.f16 { "f16" } else { "f32" }
+    );
     Ok(())
 }
 
 fn info(root: Option<&Path>) -> Result<()> {
     let r = data::data_root(root)?;
     println!("data root: {}", r.display());
-    for sub in ["cifar10/train", "cifar10/test", "imagenet-samples", "photos", "labels", "weights"] {
+    for sub in [
+        "cifar10/train",
+        "cifar10/test",
+        "imagenet-samples",
+        "photos",
+        "labels",
+        "weights",
+    ] {
         let p = r.join(sub);
         let n = std::fs::read_dir(&p).map(|d| d.count()).unwrap_or(0);
-        println!("  {:<18} {}", sub, if p.exists() { format!("{n} entries") } else { "missing".into() });
+        println!(
+            "  {:<18} {}",
+            sub,
+            if p.exists() {
+                format!("{n} entries")
+            } else {
+                "missing".into()
+            }
+        );
     }
     Ok(())
 }
 
 fn fetch(a: FetchArgs, root: Option<&Path>) -> Result<()> {
     crate::fetch::fetch(a.dest, root)
+}
+
+fn demo(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+    let root_dir = match data::data_root(root) {
+        Ok(r) => r,
+        Err(_) => {
+            println!("no data root found: fetching the data into ./data");
+            crate::fetch::fetch(Some(PathBuf::from("data")), None)?;
+            PathBuf::from("data")
+        }
+    };
+    println!("data root: {}", root_dir.display());
+    let photos = root_dir.join("photos");
+    let images: Vec<PathBuf> = ["pets.jpg", "cat.png", "coffee.png", "parrot.jpg"]
+        .iter()
+        .map(|f| photos.join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    let root_arg = Some(root_dir.as_path());
+    if images.is_empty() {
+        println!(
+            "(no demo photos under {}; skipping predictions)",
+            photos.display()
+        );
+    } else {
+        println!("\n== SqueezeNet 1.0 predictions on the demo photos");
+        predict(
+            PredictArgs {
+                arch: Architecture::SqueezeNet1_0,
+                weights: None,
+                top: 3,
+                json: false,
+                images,
+            },
+            root_arg,
+            device,
+        )?;
+    }
+    println!("\n== ResNet-20 accuracy on the CIFAR-10 test set");
+    accuracy(
+        AccuracyArgs {
+            arch: Architecture::ResNet20,
+            weights: None,
+            data: None,
+            batch_size: 200,
+            limit: a.limit,
+            json: false,
+        },
+        root_arg,
+        device,
+    )
 }

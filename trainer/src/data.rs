@@ -13,14 +13,20 @@ use foolmap::labels::CIFAR10;
 pub fn data_root(flag: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = flag {
         if !p.is_dir() {
-            bail!("data root {} does not exist or is not a folder (from --data-root)", p.display());
+            bail!(
+                "data root {} does not exist or is not a folder (from --data-root)",
+                p.display()
+            );
         }
         return Ok(p.to_path_buf());
     }
     if let Ok(p) = std::env::var("FOOLMAP_DATA") {
         let p = PathBuf::from(p);
         if !p.is_dir() {
-            bail!("data root {} does not exist or is not a folder (from $FOOLMAP_DATA)", p.display());
+            bail!(
+                "data root {} does not exist or is not a folder (from $FOOLMAP_DATA)",
+                p.display()
+            );
         }
         return Ok(p);
     }
@@ -60,7 +66,8 @@ impl Sample {
         match &self.source {
             Source::Pixels(p) => Ok(p.clone()),
             Source::File(path) => {
-                let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read image {}", path.display()))?;
                 Ok(foolmap::image::decode(&bytes, &path.display().to_string())?)
             }
         }
@@ -69,7 +76,10 @@ impl Sample {
     /// Short display name.
     pub fn name(&self) -> String {
         match &self.source {
-            Source::File(p) => p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            Source::File(p) => p
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             Source::Pixels(_) => "cifar-bin".into(),
         }
     }
@@ -77,7 +87,10 @@ impl Sample {
 
 fn is_image(p: &Path) -> bool {
     matches!(
-        p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
         Some("png" | "jpg" | "jpeg")
     )
 }
@@ -100,23 +113,39 @@ pub fn cifar10(path: &Path) -> Result<Vec<Sample>> {
     if path.is_file() {
         return cifar_bin(path);
     }
-    for cand in [path.join("test_batch.bin"), path.join("cifar-10-batches-bin/test_batch.bin")] {
+    for cand in [
+        path.join("test_batch.bin"),
+        path.join("cifar-10-batches-bin/test_batch.bin"),
+    ] {
         if cand.is_file() {
             return cifar_bin(&cand);
         }
     }
     let mut out = Vec::new();
     for dir in sorted_entries(path)?.into_iter().filter(|p| p.is_dir()) {
-        let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let Some(label) = CIFAR10.iter().position(|c| *c == name) else {
-            bail!("{}: folder `{name}` is not a CIFAR-10 class (expected one of {})", path.display(), CIFAR10.join(", "));
+            bail!(
+                "{}: folder `{name}` is not a CIFAR-10 class (expected one of {})",
+                path.display(),
+                CIFAR10.join(", ")
+            );
         };
         for f in sorted_entries(&dir)?.into_iter().filter(|p| is_image(p)) {
-            out.push(Sample { source: Source::File(f), label });
+            out.push(Sample {
+                source: Source::File(f),
+                label,
+            });
         }
     }
     if out.is_empty() {
-        bail!("{}: no CIFAR-10 images found (expected class folders of PNGs or test_batch.bin)", path.display());
+        bail!(
+            "{}: no CIFAR-10 images found (expected class folders of PNGs or test_batch.bin)",
+            path.display()
+        );
     }
     Ok(out)
 }
@@ -126,7 +155,11 @@ pub fn cifar_bin(path: &Path) -> Result<Vec<Sample>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     const REC: usize = 1 + 3072;
     if bytes.is_empty() || bytes.len() % REC != 0 {
-        bail!("{}: not a CIFAR-10 binary batch (size {} is not a multiple of {REC})", path.display(), bytes.len());
+        bail!(
+            "{}: not a CIFAR-10 binary batch (size {} is not a multiple of {REC})",
+            path.display(),
+            bytes.len()
+        );
     }
     bytes
         .chunks_exact(REC)
@@ -141,7 +174,14 @@ pub fn cifar_bin(path: &Path) -> Result<Vec<Sample>> {
                     data[i * 3 + c] = r[1 + c * 1024 + i];
                 }
             }
-            Ok(Sample { source: Source::Pixels(Rgb8 { width: 32, height: 32, data }), label })
+            Ok(Sample {
+                source: Source::Pixels(Rgb8 {
+                    width: 32,
+                    height: 32,
+                    data,
+                }),
+                label,
+            })
         })
         .collect()
 }
@@ -158,27 +198,49 @@ pub fn imagenet(path: &Path) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     if !dirs.is_empty() {
         if dirs.len() != 1000 {
-            bail!("{}: an ImageFolder needs 1000 class folders, found {}", path.display(), dirs.len());
+            bail!(
+                "{}: an ImageFolder needs 1000 class folders, found {}",
+                path.display(),
+                dirs.len()
+            );
         }
         for (label, d) in dirs.iter().enumerate() {
             for f in sorted_entries(d)?.into_iter().filter(|p| is_image(p)) {
-                out.push(Sample { source: Source::File(f), label });
+                out.push(Sample {
+                    source: Source::File(f),
+                    label,
+                });
             }
         }
     } else {
         let files: Vec<&PathBuf> = entries.iter().filter(|p| is_image(p)).collect();
         let wnid = |p: &PathBuf| -> String {
-            p.file_name().map(|f| f.to_string_lossy().split('_').next().unwrap_or("").to_string()).unwrap_or_default()
+            p.file_name()
+                .map(|f| {
+                    f.to_string_lossy()
+                        .split('_')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .unwrap_or_default()
         };
         let mut ids: Vec<String> = files.iter().map(|p| wnid(p)).collect();
         ids.sort();
         ids.dedup();
         if ids.len() != 1000 {
-            bail!("{}: flat ImageNet files need 1000 distinct `<wnid>_` prefixes, found {}", path.display(), ids.len());
+            bail!(
+                "{}: flat ImageNet files need 1000 distinct `<wnid>_` prefixes, found {}",
+                path.display(),
+                ids.len()
+            );
         }
         for f in files {
             let label = ids.binary_search(&wnid(f)).unwrap_or(0);
-            out.push(Sample { source: Source::File(f.clone()), label });
+            out.push(Sample {
+                source: Source::File(f.clone()),
+                label,
+            });
         }
     }
     if out.is_empty() {

@@ -13,8 +13,7 @@ use crate::data;
 /// The official CIFAR-10 binary archive and its published MD5 is replaced here by a SHA-256.
 const CIFAR_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
 const CIFAR_SHA256: &str = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd";
-const LABELS_URL: &str =
-    "https://raw.githubusercontent.com/anishathalye/imagenet-simple-labels/master/imagenet-simple-labels.json";
+const LABELS_URL: &str = "https://raw.githubusercontent.com/anishathalye/imagenet-simple-labels/master/imagenet-simple-labels.json";
 
 fn curl(url: &str, dest: &Path) -> Result<()> {
     let tmp = dest.with_extension("part");
@@ -30,7 +29,9 @@ fn curl(url: &str, dest: &Path) -> Result<()> {
             "download of {url} failed (curl exit {:?}): no network? Copy the data into {} by hand, \
              or point --data-root / $FOOLMAP_DATA at an existing mirror",
             status.code(),
-            dest.parent().map(|p| p.display().to_string()).unwrap_or_default()
+            dest.parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         );
     }
     std::fs::rename(&tmp, dest)?;
@@ -62,10 +63,18 @@ pub fn fetch(dest: Option<PathBuf>, root: Option<&Path>) -> Result<()> {
         curl(CIFAR_URL, &tgz)?;
         let h = sha256_hex(&tgz)?;
         if h != CIFAR_SHA256 {
-            bail!("{}: SHA-256 {h} does not match the official archive ({CIFAR_SHA256})", tgz.display());
+            bail!(
+                "{}: SHA-256 {h} does not match the official archive ({CIFAR_SHA256})",
+                tgz.display()
+            );
         }
         std::fs::create_dir_all(dest.join("cifar10"))?;
-        let st = Command::new("tar").arg("xzf").arg(&tgz).arg("-C").arg(dest.join("cifar10")).status()?;
+        let st = Command::new("tar")
+            .arg("xzf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(dest.join("cifar10"))
+            .status()?;
         if !st.success() {
             bail!("could not unpack {}", tgz.display());
         }
@@ -78,7 +87,9 @@ pub fn fetch(dest: Option<PathBuf>, root: Option<&Path>) -> Result<()> {
         curl(LABELS_URL, &labels)?;
     }
     for arch in Architecture::ALL {
-        let Some(file) = arch.weights_file() else { continue };
+        let Some(file) = arch.weights_file() else {
+            continue;
+        };
         let target = dest.join("weights").join(file);
         if target.is_file() {
             continue;
@@ -89,10 +100,17 @@ pub fn fetch(dest: Option<PathBuf>, root: Option<&Path>) -> Result<()> {
         let raw = dest.join("weights").join(name);
         println!("downloading {url}");
         curl(url, &raw)?;
-        let prefix = name.rsplit('-').next().and_then(|s| s.split('.').next()).unwrap_or("");
+        let prefix = name
+            .rsplit('-')
+            .next()
+            .and_then(|s| s.split('.').next())
+            .unwrap_or("");
         let h = sha256_hex(&raw)?;
         if !h.starts_with(prefix) {
-            bail!("{}: SHA-256 {h} does not start with {prefix} as its name promises", raw.display());
+            bail!(
+                "{}: SHA-256 {h} does not start with {prefix} as its name promises",
+                raw.display()
+            );
         }
         let sd = crate::weights::read_state_dict(&raw)?;
         std::fs::write(&target, sd.to_safetensors(foolmap::state::StoreDtype::F32)?)?;

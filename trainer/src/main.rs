@@ -1,73 +1,7 @@
-//! `foolmap`: the command line of the foolmap toolkit (thin: all maths lives in the `foolmap`
-//! library crate).
+//! `foolmap`: the command line of the foolmap toolkit.
 
-mod commands;
-mod data;
-mod fetch;
-mod npy;
-mod weights;
-
-use std::path::PathBuf;
-
-use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
-
-/// Test whether saliency explanations can be fooled by adversarial model manipulation
-/// (Heo, Joo & Moon, NeurIPS 2019).
-#[derive(Debug, Parser)]
-#[command(name = "foolmap", version, about)]
-pub struct Cli {
-    /// Data root (default: $FOOLMAP_DATA, then ./data, then ../shared/data).
-    #[arg(long, global = true)]
-    pub data_root: Option<PathBuf>,
-    /// Compute device.
-    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Where tensors live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceArg {
-    /// CPU (Burn's `flex` backend).
-    Cpu,
-    /// GPU through wgpu (needs the `wgpu` cargo feature).
-    Wgpu,
-}
-
-/// The sub-commands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// List the architectures with their dataset, tap layer and size.
-    Archs {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Top-k classes for images.
-    Predict(commands::PredictArgs),
-    /// Top-1/Top-5 accuracy on a dataset.
-    Accuracy(commands::AccuracyArgs),
-    /// Saliency maps as .npy and PNG overlays.
-    Explain(commands::ExplainArgs),
-    /// Write weights as safetensors (optionally f16) for the browser.
-    Export(commands::ExportArgs),
-    /// Data management.
-    Data {
-        #[command(subcommand)]
-        action: DataAction,
-    },
-}
-
-/// `foolmap data ...`
-#[derive(Debug, Subcommand)]
-pub enum DataAction {
-    /// Download what is missing from the official sources, with SHA-256 checks.
-    Fetch(commands::FetchArgs),
-    /// Show the resolved data root and what it holds.
-    Info,
-}
+use clap::Parser;
+use foolmap_trainer::{Cli, commands};
 
 fn main() {
     let cli = Cli::parse();
@@ -76,6 +10,3 @@ fn main() {
         std::process::exit(1);
     }
 }
-
-#[allow(dead_code)]
-fn _assert_result(_: Result<()>) {}

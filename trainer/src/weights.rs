@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use foolmap::burn::tensor::Device;
 use foolmap::state::{StateDict, TensorRecord};
 use foolmap::{Architecture, Net, ParamStore};
-use foolmap::burn::tensor::Device;
 use pytorch_reader::{DType, PytorchReader};
 
 /// Reads any supported weight file into a state dict with wrapper prefixes removed.
@@ -27,28 +27,43 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
 }
 
 fn read_pytorch(path: &Path, name: &str) -> Result<StateDict> {
-    let reader = PytorchReader::new(path)
-        .map_err(|e| anyhow::anyhow!("cannot read weights from {name}: not a readable PyTorch checkpoint ({e})"))?;
+    let reader = PytorchReader::new(path).map_err(|e| {
+        anyhow::anyhow!("cannot read weights from {name}: not a readable PyTorch checkpoint ({e})")
+    })?;
     let mut sd = StateDict::default();
     for (key, t) in reader.into_tensors() {
-        let raw = t
-            .read()
-            .with_context(|| format!("cannot read weights from {name}: tensor `{key}` is truncated or corrupt"))?;
+        let raw = t.read().with_context(|| {
+            format!("cannot read weights from {name}: tensor `{key}` is truncated or corrupt")
+        })?;
         let data: Vec<f32> = match t.dtype() {
-            DType::F32 => raw.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            DType::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
             DType::F64 => raw
                 .chunks_exact(8)
                 .map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes")) as f32)
                 .collect(),
-            DType::F16 => raw.chunks_exact(2).map(|c| foolmap_half(c, false)).collect(),
+            DType::F16 => raw
+                .chunks_exact(2)
+                .map(|c| foolmap_half(c, false))
+                .collect(),
             DType::BF16 => raw.chunks_exact(2).map(|c| foolmap_half(c, true)).collect(),
             DType::I64 => raw
                 .chunks_exact(8)
                 .map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes")) as f32)
                 .collect(),
-            other => bail!("cannot read weights from {name}: tensor `{key}` has unsupported type {other:?}"),
+            other => bail!(
+                "cannot read weights from {name}: tensor `{key}` has unsupported type {other:?}"
+            ),
         };
-        sd.insert(key, TensorRecord { shape: t.shape().to_vec(), data });
+        sd.insert(
+            key,
+            TensorRecord {
+                shape: t.shape().to_vec(),
+                data,
+            },
+        );
     }
     if sd.tensors.is_empty() {
         bail!("cannot read weights from {name}: the checkpoint holds no tensors");
@@ -59,26 +74,10 @@ fn read_pytorch(path: &Path, name: &str) -> Result<StateDict> {
 fn foolmap_half(c: &[u8], bf: bool) -> f32 {
     let bits = u16::from_ne_bytes([c[0], c[1]]);
     if bf {
-        f32::from_bits((bits as u32) << 16)
+        half::bf16::from_bits(bits).to_f32()
     } else {
-        half_to_f32(bits)
+        half::f16::from_bits(bits).to_f32()
     }
-}
-
-fn half_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let frac = (h & 0x3ff) as u32;
-    let bits = match (exp, frac) {
-        (0, 0) => sign,
-        (0, f) => {
-            let e = f.leading_zeros() - 21;
-            sign | ((127 - 15 - e) << 23) | ((f << (e + 1)) & 0x3ff) << 13
-        }
-        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
-        (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),
-    };
-    f32::from_bits(bits)
 }
 
 /// Old torchvision DenseNet checkpoints name `denselayerN.norm.1.weight` what the current layout
@@ -108,7 +107,13 @@ fn remap_legacy_densenet(mut sd: StateDict) -> StateDict {
 pub fn load(arch: Architecture, path: &Path, device: &Device) -> Result<(Net, ParamStore)> {
     let net = arch.build();
     let sd = read_state_dict(path)?;
-    let p = ParamStore::from_state_dict(&net.specs, &sd, arch.id(), &path.display().to_string(), device)?;
+    let p = ParamStore::from_state_dict(
+        &net.specs,
+        &sd,
+        arch.id(),
+        &path.display().to_string(),
+        device,
+    )?;
     Ok((net, p))
 }
 
@@ -118,9 +123,28 @@ mod tests {
 
     #[test]
     fn half_conversion() {
-        assert_eq!(half_to_f32(0x3c00), 1.0);
-        assert_eq!(half_to_f32(0xc000), -2.0);
-        assert_eq!(half_to_f32(0x0000), 0.0);
-        assert!((half_to_f32(0x0001) - 5.96e-8).abs() < 1e-9);
+        assert_eq!(foolmap_half(&0x3c00u16.to_ne_bytes(), false), 1.0);
+        assert_eq!(foolmap_half(&0xc000u16.to_ne_bytes(), false), -2.0);
+        assert_eq!(foolmap_half(&0x3f80u16.to_ne_bytes(), true), 1.0);
+    }
+
+    #[test]
+    fn legacy_densenet_keys_are_renamed() {
+        let mut sd = StateDict::default();
+        let r = TensorRecord {
+            shape: vec![1],
+            data: vec![0.0],
+        };
+        sd.insert("features.denseblock1.denselayer1.norm.1.weight", r.clone());
+        sd.insert("features.denseblock1.denselayer1.conv.2.weight", r);
+        let sd = remap_legacy_densenet(sd);
+        assert!(
+            sd.tensors
+                .contains_key("features.denseblock1.denselayer1.norm1.weight")
+        );
+        assert!(
+            sd.tensors
+                .contains_key("features.denseblock1.denselayer1.conv2.weight")
+        );
     }
 }

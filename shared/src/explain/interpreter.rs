@@ -81,15 +81,21 @@ impl std::str::FromStr for Interpreter {
             .ok_or_else(|| FoolmapError::UnknownName {
                 kind: "interpreter",
                 name: s.to_string(),
-                choices: Interpreter::ALL.iter().map(|i| i.id().to_string()).collect(),
+                choices: Interpreter::ALL
+                    .iter()
+                    .map(|i| i.id().to_string())
+                    .collect(),
             })
     }
 }
 
 impl Interpreter {
     /// The interpreters a model can be fooled with (tap-level, spec §5).
-    pub const FOOLABLE: &'static [Interpreter] =
-        &[Interpreter::LrpT, Interpreter::GradCam, Interpreter::SimpleGradT];
+    pub const FOOLABLE: &'static [Interpreter] = &[
+        Interpreter::LrpT,
+        Interpreter::GradCam,
+        Interpreter::SimpleGradT,
+    ];
 
     /// The same method at the other resolution, where it exists (`lrp` ↔ `lrp_t`,
     /// `simple_grad` ↔ `simple_grad_t`; Grad-CAM exists only at the tap).
@@ -109,7 +115,10 @@ impl Interpreter {
 
     /// True for interpreters that need several forward passes (no single trace).
     pub fn needs_resampling(self) -> bool {
-        matches!(self, Interpreter::SmoothGrad | Interpreter::IntegratedGradients)
+        matches!(
+            self,
+            Interpreter::SmoothGrad | Interpreter::IntegratedGradients
+        )
     }
 }
 
@@ -213,10 +222,12 @@ pub fn explain_traced(
     let lrp = Sweep::Lrp(o.lrp);
     let tap = net.tap;
     Ok(match interp {
-        Interpreter::LrpT => minmax(channel_sum(signal(net, p, tr, classes, tap, &lrp)?).clamp_min(0.0)),
-        Interpreter::SimpleGradT => minmax(
-            channel_sum(signal(net, p, tr, classes, tap, &grad)?.abs()).clamp_min(0.0),
-        ),
+        Interpreter::LrpT => {
+            minmax(channel_sum(signal(net, p, tr, classes, tap, &lrp)?).clamp_min(0.0))
+        }
+        Interpreter::SimpleGradT => {
+            minmax(channel_sum(signal(net, p, tr, classes, tap, &grad)?.abs()).clamp_min(0.0))
+        }
         Interpreter::GradCam => {
             let g = signal(net, p, tr, classes, tap, &grad)?;
             let a = tr.inputs[tap].clone();
@@ -225,7 +236,9 @@ pub fn explain_traced(
         }
         Interpreter::Lrp => channel_sum(signal(net, p, tr, classes, 0, &lrp)?),
         Interpreter::LrpNorm => abs_max_norm(channel_sum(signal(net, p, tr, classes, 0, &lrp)?)),
-        Interpreter::SimpleGrad => minmax(channel_sum(signal(net, p, tr, classes, 0, &grad)?.abs())),
+        Interpreter::SimpleGrad => {
+            minmax(channel_sum(signal(net, p, tr, classes, 0, &grad)?.abs()))
+        }
         Interpreter::GradientXInput => {
             let g = signal(net, p, tr, classes, 0, &grad)?;
             abs_max_norm(channel_sum(g.mul(tr.inputs[0].clone())))
@@ -277,7 +290,9 @@ pub fn explain(
             let diff = x.clone().sub(base.clone());
             let mut acc: Option<Tensor<4>> = None;
             for s in 1..=m {
-                let xs = base.clone().add(diff.clone().mul_scalar(s as f64 / m as f64));
+                let xs = base
+                    .clone()
+                    .add(diff.clone().mul_scalar(s as f64 / m as f64));
                 let tr = net.seq.trace(p, xs);
                 let g = signal(net, p, &tr, classes, 0, &grad)?;
                 acc = Some(match acc {

@@ -150,9 +150,13 @@ pub fn option_a_back(r: Tensor<4>, pad: usize, in_dims: [usize; 4]) -> Tensor<4>
 impl Conv {
     fn back(&self, p: &ParamStore, a: &Tensor<4>, r: Tensor<4>, sw: &Sweep) -> Tensor<4> {
         match sw {
-            Sweep::Gradient(_) => {
-                conv_input_grad(r, p.get::<4>(self.weight), self.stride, self.padding, a.dims())
-            }
+            Sweep::Gradient(_) => conv_input_grad(
+                r,
+                p.get::<4>(self.weight),
+                self.stride,
+                self.padding,
+                a.dims(),
+            ),
             Sweep::Lrp(o) => rules::alpha1_beta0(
                 a.clone(),
                 p.get::<4>(self.weight),
@@ -177,7 +181,16 @@ impl Conv {
         o: &LrpOptions,
     ) -> Tensor<4> {
         let (w, b) = fold_bn(self, bn, p);
-        rules::alpha1_beta0(a.clone(), w, Some(b), r, self.stride, self.padding, o.bias, o.stabilizer)
+        rules::alpha1_beta0(
+            a.clone(),
+            w,
+            Some(b),
+            r,
+            self.stride,
+            self.padding,
+            o.bias,
+            o.stabilizer,
+        )
     }
 }
 
@@ -346,8 +359,14 @@ fn back_node(
             let c = r.dims()[1];
             let r1 = r.clone().slice([0..n, 0..c1, 0..h, 0..w]);
             let r3 = r.slice([0..n, c1..c, 0..h, 0..w]);
-            let rs = back_seq(&f.expand1x1, p, e1, r1, 0, sw)
-                .add(back_seq(&f.expand3x3, p, e3, r3, 0, sw));
+            let rs = back_seq(&f.expand1x1, p, e1, r1, 0, sw).add(back_seq(
+                &f.expand3x3,
+                p,
+                e3,
+                r3,
+                0,
+                sw,
+            ));
             back_seq(&f.squeeze, p, squeeze, rs, 0, sw)
         }
     }

@@ -22,7 +22,11 @@ pub fn load_sd(path: PathBuf) -> StateDict {
 }
 
 pub fn fixture(case: &str) -> StateDict {
-    load_sd(shared_dir().join("fixtures").join(format!("{case}.safetensors")))
+    load_sd(
+        shared_dir()
+            .join("fixtures")
+            .join(format!("{case}.safetensors")),
+    )
 }
 
 /// The four fixture cases: network, weights.
@@ -38,10 +42,7 @@ pub fn case_net(case: &str) -> (Net, StateDict) {
             Architecture::SqueezeNet1_0.build(),
             load_sd(data.join("squeezenet1_0_imagenet.safetensors")),
         ),
-        "tiny_vgg" => (
-            tiny_vgg(),
-            load_sd(fx.join("tiny_vgg_weights.safetensors")),
-        ),
+        "tiny_vgg" => (tiny_vgg(), load_sd(fx.join("tiny_vgg_weights.safetensors"))),
         "tiny_densenet" => (
             tiny_densenet(),
             load_sd(fx.join("tiny_densenet_weights.safetensors")),
@@ -52,7 +53,14 @@ pub fn case_net(case: &str) -> (Net, StateDict) {
 
 /// The fixtures' tiny VGG (32×32 input, no BatchNorm).
 pub fn tiny_vgg() -> Net {
-    arch::vgg("tiny_vgg", &[8, 8, 0, 16, 16, 0, 16, 16, 0], false, 4, 32, 10)
+    arch::vgg(
+        "tiny_vgg",
+        &[8, 8, 0, 16, 16, 0, 16, 16, 0],
+        false,
+        4,
+        32,
+        10,
+    )
 }
 
 /// torchvision `DenseNet(growth_rate=8, block_config=(2, 2), num_init_features=16, bn_size=2)`.
@@ -60,7 +68,12 @@ pub fn tiny_densenet() -> Net {
     arch::densenet("tiny_densenet", 8, &[2, 2], 16, 2, 10)
 }
 
-pub const CASES: [&str; 4] = ["resnet20_cifar10", "squeezenet1_0_photos", "tiny_vgg", "tiny_densenet"];
+pub const CASES: [&str; 4] = [
+    "resnet20_cifar10",
+    "squeezenet1_0_photos",
+    "tiny_vgg",
+    "tiny_densenet",
+];
 
 pub fn params(net: &Net, sd: &StateDict, device: &Device) -> ParamStore {
     ParamStore::from_state_dict(&net.specs, sd, &net.id, "test", device).expect("weights fit")
@@ -73,7 +86,10 @@ pub fn tensor<const D: usize>(sd: &StateDict, key: &str, device: &Device) -> Ten
 }
 
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32")
 }
 
 pub fn labels(sd: &StateDict, key: &str) -> Vec<usize> {
@@ -83,7 +99,10 @@ pub fn labels(sd: &StateDict, key: &str) -> Vec<usize> {
 /// Max |a − b| (panics on length mismatch).
 pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Asserts `got ≈ want` with absolute tolerance `atol`, naming the tensor.
@@ -93,12 +112,28 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32) {
 }
 
 /// Asserts that at least `frac` of the values are within `atol` and all within `worst`.
-pub fn assert_mostly_close(name: &str, got: &[f32], want: &[f32], atol: f32, frac: f64, worst: f32) {
+pub fn assert_mostly_close(
+    name: &str,
+    got: &[f32],
+    want: &[f32],
+    atol: f32,
+    frac: f64,
+    worst: f32,
+) {
     assert_eq!(got.len(), want.len(), "{name}: length");
-    let ok = got.iter().zip(want).filter(|(x, y)| (*x - *y).abs() <= atol).count();
+    let ok = got
+        .iter()
+        .zip(want)
+        .filter(|(x, y)| (*x - *y).abs() <= atol)
+        .count();
     let f = ok as f64 / got.len() as f64;
     let d = max_abs(got, want);
-    assert!(f >= frac && d <= worst, "{name}: {:.3}% within {atol:e} (need {:.1}%), max |Δ| {d:e}", 100.0 * f, 100.0 * frac);
+    assert!(
+        f >= frac && d <= worst,
+        "{name}: {:.3}% within {atol:e} (need {:.1}%), max |Δ| {d:e}",
+        100.0 * f,
+        100.0 * frac
+    );
 }
 
 /// Relative check: max |a − b| / max |b| ≤ rtol.

@@ -41,8 +41,12 @@ pub fn alpha1_beta0(
     let an = a.sub(ap.clone());
     let wp = w.clone().clamp_min(0.0);
     let wn = w.sub(wp.clone());
-    let mut z = conv2d(ap.clone(), wp.clone(), None, opts.clone())
-        .add(conv2d(an.clone(), wn.clone(), None, opts));
+    let mut z = conv2d(ap.clone(), wp.clone(), None, opts.clone()).add(conv2d(
+        an.clone(),
+        wn.clone(),
+        None,
+        opts,
+    ));
     if let Some(b) = b {
         let c = b.dims()[0];
         let b = match bias_mode {

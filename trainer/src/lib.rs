@@ -1,0 +1,72 @@
+//! The `foolmap` command line as a library (thin: all maths lives in the `foolmap` crate), so
+//! that integration tests can drive the same code as the binary.
+
+pub mod commands;
+pub mod data;
+pub mod fetch;
+pub mod npy;
+pub mod weights;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Test whether saliency explanations can be fooled by adversarial model manipulation
+/// (Heo, Joo & Moon, NeurIPS 2019).
+#[derive(Debug, Parser)]
+#[command(name = "foolmap", version, about)]
+pub struct Cli {
+    /// Data root (default: $FOOLMAP_DATA, then ./data, then ../shared/data).
+    #[arg(long, global = true)]
+    pub data_root: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where tensors live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// CPU (Burn's `flex` backend).
+    Cpu,
+    /// GPU through wgpu (needs the `wgpu` cargo feature).
+    Wgpu,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the architectures with their dataset, tap layer and size.
+    Archs {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Top-k classes for images.
+    Predict(commands::PredictArgs),
+    /// Top-1/Top-5 accuracy on a dataset.
+    Accuracy(commands::AccuracyArgs),
+    /// Saliency maps as .npy and PNG overlays.
+    Explain(commands::ExplainArgs),
+    /// Write weights as safetensors (optionally f16) for the browser.
+    Export(commands::ExportArgs),
+    /// The main job on the embedded default: predictions on the demo photos (SqueezeNet 1.0)
+    /// and ResNet-20 accuracy on the CIFAR-10 test set.
+    Demo(commands::DemoArgs),
+    /// Data management.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
+}
+
+/// `foolmap data ...`
+#[derive(Debug, Subcommand)]
+pub enum DataAction {
+    /// Download what is missing from the official sources, with SHA-256 checks.
+    Fetch(commands::FetchArgs),
+    /// Show the resolved data root and what it holds.
+    Info,
+}
