@@ -11,6 +11,7 @@
 //! doc comments (§N) refer to it.
 
 pub mod arch;
+pub mod augment;
 pub mod colormap;
 pub mod error;
 pub mod explain;
@@ -18,9 +19,11 @@ pub mod fooling;
 pub mod image;
 pub mod labels;
 pub mod maps;
+pub mod metrics;
 pub mod model;
 pub mod params;
 pub mod state;
+pub mod train;
 
 pub use arch::{Architecture, Dataset, Net};
 pub use error::{FoolmapError, Result};

@@ -140,6 +140,22 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Explain(a) => explain_cmd(a, root, &device),
         Command::Export(a) => export(a, root, &device),
         Command::Demo(a) => demo(a, root, &device),
+        Command::Fool(a) => crate::fool::run(&a, root, &device).map(|_| ()),
+        Command::Eval(a) => {
+            let v = crate::eval::run(&a, root, &device)?;
+            if a.json {
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                crate::eval::print(&v);
+            }
+            Ok(())
+        }
+        Command::Bench { out } => crate::bench::run(
+            root,
+            &device,
+            &format!("{:?}", cli.device).to_lowercase(),
+            &out,
+        ),
         Command::Data {
             action: DataAction::Fetch(a),
         } => fetch(a, root),

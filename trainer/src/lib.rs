@@ -1,9 +1,12 @@
 //! The `foolmap` command line as a library (thin: all maths lives in the `foolmap` crate), so
 //! that integration tests can drive the same code as the binary.
 
+pub mod bench;
 pub mod commands;
 pub mod data;
+pub mod eval;
 pub mod fetch;
+pub mod fool;
 pub mod npy;
 pub mod weights;
 
@@ -55,6 +58,16 @@ pub enum Command {
     /// The main job on the embedded default: predictions on the demo photos (SqueezeNet 1.0)
     /// and ResNet-20 accuracy on the CIFAR-10 test set.
     Demo(commands::DemoArgs),
+    /// Fine-tune a model so that an interpreter is fooled (CE + λ·L_F).
+    Fool(Box<fool::FoolArgs>),
+    /// Score a fooled model against the original: accuracy, FSR per interpreter, AOPC.
+    Eval(Box<eval::EvalArgs>),
+    /// Measure throughput and latency; writes BENCHMARKS.md.
+    Bench {
+        /// Output markdown file.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// Data management.
     Data {
         #[command(subcommand)]

@@ -1,0 +1,261 @@
+//! The fooling objective `L = CE + λ·L_F` (spec §1.1, §5, §6.1) and Adam (PyTorch defaults),
+//! as plain tensor code: the trainer supplies batches, this module computes losses and updates.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::arch::Net;
+use crate::error::{FoolmapError, Result};
+use crate::explain::interpreter::{explain_traced, logits};
+use crate::explain::{Interpreter, InterpreterOptions};
+use crate::fooling::{self, FoolingType};
+use crate::params::{ParamKind, ParamStore};
+
+/// Mean cross-entropy of logits `[N, K]` against integer labels (spec §1.1).
+pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Result<Tensor<1>> {
+    let [n, k] = logits.dims();
+    let hot = crate::explain::interpreter::one_hot(labels, k, &logits.device())?.reshape([n, k]);
+    Ok(log_softmax(logits, 1)
+        .mul(hot)
+        .sum()
+        .div_scalar(n as f64)
+        .neg())
+}
+
+/// What is being fooled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective {
+    /// Fooling type.
+    pub kind: FoolingType,
+    /// Tap-level interpreter being fooled.
+    pub interpreter: Interpreter,
+    /// λ of `CE + λ·L_F`.
+    pub lambda: f64,
+    /// Interpreter settings.
+    pub options: InterpreterOptions,
+}
+
+/// The loss terms of one step (scalars `[1]`) and the logits of the CE batch.
+#[derive(Debug, Clone)]
+pub struct StepLoss {
+    /// Cross-entropy.
+    pub ce: Tensor<1>,
+    /// Fooling loss `L_F`.
+    pub fool: Tensor<1>,
+    /// `CE + λ·L_F`.
+    pub total: Tensor<1>,
+    /// Logits of the CE batch `[N, K]`.
+    pub logits: Tensor<2>,
+}
+
+impl Objective {
+    /// Checks that the interpreter is a tap-level (foolable) one.
+    pub fn validate(&self) -> Result<()> {
+        if !Interpreter::FOOLABLE.contains(&self.interpreter) {
+            return Err(FoolmapError::invalid(
+                "interpreter",
+                format!(
+                    "`{}` cannot be fooled; choose one of lrp_t, grad_cam, simple_grad_t",
+                    self.interpreter
+                ),
+            ));
+        }
+        if !self.lambda.is_finite() || self.lambda < 0.0 {
+            return Err(FoolmapError::invalid(
+                "lambda",
+                "must be a finite number ≥ 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Passive fooling (spec §5.1–5.3): the same batch feeds CE and the map, maps for the
+    /// ground-truth labels, `H0` from the frozen original `p0` (only Top-k and Center-mass).
+    ///
+    /// `p` should hold autodiff leaves; `p0` plain tensors (they are constants here).
+    pub fn passive(
+        &self,
+        net: &Net,
+        p: &ParamStore,
+        p0: &ParamStore,
+        x: Tensor<4>,
+        labels: &[usize],
+    ) -> Result<StepLoss> {
+        let tr = net.seq.trace(p, x.clone());
+        let lg = logits(&tr);
+        let ce = cross_entropy(lg.clone(), labels)?;
+        let h = explain_traced(net, p, &tr, labels, self.interpreter, &self.options)?;
+        let h0 = match self.kind {
+            FoolingType::TopK | FoolingType::CenterMass => {
+                let tr0 = net.seq.trace(p0, x.inner());
+                Some(explain_traced(
+                    net,
+                    p0,
+                    &tr0,
+                    labels,
+                    self.interpreter,
+                    &self.options,
+                )?)
+            }
+            _ => None,
+        };
+        let fool = fooling::passive_loss(self.kind, h, h0)?;
+        let total = ce.clone().add(fool.clone().mul_scalar(self.lambda));
+        Ok(StepLoss {
+            ce,
+            fool,
+            total,
+            logits: lg,
+        })
+    }
+
+    /// Active fooling (spec §5.4): CE on `(x, labels)`, the swap loss on the composite batch
+    /// `x_fool` for the two classes `c1`, `c2`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn active(
+        &self,
+        net: &Net,
+        p: &ParamStore,
+        p0: &ParamStore,
+        x: Tensor<4>,
+        labels: &[usize],
+        x_fool: Tensor<4>,
+        c1: usize,
+        c2: usize,
+    ) -> Result<StepLoss> {
+        let tr = net.seq.trace(p, x);
+        let lg = logits(&tr);
+        let ce = cross_entropy(lg.clone(), labels)?;
+        let n = x_fool.dims()[0];
+        let (k1, k2) = (vec![c1; n], vec![c2; n]);
+        let trf = net.seq.trace(p, x_fool.clone());
+        let h1 = explain_traced(net, p, &trf, &k1, self.interpreter, &self.options)?;
+        let h2 = explain_traced(net, p, &trf, &k2, self.interpreter, &self.options)?;
+        let tr0 = net.seq.trace(p0, x_fool.inner());
+        let h01 = explain_traced(net, p0, &tr0, &k1, self.interpreter, &self.options)?;
+        let h02 = explain_traced(net, p0, &tr0, &k2, self.interpreter, &self.options)?;
+        let fool = fooling::active_loss(h1, h2, h01, h02);
+        let total = ce.clone().add(fool.clone().mul_scalar(self.lambda));
+        Ok(StepLoss {
+            ce,
+            fool,
+            total,
+            logits: lg,
+        })
+    }
+}
+
+/// Adam with PyTorch's defaults (β = (0.9, 0.999), eps = 1e-8, no weight decay), spec §6.1.
+/// Only [`ParamKind::Trainable`] parameters move; BatchNorm statistics stay frozen (eval mode).
+#[derive(Debug, Clone)]
+pub struct Adam {
+    /// Learning rate.
+    pub lr: f64,
+    /// β₁.
+    pub beta1: f64,
+    /// β₂.
+    pub beta2: f64,
+    /// ε.
+    pub eps: f64,
+    /// Steps taken.
+    pub t: u64,
+    /// First moments (one per parameter; `None` for buffers).
+    pub m: Vec<Option<Tensor<1>>>,
+    /// Second moments.
+    pub v: Vec<Option<Tensor<1>>>,
+}
+
+impl Adam {
+    /// Fresh state for `p`.
+    pub fn new(p: &ParamStore, lr: f64) -> Self {
+        Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            t: 0,
+            m: vec![None; p.len()],
+            v: vec![None; p.len()],
+        }
+    }
+
+    /// One update from the gradients of the loss; returns the new autodiff leaves.
+    #[cfg(feature = "autodiff")]
+    pub fn step(&mut self, p: &ParamStore, grads: &burn::tensor::Gradients) -> ParamStore {
+        self.t += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let bc1 = 1.0 - b1.powi(self.t as i32);
+        let bc2 = 1.0 - b2.powi(self.t as i32);
+        let mut values = Vec::with_capacity(p.len());
+        for (i, (spec, w)) in p.specs().iter().zip(p.values()).enumerate() {
+            let g = (spec.kind == ParamKind::Trainable)
+                .then(|| w.grad(grads))
+                .flatten();
+            let Some(g) = g else {
+                values.push(w.clone());
+                continue;
+            };
+            let m = match self.m[i].take() {
+                Some(m) => m.mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)),
+                None => g.clone().mul_scalar(1.0 - b1),
+            };
+            let v = match self.v[i].take() {
+                Some(v) => v
+                    .mul_scalar(b2)
+                    .add(g.clone().square().mul_scalar(1.0 - b2)),
+                None => g.square().mul_scalar(1.0 - b2),
+            };
+            let update = m
+                .clone()
+                .div_scalar(bc1)
+                .div(v.clone().div_scalar(bc2).sqrt().add_scalar(self.eps))
+                .mul_scalar(self.lr);
+            let new = w.clone().inner().sub(update);
+            values.push(Tensor::from_inner(new).require_grad());
+            self.m[i] = Some(m);
+            self.v[i] = Some(v);
+        }
+        let mut out = p.clone();
+        out.set_values(values);
+        out
+    }
+
+    /// Moments as named flat tensors for a checkpoint: `adam.m.<param>`, `adam.v.<param>`.
+    pub fn state(&self, p: &ParamStore) -> Vec<(String, Vec<f32>)> {
+        let mut out = Vec::new();
+        for (i, s) in p.specs().iter().enumerate() {
+            for (tag, mom) in [("m", &self.m[i]), ("v", &self.v[i])] {
+                if let Some(t) = mom {
+                    let v = t
+                        .to_data()
+                        .convert::<f32>()
+                        .try_to_vec::<f32>()
+                        .unwrap_or_default();
+                    out.push((format!("adam.{tag}.{}", s.name), v));
+                }
+            }
+        }
+        out
+    }
+
+    /// Restores moments saved by [`Adam::state`] (missing entries stay empty).
+    pub fn restore(
+        &mut self,
+        p: &ParamStore,
+        t: u64,
+        get: &dyn Fn(&str) -> Option<Vec<f32>>,
+        device: &burn::tensor::Device,
+    ) {
+        self.t = t;
+        for (i, s) in p.specs().iter().enumerate() {
+            let mk = |tag: &str| {
+                get(&format!("adam.{tag}.{}", s.name)).map(|v| {
+                    let n = v.len();
+                    Tensor::<1>::from_data(TensorData::new(v, [n]), device)
+                })
+            };
+            self.m[i] = mk("m");
+            self.v[i] = mk("v");
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! `foolmap eval`: accuracy of the original and the fooled model, per-interpreter fooling
+//! statistics, FSR and CDF (spec §7.2–7.3), active-fooling correlations (§7.4) and AOPC (§7.5).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use foolmap::burn::tensor::{Device, Tensor, TensorData};
+use foolmap::explain::interpreter::explain;
+use foolmap::fooling::{self, FoolingType};
+use foolmap::image::eval_crop;
+use foolmap::metrics;
+use foolmap::params::SplitMix;
+use foolmap::{Architecture, Dataset, Interpreter, InterpreterOptions, Net, ParamStore};
+use serde_json::{Value, json};
+
+use crate::data::{self, Sample};
+
+/// Flags of `foolmap eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Architecture id (default: from the fooled checkpoint's metadata).
+    #[arg(long)]
+    pub arch: Option<Architecture>,
+    /// Original weights (default: the data root's pretrained file).
+    #[arg(long)]
+    pub original: Option<PathBuf>,
+    /// Fooled weights (e.g. `runs/x/final.safetensors`).
+    #[arg(long)]
+    pub fooled: PathBuf,
+    /// Evaluation data (default: `cifar10/test` or `imagenet-samples`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Fooling type to score (default: from the fooled checkpoint).
+    #[arg(long)]
+    pub fooling: Option<FoolingType>,
+    /// FSR threshold τ (spec §7.3).
+    #[arg(long, default_value_t = 0.15)]
+    pub threshold: f64,
+    /// Interpreters to score (comma-separated ids).
+    #[arg(long, value_delimiter = ',', default_values_t = [Interpreter::LrpT, Interpreter::GradCam, Interpreter::SimpleGradT, Interpreter::LrpNorm, Interpreter::SimpleGrad, Interpreter::SmoothGrad, Interpreter::IntegratedGradients])]
+    pub interpreters: Vec<Interpreter>,
+    /// SmoothGrad and Integrated Gradients are scored on the first N images only.
+    #[arg(long, default_value_t = 200)]
+    pub heavy_images: usize,
+    /// AOPC on the first N images (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub aopc_images: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 50)]
+    pub batch_size: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("read-back: {e:?}"))
+}
+
+fn topk(row: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+/// Metadata of a fooled checkpoint (`arch`, `config`).
+fn metadata(path: &Path) -> Option<std::collections::BTreeMap<String, String>> {
+    let bytes = std::fs::read(path).ok()?;
+    foolmap::StateDict::from_safetensors(&bytes, "m")
+        .ok()
+        .map(|s| s.metadata)
+}
+
+/// Scores of one model pair on a set of images.
+pub struct Scores {
+    /// JSON summary.
+    pub json: Value,
+}
+
+fn images(samples: &[Sample], dataset: Dataset) -> Result<Vec<foolmap::image::Rgb8>> {
+    samples
+        .iter()
+        .map(|s| Ok(eval_crop(&s.rgb()?, dataset)))
+        .collect()
+}
+
+/// Runs `foolmap eval`.
+pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> {
+    let meta = metadata(&a.fooled).unwrap_or_default();
+    let cfg: Option<Value> = meta
+        .get("config")
+        .and_then(|c| serde_json::from_str(c).ok());
+    let arch = match (a.arch, meta.get("arch")) {
+        (Some(x), _) => x,
+        (None, Some(s)) => s
+            .parse()
+            .with_context(|| format!("{}: metadata arch", a.fooled.display()))?,
+        (None, None) => bail!(
+            "{}: no `arch` in its metadata; pass --arch",
+            a.fooled.display()
+        ),
+    };
+    let kind = match (a.fooling, cfg.as_ref().and_then(|c| c["fooling"].as_str())) {
+        (Some(k), _) => k,
+        (None, Some(s)) => s.parse()?,
+        (None, None) => FoolingType::Location,
+    };
+    let fooled_with: Option<Interpreter> = cfg
+        .as_ref()
+        .and_then(|c| c["interpreter"].as_str())
+        .and_then(|s| s.parse().ok());
+    let original = match &a.original {
+        Some(o) => o.clone(),
+        None => data::data_root(root)?.join("weights").join(
+            arch.weights_file()
+                .with_context(|| format!("pass --original for `{arch}`"))?,
+        ),
+    };
+    let (net, p0) = crate::weights::load(arch, &original, device)?;
+    let (_, pf) = crate::weights::load(arch, &a.fooled, device)?;
+    let dir = match &a.data {
+        Some(d) => d.clone(),
+        None => data::data_root(root)?.join(match net.dataset {
+            Dataset::Cifar10 => "cifar10/test",
+            Dataset::ImageNet => "imagenet-samples",
+        }),
+    };
+    let mut samples = match net.dataset {
+        Dataset::Cifar10 => data::cifar10(&dir)?,
+        Dataset::ImageNet => data::imagenet(&dir)?,
+    };
+    if net.dataset == Dataset::Cifar10 {
+        // A fixed interleaving over classes, so that `--limit` keeps every class.
+        let mut rng = SplitMix::new(20);
+        for i in (1..samples.len()).rev() {
+            samples.swap(i, rng.below(i + 1));
+        }
+    }
+    if let Some(l) = a.limit {
+        samples.truncate(l);
+    }
+    let n = samples.len();
+    let o = InterpreterOptions::default();
+    let bar = indicatif::ProgressBar::new(n as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images  eta {eta}  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut acc = [[0usize; 2]; 2];
+    let mut stats: Vec<(Vec<f32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); a.interpreters.len()];
+    let k = net.num_classes;
+    let mut seen = 0usize;
+    for chunk in samples.chunks(a.batch_size.max(1)) {
+        let imgs = images(chunk, net.dataset)?;
+        let labels: Vec<usize> = chunk.iter().map(|s| s.label).collect();
+        let x = foolmap::image::batch(&imgs, device)?;
+        for (m, p) in [&p0, &pf].into_iter().enumerate() {
+            let l = to_vec(net.seq.forward(p, x.clone()).reshape([labels.len(), k]))?;
+            for (i, &y) in labels.iter().enumerate() {
+                let t = topk(&l[i * k..(i + 1) * k], 5.min(k));
+                acc[m][0] += (t[0] == y) as usize;
+                acc[m][1] += t.contains(&y) as usize;
+            }
+        }
+        for (ii, interp) in a.interpreters.iter().enumerate() {
+            if interp.needs_resampling() && seen >= a.heavy_images {
+                continue;
+            }
+            let h0 = explain(&net, &p0, x.clone(), &labels, *interp, &o)?;
+            let hf = explain(&net, &pf, x.clone(), &labels, *interp, &o)?;
+            let (sf, so) = match kind {
+                FoolingType::Location => (fooling::location_stat(hf), fooling::location_stat(h0)),
+                FoolingType::TopK | FoolingType::CenterMass => (
+                    fooling::statistic(kind, hf, Some(h0.clone()))?,
+                    fooling::statistic(kind, h0.clone(), Some(h0))?,
+                ),
+                FoolingType::Active => continue,
+            };
+            stats[ii].0.extend(to_vec(sf)?);
+            stats[ii].1.extend(to_vec(so)?);
+        }
+        seen += chunk.len();
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let mut per = serde_json::Map::new();
+    for (interp, (sf, so)) in a.interpreters.iter().zip(&stats) {
+        if sf.is_empty() {
+            continue;
+        }
+        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+        per.insert(
+            interp.id().into(),
+            json!({
+                "n": sf.len(),
+                "fsr": metrics::fsr(kind, sf, a.threshold),
+                "mean_statistic": mean(sf),
+                "fsr_original": metrics::fsr(kind, so, a.threshold),
+                "mean_statistic_original": mean(so),
+                "threshold": a.threshold,
+                "cdf": metrics::cdf(sf, 20),
+            }),
+        );
+    }
+    let mut out = json!({
+        "arch": arch.id(), "fooling": kind.id(), "fooled_with": fooled_with.map(|i| i.id()),
+        "data": dir.display().to_string(), "n": n,
+        "original": {"weights": original.display().to_string(), "top1": acc[0][0] as f64 / n as f64, "top5": acc[0][1] as f64 / n as f64},
+        "fooled": {"weights": a.fooled.display().to_string(), "top1": acc[1][0] as f64 / n as f64, "top5": acc[1][1] as f64 / n as f64},
+        "direction": format!("{:?}", kind.direction()),
+        "interpreters": per,
+    });
+    if a.aopc_images > 0 {
+        let interp = fooled_with.unwrap_or(Interpreter::LrpT);
+        out["aopc"] = aopc(
+            &net,
+            &p0,
+            &pf,
+            &samples[..a.aopc_images.min(n)],
+            interp,
+            &o,
+            device,
+        )?;
+    }
+    if kind == FoolingType::Active {
+        out["active"] = active_metrics(&net, &p0, &pf, root, &dir, cfg.as_ref(), device)?;
+    }
+    Ok(out)
+}
+
+/// Six AOPC curves (spec §7.5 `get_aopc2`): each model perturbed in the MoRF order of its own
+/// map, of the other model's map, and randomly.
+fn aopc(
+    net: &Net,
+    p0: &ParamStore,
+    pf: &ParamStore,
+    samples: &[Sample],
+    interp: Interpreter,
+    o: &InterpreterOptions,
+    device: &Device,
+) -> Result<Value> {
+    let imgs = images(samples, net.dataset)?;
+    let labels: Vec<usize> = samples.iter().map(|s| s.label).collect();
+    let x = foolmap::image::batch(&imgs, device)?;
+    let dims = x.dims();
+    let mut rng = SplitMix::new(7);
+    let noise: Vec<f32> = (0..dims.iter().product::<usize>())
+        .map(|_| (rng.normal() * 0.3) as f32)
+        .collect();
+    let noise = Tensor::<4>::from_data(TensorData::new(noise, dims), device);
+    let m0 = explain(net, p0, x.clone(), &labels, interp, o)?;
+    let mf = explain(net, pf, x.clone(), &labels, interp, o)?;
+    let [nn, gh, gw] = m0.dims();
+    let steps = (gh * gw).min(100);
+    let ord0 = metrics::morf_order(&to_vec(m0)?, nn);
+    let ordf = metrics::morf_order(&to_vec(mf)?, nn);
+    let rnd = metrics::random_order(nn, gh * gw, 8);
+    let mut res = serde_json::Map::new();
+    for (mname, p) in [("original", p0), ("fooled", pf)] {
+        for (oname, ord) in [
+            ("morf_original_map", &ord0),
+            ("morf_fooled_map", &ordf),
+            ("random", &rnd),
+        ] {
+            let s = metrics::aopc_scores(net, p, &x, &noise, &labels, ord, (gh, gw), steps)?;
+            res.insert(format!("{mname}.{oname}"), json!(metrics::aopc_curve(&s)));
+        }
+    }
+    Ok(
+        json!({"interpreter": interp.id(), "images": nn, "grid": [gh, gw], "steps": steps, "curves": res}),
+    )
+}
+
+/// Active fooling (spec §7.4): held-out composites from the evaluation split, correlations of
+/// the fooled model's maps with the original's, per-class accuracy of c1 and c2.
+fn active_metrics(
+    net: &Net,
+    p0: &ParamStore,
+    pf: &ParamStore,
+    _root: Option<&Path>,
+    dir: &Path,
+    cfg: Option<&Value>,
+    device: &Device,
+) -> Result<Value> {
+    let c1 = cfg.and_then(|c| c["c1"].as_u64()).unwrap_or(3) as usize;
+    let c2 = cfg.and_then(|c| c["c2"].as_u64()).unwrap_or(5) as usize;
+    let interp: Interpreter = cfg
+        .and_then(|c| c["interpreter"].as_str())
+        .unwrap_or("lrp_t")
+        .parse()?;
+    let samples = match net.dataset {
+        Dataset::Cifar10 => data::cifar10(dir)?,
+        Dataset::ImageNet => data::imagenet(dir)?,
+    };
+    let s1: Vec<Sample> = samples.iter().filter(|s| s.label == c1).cloned().collect();
+    let s2: Vec<Sample> = samples.iter().filter(|s| s.label == c2).cloned().collect();
+    let mut rng = SplitMix::new(20);
+    let comp = crate::fool::composite_batch(
+        &[&s1, &s2],
+        net.dataset,
+        200.min(2 * s1.len().min(s2.len())),
+        &mut rng,
+    )?;
+    let o = InterpreterOptions::default();
+    let mut corr = serde_json::Map::new();
+    let mut sums: std::collections::BTreeMap<String, (f64, f64, usize)> = Default::default();
+    for chunk in comp.chunks(50) {
+        let x = foolmap::image::batch(chunk, device)?;
+        let n = chunk.len();
+        let maps = |p: &ParamStore, c: usize| -> Result<Vec<f32>> {
+            to_vec(explain(net, p, x.clone(), &vec![c; n], interp, &o)?)
+        };
+        let (o1, o2, f1, f2) = (maps(p0, c1)?, maps(p0, c2)?, maps(pf, c1)?, maps(pf, c2)?);
+        let cells = o1.len() / n;
+        for (name, a, b) in [
+            ("fooled_c1~original_c2", &f1, &o2),
+            ("fooled_c2~original_c1", &f2, &o1),
+            ("fooled_c1~original_c1", &f1, &o1),
+            ("fooled_c2~original_c2", &f2, &o2),
+        ] {
+            let e = sums.entry(name.to_string()).or_default();
+            for i in 0..n {
+                let (sa, sb) = (
+                    &a[i * cells..(i + 1) * cells],
+                    &b[i * cells..(i + 1) * cells],
+                );
+                e.0 += metrics::hot_region_correlation(sa, sb);
+                e.1 += metrics::spearman(sa, sb);
+                e.2 += 1;
+            }
+        }
+    }
+    for (k, (h, s, n)) in sums {
+        corr.insert(
+            k,
+            json!({"hot_region_correlation": h / n as f64, "spearman": s / n as f64}),
+        );
+    }
+    let class_acc = |p: &ParamStore, set: &[Sample], c: usize| -> Result<f64> {
+        let set = &set[..set.len().min(500)];
+        let x = foolmap::image::batch(&images(set, net.dataset)?, device)?;
+        let l = to_vec(net.seq.forward(p, x).reshape([set.len(), net.num_classes]))?;
+        let k = net.num_classes;
+        Ok((0..set.len())
+            .filter(|&i| topk(&l[i * k..(i + 1) * k], 1)[0] == c)
+            .count() as f64
+            / set.len().max(1) as f64)
+    };
+    Ok(json!({
+        "c1": c1, "c2": c2, "interpreter": interp.id(), "composites": comp.len(), "correlations": corr,
+        "class_accuracy": {"original": {"c1": class_acc(p0, &s1, c1)?, "c2": class_acc(p0, &s2, c2)?},
+                           "fooled": {"c1": class_acc(pf, &s1, c1)?, "c2": class_acc(pf, &s2, c2)?}},
+    }))
+}
+
+/// Prints the evaluation as a table.
+pub fn print(v: &Value) {
+    println!(
+        "{} fooled for `{}` with {} on {} images of {}",
+        v["arch"].as_str().unwrap_or(""),
+        v["fooling"].as_str().unwrap_or(""),
+        v["fooled_with"].as_str().unwrap_or("?"),
+        v["n"],
+        v["data"].as_str().unwrap_or("")
+    );
+    for m in ["original", "fooled"] {
+        println!(
+            "  {m:<9} top-1 {:.2}%  top-5 {:.2}%",
+            100.0 * v[m]["top1"].as_f64().unwrap_or(0.0),
+            100.0 * v[m]["top5"].as_f64().unwrap_or(0.0)
+        );
+    }
+    println!(
+        "  {:<22} {:>6} {:>10} {:>14} {:>10}",
+        "interpreter", "n", "FSR", "mean stat", "FSR orig."
+    );
+    if let Some(m) = v["interpreters"].as_object() {
+        for (k, r) in m {
+            println!(
+                "  {k:<22} {:>6} {:>9.1}% {:>14.4} {:>9.1}%",
+                r["n"],
+                100.0 * r["fsr"].as_f64().unwrap_or(0.0),
+                r["mean_statistic"].as_f64().unwrap_or(0.0),
+                100.0 * r["fsr_original"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    if v.get("aopc").is_some() {
+        println!("  AOPC: {}", v["aopc"]);
+    }
+    if v.get("active").is_some() {
+        println!("  active: {}", v["active"]);
+    }
+}

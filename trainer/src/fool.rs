@@ -1,0 +1,609 @@
+//! `foolmap fool`: fine-tune a model with `CE + λ·L_F` (spec §1.1, §6) from a TOML config whose
+//! every field is also a flag; JSONL log, atomic checkpoints, bit-for-bit `--resume`, NaN stop.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use foolmap::burn::tensor::{Device, Tensor};
+use foolmap::fooling::FoolingType;
+use foolmap::image::{Rgb8, eval_crop};
+use foolmap::params::SplitMix;
+use foolmap::state::{StateDict, StoreDtype, TensorRecord};
+use foolmap::train::{Adam, Objective};
+use foolmap::{Architecture, Dataset, Interpreter, InterpreterOptions, ParamStore, augment};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::data::{self, Sample};
+
+/// A fooling run. Every field can come from `--config run.toml` and be overridden by a flag.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FoolConfig {
+    /// Architecture id.
+    pub arch: String,
+    /// Starting weights (default: the data root's pretrained file).
+    pub weights: Option<PathBuf>,
+    /// Training data (default: `cifar10/train` or `imagenet-samples` under the data root).
+    pub data: Option<PathBuf>,
+    /// `location`, `topk`, `center-mass` or `active`.
+    pub fooling: String,
+    /// `lrp_t`, `grad_cam` or `simple_grad_t`.
+    pub interpreter: String,
+    /// λ.
+    pub lambda: f64,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Images per CE batch.
+    pub batch_size: usize,
+    /// Composite images per active-fooling batch (spec §6.4: 4).
+    pub fool_batch_size: usize,
+    /// Training steps.
+    pub steps: u64,
+    /// Seed of the data order and augmentation (never the clock).
+    pub seed: u64,
+    /// Checkpoint every N steps (and at the end).
+    pub checkpoint_every: u64,
+    /// Active fooling: first class (CIFAR-10 default cat = 3; ImageNet 386).
+    pub c1: usize,
+    /// Active fooling: second class (CIFAR-10 default dog = 5; ImageNet 555).
+    pub c2: usize,
+    /// Output folder.
+    pub out: PathBuf,
+}
+
+/// Flags of `foolmap fool` (override the config file).
+#[derive(Debug, Args, Default)]
+pub struct FoolArgs {
+    /// TOML config file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue the run in `--out` from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long)]
+    pub arch: Option<String>,
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub fooling: Option<String>,
+    #[arg(long)]
+    pub interpreter: Option<String>,
+    #[arg(long)]
+    pub lambda: Option<f64>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub fool_batch_size: Option<usize>,
+    #[arg(long)]
+    pub steps: Option<u64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    #[arg(long)]
+    pub c1: Option<usize>,
+    #[arg(long)]
+    pub c2: Option<usize>,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Defaults of spec §6.2 (passive_fooling.sh) where the paper's code has them: `(lr, λ)`.
+pub fn paper_defaults(
+    arch: Architecture,
+    interp: Interpreter,
+    kind: FoolingType,
+) -> Option<(f64, f64)> {
+    use Architecture::*;
+    use FoolingType::*;
+    use Interpreter::*;
+    Some(match (arch, interp, kind) {
+        (Vgg19, LrpT, Location) => (1e-6, 1.0),
+        (Vgg19, LrpT, TopK) => (5e-7, 1.0),
+        (Vgg19, LrpT, CenterMass) => (2e-6, 0.25),
+        (Vgg19, GradCam, Location) => (1e-6, 1.0),
+        (Vgg19, GradCam, TopK) => (3e-7, 0.4),
+        (Vgg19, GradCam, CenterMass) => (1e-6, 0.25),
+        (ResNet50, LrpT, Location) => (2e-6, 2.0),
+        (ResNet50, LrpT, TopK) => (1e-6, 1.0),
+        (ResNet50, LrpT, CenterMass) => (5e-7, 0.25),
+        (ResNet50, GradCam, Location) => (2e-6, 2.0),
+        (ResNet50, GradCam, TopK) => (3e-6, 6.0),
+        (ResNet50, GradCam, CenterMass) => (2e-6, 0.25),
+        (DenseNet121, LrpT, Location) => (1e-6, 4.0),
+        (DenseNet121, LrpT, TopK) => (4e-7, 1.5),
+        (DenseNet121, LrpT, CenterMass) => (6e-7, 0.5),
+        (DenseNet121, GradCam, Location) => (2e-6, 2.0),
+        (DenseNet121, GradCam, TopK) => (3e-7, 4.0),
+        (DenseNet121, GradCam, CenterMass) => (1e-7, 1.0),
+        (Vgg19 | ResNet50 | DenseNet121, _, Active) => (1e-5, 10.0),
+        _ => return None,
+    })
+}
+
+/// foolmap's own defaults for the small models (measured here; not from the paper).
+fn small_model_defaults(kind: FoolingType) -> (f64, f64) {
+    match kind {
+        FoolingType::Location => (1e-4, 3.0),
+        FoolingType::TopK => (1e-4, 3.0),
+        FoolingType::CenterMass => (5e-5, 0.5),
+        FoolingType::Active => (1e-4, 10.0),
+    }
+}
+
+fn parse<T: std::str::FromStr<Err = foolmap::FoolmapError>>(field: &str, v: &str) -> Result<T> {
+    v.parse::<T>()
+        .with_context(|| format!("config field `{field}`"))
+}
+
+/// Resolves the config: file, then flags, then defaults; validates every field.
+pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
+    let mut table: toml::Table = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config {}", p.display()))?;
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", p.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    macro_rules! flag {
+        ($name:ident, $conv:expr) => {
+            if let Some(v) = &a.$name {
+                table.insert(stringify!($name).into(), $conv(v.clone()));
+            }
+        };
+    }
+    let mut table_fix: Vec<(String, toml::Value)> = Vec::new();
+    let s = |v: String| toml::Value::String(v);
+    let pth = |v: PathBuf| toml::Value::String(v.display().to_string());
+    let f = |v: f64| toml::Value::Float(v);
+    let i = |v: usize| toml::Value::Integer(v as i64);
+    let u = |v: u64| toml::Value::Integer(v as i64);
+    flag!(arch, s);
+    flag!(weights, pth);
+    flag!(data, pth);
+    flag!(fooling, s);
+    flag!(interpreter, s);
+    flag!(lambda, f);
+    flag!(lr, f);
+    flag!(batch_size, i);
+    flag!(fool_batch_size, i);
+    flag!(steps, u);
+    flag!(seed, u);
+    flag!(checkpoint_every, u);
+    flag!(c1, i);
+    flag!(c2, i);
+    flag!(out, pth);
+    // Name the field of any value of the wrong type (serde's message does not).
+    let source = a
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "flags".into());
+    for (key, value) in &table {
+        let expected = match key.as_str() {
+            "arch" | "weights" | "data" | "fooling" | "interpreter" | "out" => "a string",
+            "lambda" | "lr" => "a number",
+            "batch_size" | "fool_batch_size" | "steps" | "seed" | "checkpoint_every" | "c1"
+            | "c2" => "a non-negative integer",
+            _ => continue,
+        };
+        let ok = match expected {
+            "a string" => value.is_str(),
+            "a number" => value.is_float() || value.is_integer(),
+            _ => value.as_integer().is_some_and(|v| v >= 0),
+        };
+        if !ok {
+            bail!("config {source}: field `{key}` must be {expected}, found {value}");
+        }
+        if expected == "a number"
+            && let Some(i) = value.as_integer()
+        {
+            table_fix.push((key.clone(), toml::Value::Float(i as f64)));
+        }
+    }
+    for (k, v) in table_fix {
+        table.insert(k, v);
+    }
+    // Defaults that depend on other fields.
+    let arch_s = table
+        .get("arch")
+        .and_then(|v| v.as_str())
+        .unwrap_or("resnet20")
+        .to_string();
+    let arch: Architecture = parse("arch", &arch_s)?;
+    let kind_s = table
+        .get("fooling")
+        .and_then(|v| v.as_str())
+        .unwrap_or("location")
+        .to_string();
+    let kind: FoolingType = parse("fooling", &kind_s)?;
+    let interp_s = table
+        .get("interpreter")
+        .and_then(|v| v.as_str())
+        .unwrap_or("lrp_t")
+        .to_string();
+    let interp: Interpreter = parse("interpreter", &interp_s)?;
+    let (lr, lambda) =
+        paper_defaults(arch, interp, kind).unwrap_or_else(|| small_model_defaults(kind));
+    let cifar = arch.dataset() == Dataset::Cifar10;
+    let defaults: [(&str, toml::Value); 13] = [
+        ("arch", s(arch_s)),
+        ("fooling", s(kind.id().to_string())),
+        ("interpreter", s(interp.id().to_string())),
+        ("lambda", f(lambda)),
+        ("lr", f(lr)),
+        ("batch_size", i(if cifar { 32 } else { 8 })),
+        ("fool_batch_size", i(4)),
+        ("steps", u(if cifar { 300 } else { 3000 })),
+        ("seed", u(0)),
+        ("checkpoint_every", u(50)),
+        ("c1", i(if cifar { 3 } else { 386 })),
+        ("c2", i(if cifar { 5 } else { 555 })),
+        (
+            "out",
+            s(format!("runs/{}-{}-{}", arch.id(), interp.id(), kind.id())),
+        ),
+    ];
+    for (k, v) in defaults {
+        table.entry(k.to_string()).or_insert(v);
+    }
+    let cfg: FoolConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("config {source}: {}", e.message()))?;
+    let obj = Objective {
+        kind,
+        interpreter: interp,
+        lambda: cfg.lambda,
+        options: InterpreterOptions::default(),
+    };
+    obj.validate()?;
+    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
+        bail!(
+            "invalid config field `lr`: must be a positive number, got {}",
+            cfg.lr
+        );
+    }
+    if cfg.batch_size == 0 || cfg.fool_batch_size == 0 || cfg.checkpoint_every == 0 {
+        bail!("invalid config: `batch_size`, `fool_batch_size` and `checkpoint_every` must be ≥ 1");
+    }
+    let k = arch.dataset().num_classes();
+    for (name, c) in [("c1", cfg.c1), ("c2", cfg.c2)] {
+        if c >= k {
+            bail!("invalid config field `{name}`: class {c} is out of range for {k} classes");
+        }
+    }
+    Ok(cfg)
+}
+
+fn git_revision() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|f| f.to_str()).unwrap_or("file")
+    ));
+    {
+        let mut fh = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        fh.write_all(bytes)?;
+        fh.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))
+}
+
+/// A batch: augmented training images, preprocessed.
+fn train_batch(
+    samples: &[Sample],
+    dataset: Dataset,
+    n: usize,
+    rng: &mut SplitMix,
+) -> Result<(Vec<Rgb8>, Vec<usize>)> {
+    let mut imgs = Vec::with_capacity(n);
+    let mut labels = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = &samples[rng.below(samples.len())];
+        let img = s.rgb()?;
+        imgs.push(match dataset {
+            Dataset::Cifar10 => augment::cifar_train(&eval_crop(&img, dataset), rng),
+            Dataset::ImageNet => augment::random_resized_crop(&img, 224, rng),
+        });
+        labels.push(s.label);
+    }
+    Ok((imgs, labels))
+}
+
+/// Composites of one `c1` and one `c2` image side by side, both orders (spec §3, Q15).
+pub fn composite_batch(
+    by_class: &[&[Sample]; 2],
+    dataset: Dataset,
+    n: usize,
+    rng: &mut SplitMix,
+) -> Result<Vec<Rgb8>> {
+    (0..n)
+        .map(|i| {
+            let a = by_class[0][rng.below(by_class[0].len())].rgb()?;
+            let b = by_class[1][rng.below(by_class[1].len())].rgb()?;
+            let (a, b) = (eval_crop(&a, dataset), eval_crop(&b, dataset));
+            Ok(if i % 2 == 0 {
+                augment::side_by_side(&a, &b)
+            } else {
+                augment::side_by_side(&b, &a)
+            })
+        })
+        .collect()
+}
+
+/// Everything a checkpoint holds.
+struct Checkpoint {
+    step: u64,
+    params: StateDict,
+    adam_t: u64,
+    adam: BTreeMap<String, Vec<f32>>,
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    cfg: &FoolConfig,
+    step: u64,
+    p: &ParamStore,
+    adam: &Adam,
+) -> Result<()> {
+    let mut sd = p.to_state_dict();
+    for (k, v) in adam.state(p) {
+        let n = v.len();
+        sd.insert(
+            k,
+            TensorRecord {
+                shape: vec![n],
+                data: v,
+            },
+        );
+    }
+    sd.metadata.insert("step".into(), step.to_string());
+    sd.metadata.insert("adam_t".into(), adam.t.to_string());
+    sd.metadata
+        .insert("config".into(), serde_json::to_string(cfg)?);
+    sd.metadata.insert("git_revision".into(), git_revision());
+    sd.metadata.insert("arch".into(), cfg.arch.clone());
+    write_atomic(
+        &dir.join("checkpoint.safetensors"),
+        &sd.to_safetensors(StoreDtype::F32)?,
+    )
+}
+
+fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    let path = dir.join("checkpoint.safetensors");
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("--resume: no checkpoint at {}", path.display()))?;
+    let sd = StateDict::from_safetensors(&bytes, &path.display().to_string())?;
+    let num = |k: &str| -> Result<u64> {
+        sd.metadata
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("{}: metadata `{k}` missing", path.display()))
+    };
+    let (step, adam_t) = (num("step")?, num("adam_t")?);
+    let mut params = StateDict::default();
+    let mut adam = BTreeMap::new();
+    for (k, t) in sd.tensors {
+        if k.starts_with("adam.") {
+            adam.insert(k, t.data);
+        } else {
+            params.insert(k, t);
+        }
+    }
+    Ok(Checkpoint {
+        step,
+        params,
+        adam_t,
+        adam,
+    })
+}
+
+/// Runs (or resumes) a fooling run; returns the output folder.
+pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf> {
+    let mut cfg = resolve(a)?;
+    let out = cfg.out.clone();
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let arch: Architecture = parse("arch", &cfg.arch)?;
+    let kind: FoolingType = parse("fooling", &cfg.fooling)?;
+    let interp: Interpreter = parse("interpreter", &cfg.interpreter)?;
+    let ad = device.clone().autodiff();
+    let net = arch.build();
+
+    let weights = match &cfg.weights {
+        Some(w) => w.clone(),
+        None => {
+            let f = arch
+                .weights_file()
+                .with_context(|| format!("no pretrained weights for `{arch}`: set `weights`"))?;
+            data::data_root(root)?.join("weights").join(f)
+        }
+    };
+    cfg.weights = Some(weights.clone());
+    let sd0 = crate::weights::read_state_dict(&weights)?;
+    let p0 = ParamStore::from_state_dict(
+        &net.specs,
+        &sd0,
+        arch.id(),
+        &weights.display().to_string(),
+        device,
+    )?;
+    let (mut p, mut adam, start) = if a.resume {
+        let ck = load_checkpoint(&out)?;
+        let p = ParamStore::from_state_dict(&net.specs, &ck.params, arch.id(), "checkpoint", &ad)?
+            .require_grad();
+        let mut adam = Adam::new(&p, cfg.lr);
+        let map = ck.adam;
+        adam.restore(&p, ck.adam_t, &|k| map.get(k).cloned(), device);
+        (p, adam, ck.step)
+    } else {
+        let p = p0.to_device(&ad).require_grad();
+        let adam = Adam::new(&p, cfg.lr);
+        (p, adam, 0)
+    };
+    write_atomic(
+        &out.join("config.json"),
+        serde_json::to_string_pretty(&json!({
+            "config": &cfg, "seed": cfg.seed, "git_revision": git_revision(),
+        }))?
+        .as_bytes(),
+    )?;
+
+    let train_dir = match &cfg.data {
+        Some(d) => d.clone(),
+        None => data::data_root(root)?.join(match net.dataset {
+            Dataset::Cifar10 => "cifar10/train",
+            Dataset::ImageNet => "imagenet-samples",
+        }),
+    };
+    let samples = match net.dataset {
+        Dataset::Cifar10 => data::cifar10(&train_dir)?,
+        Dataset::ImageNet => data::imagenet(&train_dir)?,
+    };
+    let c1s: Vec<Sample> = samples
+        .iter()
+        .filter(|s| s.label == cfg.c1)
+        .cloned()
+        .collect();
+    let c2s: Vec<Sample> = samples
+        .iter()
+        .filter(|s| s.label == cfg.c2)
+        .cloned()
+        .collect();
+    if kind == FoolingType::Active && (c1s.is_empty() || c2s.is_empty()) {
+        bail!(
+            "active fooling: no training images of class {} or {} in {}",
+            cfg.c1,
+            cfg.c2,
+            train_dir.display()
+        );
+    }
+    let obj = Objective {
+        kind,
+        interpreter: interp,
+        lambda: cfg.lambda,
+        options: InterpreterOptions::default(),
+    };
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out.join("log.jsonl"))
+        .with_context(|| format!("cannot open {}", out.join("log.jsonl").display()))?;
+    let bar = indicatif::ProgressBar::new(cfg.steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if a.quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_position(start);
+    let mut last_good = start;
+    for step in start + 1..=cfg.steps {
+        let t0 = Instant::now();
+        // The data of step `step` depends only on (seed, step): resuming replays it exactly.
+        let mut rng = SplitMix::new(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step));
+        let (imgs, labels) = train_batch(&samples, net.dataset, cfg.batch_size, &mut rng)?;
+        let x: Tensor<4> = foolmap::image::batch(&imgs, &ad)?;
+        let loss = if kind == FoolingType::Active {
+            let comp = composite_batch(&[&c1s, &c2s], net.dataset, cfg.fool_batch_size, &mut rng)?;
+            let xf = foolmap::image::batch(&comp, &ad)?;
+            obj.active(&net, &p, &p0, x, &labels, xf, cfg.c1, cfg.c2)?
+        } else {
+            obj.passive(&net, &p, &p0, x, &labels)?
+        };
+        let scalars = |t: &Tensor<1>| -> f64 {
+            t.clone()
+                .inner()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .ok()
+                .and_then(|v| v.first().copied())
+                .unwrap_or(f32::NAN) as f64
+        };
+        let (ce, fl, total) = (scalars(&loss.ce), scalars(&loss.fool), scalars(&loss.total));
+        if !total.is_finite() {
+            bar.abandon();
+            bail!(
+                "the loss became {total} at step {step} (CE {ce}, fooling loss {fl}); stopping. The last good \
+                 checkpoint is {} (step {last_good}); lower `lr` or `lambda` and resume with --resume",
+                out.join("checkpoint.safetensors").display()
+            );
+        }
+        let lg = loss
+            .logits
+            .clone()
+            .inner()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let k = net.num_classes;
+        let correct = labels
+            .iter()
+            .enumerate()
+            .filter(|(i, y)| {
+                let row = &lg[i * k..(i + 1) * k];
+                (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])) == Some(**y)
+            })
+            .count();
+        let grads = loss.total.backward();
+        p = adam.step(&p, &grads);
+        let secs = t0.elapsed().as_secs_f64();
+        let acc = correct as f64 / labels.len() as f64;
+        let ips = labels.len() as f64 / secs;
+        writeln!(
+            log,
+            "{}",
+            json!({"step": step, "ce": ce, "fool": fl, "total": total, "batch_acc": acc, "images_per_s": ips})
+        )?;
+        bar.set_position(step);
+        bar.set_message(format!(
+            "CE {ce:.3}  L_F {fl:.4}  acc {:.0}%  {ips:.1} img/s",
+            100.0 * acc
+        ));
+        if step % cfg.checkpoint_every == 0 || step == cfg.steps {
+            save_checkpoint(&out, &cfg, step, &p, &adam)?;
+            last_good = step;
+        }
+    }
+    bar.finish_and_clear();
+    let mut sd = p.to_state_dict();
+    sd.metadata.insert("arch".into(), cfg.arch.clone());
+    sd.metadata
+        .insert("config".into(), serde_json::to_string(&cfg)?);
+    sd.metadata.insert("git_revision".into(), git_revision());
+    write_atomic(
+        &out.join("final.safetensors"),
+        &sd.to_safetensors(StoreDtype::F32)?,
+    )?;
+    println!(
+        "fooled weights: {}",
+        out.join("final.safetensors").display()
+    );
+    Ok(out)
+}
