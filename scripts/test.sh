@@ -50,7 +50,7 @@ cargo test --workspace --exclude foolmap-web 2>&1 | tee target/cargo-test.log
 cargo test -p foolmap-web
 
 step "trunk build (wasm, release)"
-(cd static && trunk build --release --offline --dist ../target/dist index.html)
+trunk build --release --offline
 
 step "browser end-to-end (headless Chromium)"
 (cd tests/e2e && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; } && node run.mjs ../../target/dist)

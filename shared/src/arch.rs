@@ -59,6 +59,16 @@ pub struct Net {
 }
 
 impl Net {
+    /// Number of trainable parameters (torchvision's published count; BatchNorm running
+    /// statistics excluded).
+    pub fn num_parameters(&self) -> usize {
+        self.specs
+            .iter()
+            .filter(|s| s.kind == crate::params::ParamKind::Trainable)
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum()
+    }
+
     /// Module path of the tap node (e.g. `layer3.2`).
     pub fn tap_name(&self) -> &str {
         &self.seq.nodes[self.tap].0

@@ -55,6 +55,9 @@ test('the page loads and lists every architecture of the registry', async () => 
   assert.equal(ids.length, 22);
   const tap = await page.$eval('#archs tr[data-arch="vgg19"] td:nth-child(3)', (td) => td.textContent);
   assert.equal(tap, 'features.34');
+  // torchvision's published parameter counts.
+  const params = await page.$eval('#archs tr[data-arch="resnet50"] td:nth-child(4)', (td) => td.textContent);
+  assert.equal(params, '25557032');
   assert.match(await page.textContent('#status'), /22 architectures/);
   await page.screenshot({ path: path.join(shots, 'architectures.png'), fullPage: true });
   assert.deepEqual(errors, []);

@@ -256,11 +256,7 @@ fn archs(json_out: bool) -> Result<()> {
         .iter()
         .map(|a| {
             let net = a.build();
-            let n: usize = net
-                .specs
-                .iter()
-                .map(|s| s.shape.iter().product::<usize>())
-                .sum();
+            let n = net.num_parameters();
             json!({"id": a.id(), "dataset": format!("{:?}", a.dataset()), "tap": net.tap_name(),
                    "parameters": n, "weights_in_data_root": a.weights_file()})
         })

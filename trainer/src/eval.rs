@@ -52,6 +52,10 @@ pub struct EvalArgs {
     /// Images per batch.
     #[arg(long, default_value_t = 50)]
     pub batch_size: usize,
+    /// Write a report folder (report.md, report.json, grid.png, SVG plots; adds weight-noise
+    /// robustness and the model-randomisation sanity check on the first 32 images).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -232,6 +236,12 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
     }
     if kind == FoolingType::Active {
         out["active"] = active_metrics(&net, &p0, &pf, root, &dir, cfg.as_ref(), device)?;
+    }
+    if let Some(rep) = &a.report {
+        let few = &samples[..n.min(32)];
+        let imgs = images(few, net.dataset)?;
+        let labels: Vec<usize> = few.iter().map(|s| s.label).collect();
+        crate::report::write(rep, &mut out, &net, &p0, &pf, &imgs, &labels, device)?;
     }
     Ok(out)
 }

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod fetch;
 pub mod fool;
 pub mod npy;
+pub mod report;
 pub mod weights;
 
 use std::path::PathBuf;

@@ -13,11 +13,7 @@ pub fn architectures_json() -> String {
         .iter()
         .map(|a| {
             let net = a.build();
-            let n: usize = net
-                .specs
-                .iter()
-                .map(|s| s.shape.iter().product::<usize>())
-                .sum();
+            let n = net.num_parameters();
             serde_json::json!({"id": a.id(), "dataset": format!("{:?}", a.dataset()),
                                "tap": net.tap_name(), "parameters": n})
         })
@@ -46,11 +42,7 @@ pub fn start() -> Result<(), JsValue> {
     );
     for a in Architecture::ALL {
         let net = a.build();
-        let n: usize = net
-            .specs
-            .iter()
-            .map(|s| s.shape.iter().product::<usize>())
-            .sum();
+        let n = net.num_parameters();
         html.push_str(&format!(
             "<tr data-arch=\"{}\"><td>{}</td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
             a.id(),
