@@ -46,8 +46,7 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q -- -D warnings
 
 step "cargo test (native)"
-cargo test --workspace --exclude foolmap-web 2>&1 | tee target/cargo-test.log
-cargo test -p foolmap-web
+cargo test --workspace
 
 step "trunk build (wasm, release)"
 trunk build --release --offline

@@ -150,28 +150,36 @@ pub enum NodeTrace {
     None,
     /// Flat argmax indices of a max-pool, `[N, C, H_out·W_out]` into `H_in·W_in` (constants).
     Pool(Tensor<3, Int>),
-    /// Residual block: branch trace, shortcut trace (projection only), `b` and `s` outputs.
-    Residual {
-        /// Branch activations.
-        branch: SeqTrace,
-        /// Projection activations.
-        shortcut: Option<SeqTrace>,
-        /// Branch output `b` (after its last BN).
-        b: Tensor<4>,
-        /// Shortcut output `s`.
-        s: Tensor<4>,
-    },
+    /// Residual block parts.
+    Residual(Box<ResidualTrace>),
     /// Dense layer branch.
     Dense(SeqTrace),
     /// Fire module parts.
-    Fire {
-        /// Squeeze part.
-        squeeze: SeqTrace,
-        /// Expand 1×1 part.
-        e1: SeqTrace,
-        /// Expand 3×3 part.
-        e3: SeqTrace,
-    },
+    Fire(Box<FireTrace>),
+}
+
+/// What a residual block stores: branch trace, shortcut trace (projection only), `b` and `s`.
+#[derive(Debug, Clone)]
+pub struct ResidualTrace {
+    /// Branch activations.
+    pub branch: SeqTrace,
+    /// Projection activations.
+    pub shortcut: Option<SeqTrace>,
+    /// Branch output `b` (after its last BN).
+    pub b: Tensor<4>,
+    /// Shortcut output `s`.
+    pub s: Tensor<4>,
+}
+
+/// What a Fire module stores.
+#[derive(Debug, Clone)]
+pub struct FireTrace {
+    /// Squeeze part.
+    pub squeeze: SeqTrace,
+    /// Expand 1×1 part.
+    pub e1: SeqTrace,
+    /// Expand 3×3 part.
+    pub e3: SeqTrace,
 }
 
 impl Conv {
@@ -351,12 +359,12 @@ impl Node {
                     };
                     let b = branch.output.clone();
                     let y = b.clone().add(s.clone()).clamp_min(0.0);
-                    *t = NodeTrace::Residual {
+                    *t = NodeTrace::Residual(Box::new(ResidualTrace {
                         branch,
                         shortcut,
                         b,
                         s,
-                    };
+                    }));
                     y
                 }
             },
@@ -384,7 +392,7 @@ impl Node {
                     let e1 = f.expand1x1.trace(p, squeeze.output.clone());
                     let e3 = f.expand3x3.trace(p, squeeze.output.clone());
                     let y = Tensor::cat(vec![e1.output.clone(), e3.output.clone()], 1);
-                    *t = NodeTrace::Fire { squeeze, e1, e3 };
+                    *t = NodeTrace::Fire(Box::new(FireTrace { squeeze, e1, e3 }));
                     y
                 }
             },
@@ -411,6 +419,7 @@ impl SpecBuilder {
     }
 
     /// A convolution node `name` with `name.weight` (and `name.bias`).
+    #[allow(clippy::too_many_arguments)]
     pub fn conv(
         &mut self,
         name: &str,

@@ -9,7 +9,9 @@ use crate::error::{FoolmapError, Result};
 use crate::explain::interpreter::{explain_traced, logits};
 use crate::explain::{Interpreter, InterpreterOptions};
 use crate::fooling::{self, FoolingType};
-use crate::params::{ParamKind, ParamStore};
+#[cfg(feature = "autodiff")]
+use crate::params::ParamKind;
+use crate::params::ParamStore;
 
 /// Mean cross-entropy of logits `[N, K]` against integer labels (spec §1.1).
 pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Result<Tensor<1>> {

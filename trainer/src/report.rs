@@ -28,17 +28,30 @@ const PALETTE: [RGBColor; 7] = [
 ];
 
 fn vals<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 /// Line plot of named series into an SVG string.
-pub fn line_svg(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<String> {
+pub fn line_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
         root.fill(&WHITE)?;
         let pts = series.iter().flat_map(|(_, v)| v.iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        let (mut x0, mut x1, mut y0, mut y1) = (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        );
         for &(x, y) in pts.filter(|(x, y)| x.is_finite() && y.is_finite()) {
             x0 = x0.min(x);
             x1 = x1.max(x);
@@ -61,15 +74,25 @@ pub fn line_svg(title: &str, x_label: &str, y_label: &str, series: &[(String, Ve
             .x_label_area_size(40)
             .y_label_area_size(56)
             .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
-        chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()?;
         for (i, (name, v)) in series.iter().enumerate() {
             let c = PALETTE[i % PALETTE.len()];
             chart
                 .draw_series(LineSeries::new(v.iter().copied(), c.stroke_width(2)))?
                 .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw()?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
         root.present()?;
     }
     Ok(svg)
@@ -78,7 +101,10 @@ pub fn line_svg(title: &str, x_label: &str, y_label: &str, series: &[(String, Ve
 fn paste(canvas: &mut Rgb8, img: &Rgb8, x0: usize, y0: usize) {
     for y in 0..img.height {
         for x in 0..img.width {
-            let (d, s) = (((y0 + y) * canvas.width + x0 + x) * 3, (y * img.width + x) * 3);
+            let (d, s) = (
+                ((y0 + y) * canvas.width + x0 + x) * 3,
+                (y * img.width + x) * 3,
+            );
             canvas.data[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
         }
     }
@@ -86,10 +112,22 @@ fn paste(canvas: &mut Rgb8, img: &Rgb8, x0: usize, y0: usize) {
 
 /// Grid: one row per image; columns: the image, then per interpreter the original and the
 /// fooled model's map over it.
-pub fn grid(net: &Net, p0: &ParamStore, pf: &ParamStore, imgs: &[Rgb8], labels: &[usize], interps: &[Interpreter], device: &Device) -> Result<Rgb8> {
+pub fn grid(
+    net: &Net,
+    p0: &ParamStore,
+    pf: &ParamStore,
+    imgs: &[Rgb8],
+    labels: &[usize],
+    interps: &[Interpreter],
+    device: &Device,
+) -> Result<Rgb8> {
     let cell = 112usize;
     let cols = 1 + 2 * interps.len();
-    let mut canvas = Rgb8 { width: cols * cell, height: imgs.len() * cell, data: vec![255; cols * cell * imgs.len() * cell * 3] };
+    let mut canvas = Rgb8 {
+        width: cols * cell,
+        height: imgs.len() * cell,
+        data: vec![255; cols * cell * imgs.len() * cell * 3],
+    };
     let x = foolmap::image::batch(imgs, device)?;
     let o = InterpreterOptions::default();
     for (r, img) in imgs.iter().enumerate() {
@@ -123,8 +161,14 @@ pub fn perturb(p: &ParamStore, sigma: f64, seed: u64, device: &Device) -> Result
         let n = data.len() as f64;
         let mean = data.iter().map(|&x| x as f64).sum::<f64>() / n;
         let std = (data.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let noisy: Vec<f32> = data.iter().map(|&x| (x as f64 + sigma * std * rng.normal()) as f32).collect();
-        values.push(Tensor::from_data(TensorData::new(noisy, [data.len()]), device));
+        let noisy: Vec<f32> = data
+            .iter()
+            .map(|&x| (x as f64 + sigma * std * rng.normal()) as f32)
+            .collect();
+        values.push(Tensor::from_data(
+            TensorData::new(noisy, [data.len()]),
+            device,
+        ));
     }
     let mut out = p.clone();
     out.set_values(values);
@@ -134,7 +178,14 @@ pub fn perturb(p: &ParamStore, sigma: f64, seed: u64, device: &Device) -> Result
 /// Cascading model randomisation (Adebayo et al. 2018): re-initialise the parameter groups of
 /// the top-level nodes from the output downwards and record the mean Spearman correlation of
 /// the map with the map of the intact model. Returns `(layers randomised, similarity)`.
-pub fn sanity(net: &Net, p: &ParamStore, x: Tensor<4>, labels: &[usize], interp: Interpreter, device: &Device) -> Result<Vec<(String, f64)>> {
+pub fn sanity(
+    net: &Net,
+    p: &ParamStore,
+    x: Tensor<4>,
+    labels: &[usize],
+    interp: Interpreter,
+    device: &Device,
+) -> Result<Vec<(String, f64)>> {
     let o = InterpreterOptions::default();
     let reference = vals(explain(net, p, x.clone(), labels, interp, &o)?)?;
     let n = labels.len();
@@ -142,7 +193,13 @@ pub fn sanity(net: &Net, p: &ParamStore, x: Tensor<4>, labels: &[usize], interp:
     let random = ParamStore::random(p.specs(), 99, device);
     let mut values: Vec<Tensor<1>> = p.values().to_vec();
     let mut out = vec![("none".to_string(), 1.0)];
-    let groups: Vec<String> = net.seq.nodes.iter().rev().map(|(name, _)| name.clone()).collect();
+    let groups: Vec<String> = net
+        .seq
+        .nodes
+        .iter()
+        .rev()
+        .map(|(name, _)| name.clone())
+        .collect();
     for g in groups {
         let prefix = format!("{g}.");
         let mut touched = false;
@@ -159,7 +216,12 @@ pub fn sanity(net: &Net, p: &ParamStore, x: Tensor<4>, labels: &[usize], interp:
         q.set_values(values.clone());
         let m = vals(explain(net, &q, x.clone(), labels, interp, &o)?)?;
         let sim = (0..n)
-            .map(|i| metrics::spearman(&reference[i * cells..(i + 1) * cells], &m[i * cells..(i + 1) * cells]))
+            .map(|i| {
+                metrics::spearman(
+                    &reference[i * cells..(i + 1) * cells],
+                    &m[i * cells..(i + 1) * cells],
+                )
+            })
             .sum::<f64>()
             / n as f64;
         out.push((g, sim));
@@ -169,17 +231,40 @@ pub fn sanity(net: &Net, p: &ParamStore, x: Tensor<4>, labels: &[usize], interp:
 
 /// Writes every file of the report.
 #[allow(clippy::too_many_arguments)]
-pub fn write(dir: &Path, eval: &mut Value, net: &Net, p0: &ParamStore, pf: &ParamStore, imgs: &[Rgb8], labels: &[usize], device: &Device) -> Result<()> {
+pub fn write(
+    dir: &Path,
+    eval: &mut Value,
+    net: &Net,
+    p0: &ParamStore,
+    pf: &ParamStore,
+    imgs: &[Rgb8],
+    labels: &[usize],
+    device: &Device,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let kind: fooling::FoolingType = eval["fooling"].as_str().unwrap_or("location").parse()?;
     let fooled_with: Interpreter = eval["fooled_with"].as_str().unwrap_or("lrp_t").parse()?;
     let tau = 0.15;
     // Grid of the first images.
-    let interps = [Interpreter::LrpT, Interpreter::GradCam, Interpreter::SimpleGradT];
-    let g = grid(net, p0, pf, &imgs[..imgs.len().min(6)], &labels[..labels.len().min(6)], &interps, device)?;
+    let interps = [
+        Interpreter::LrpT,
+        Interpreter::GradCam,
+        Interpreter::SimpleGradT,
+    ];
+    let g = grid(
+        net,
+        p0,
+        pf,
+        &imgs[..imgs.len().min(6)],
+        &labels[..labels.len().min(6)],
+        &interps,
+        device,
+    )?;
     let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(image::RgbImage::from_raw(g.width as u32, g.height as u32, g.data).context("grid")?)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    image::DynamicImage::ImageRgb8(
+        image::RgbImage::from_raw(g.width as u32, g.height as u32, g.data).context("grid")?,
+    )
+    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     write_atomic(&dir.join("grid.png"), &png)?;
     // Robustness to weight noise.
     let x = foolmap::image::batch(imgs, device)?;
@@ -187,47 +272,110 @@ pub fn write(dir: &Path, eval: &mut Value, net: &Net, p0: &ParamStore, pf: &Para
     let mut robust = Vec::new();
     for (i, sigma) in [0.0, 0.01, 0.05, 0.1, 0.2].into_iter().enumerate() {
         let q = perturb(pf, sigma, 1000 + i as u64, device)?;
-        let l = vals(net.seq.forward(&q, x.clone()).reshape([labels.len(), net.num_classes]))?;
+        let l = vals(
+            net.seq
+                .forward(&q, x.clone())
+                .reshape([labels.len(), net.num_classes]),
+        )?;
         let k = net.num_classes;
-        let acc = (0..labels.len()).filter(|&i| (0..k).max_by(|&a, &b| l[i * k + a].total_cmp(&l[i * k + b])) == Some(labels[i])).count() as f64 / labels.len() as f64;
+        let acc = (0..labels.len())
+            .filter(|&i| {
+                (0..k).max_by(|&a, &b| l[i * k + a].total_cmp(&l[i * k + b])) == Some(labels[i])
+            })
+            .count() as f64
+            / labels.len() as f64;
         let hf = explain(net, &q, x.clone(), labels, fooled_with, &o)?;
         let h0 = explain(net, p0, x.clone(), labels, fooled_with, &o)?;
         let s = vals(fooling::statistic(kind, hf, Some(h0))?)?;
         robust.push(json!({"sigma": sigma, "top1": acc, "fsr": metrics::fsr(kind, &s, tau)}));
     }
-    eval["robustness"] = json!({"interpreter": fooled_with.id(), "images": labels.len(), "rows": robust});
+    eval["robustness"] =
+        json!({"interpreter": fooled_with.id(), "images": labels.len(), "rows": robust});
     // Sanity check on the original and the fooled model.
     let mut sanity_series = Vec::new();
     let mut sanity_json = serde_json::Map::new();
     for (name, p) in [("original", p0), ("fooled", pf)] {
         let s = sanity(net, p, x.clone(), labels, fooled_with, device)?;
-        sanity_series.push((name.to_string(), s.iter().enumerate().map(|(i, (_, v))| (i as f64, *v)).collect()));
+        sanity_series.push((
+            name.to_string(),
+            s.iter()
+                .enumerate()
+                .map(|(i, (_, v))| (i as f64, *v))
+                .collect(),
+        ));
         sanity_json.insert(name.into(), json!(s));
     }
-    eval["sanity_check"] = json!({"interpreter": fooled_with.id(), "images": labels.len(), "layers": sanity_json});
-    write_atomic(&dir.join("sanity.svg"), line_svg(&format!("Model randomisation ({})", fooled_with.id()), "top-level layers re-initialised (from the output)", "Spearman vs intact map", &sanity_series)?.as_bytes())?;
+    eval["sanity_check"] =
+        json!({"interpreter": fooled_with.id(), "images": labels.len(), "layers": sanity_json});
+    write_atomic(
+        &dir.join("sanity.svg"),
+        line_svg(
+            &format!("Model randomisation ({})", fooled_with.id()),
+            "top-level layers re-initialised (from the output)",
+            "Spearman vs intact map",
+            &sanity_series,
+        )?
+        .as_bytes(),
+    )?;
     // CDFs.
     if let Some(m) = eval["interpreters"].as_object() {
         let series: Vec<(String, Vec<(f64, f64)>)> = m
             .iter()
-            .map(|(k, r)| (k.clone(), r["cdf"].as_array().into_iter().flatten().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect()))
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    r["cdf"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
+                        .collect(),
+                )
+            })
             .collect();
-        write_atomic(&dir.join("cdf.svg"), line_svg(&format!("CDF of the {} statistic (fooled model)", kind.id()), "statistic", "fraction of images ≤ x", &series)?.as_bytes())?;
+        write_atomic(
+            &dir.join("cdf.svg"),
+            line_svg(
+                &format!("CDF of the {} statistic (fooled model)", kind.id()),
+                "statistic",
+                "fraction of images ≤ x",
+                &series,
+            )?
+            .as_bytes(),
+        )?;
     }
     if let Some(c) = eval["aopc"]["curves"].as_object() {
         let series: Vec<(String, Vec<(f64, f64)>)> = c
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_array().into_iter().flatten().enumerate().filter_map(|(i, y)| Some((i as f64, y.as_f64()?))).collect()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                        .filter_map(|(i, y)| Some((i as f64, y.as_f64()?)))
+                        .collect(),
+                )
+            })
             .collect();
-        write_atomic(&dir.join("aopc.svg"), line_svg("AOPC (MoRF vs random)", "patches replaced", "AOPC", &series)?.as_bytes())?;
+        write_atomic(
+            &dir.join("aopc.svg"),
+            line_svg("AOPC (MoRF vs random)", "patches replaced", "AOPC", &series)?.as_bytes(),
+        )?;
     }
-    write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(eval)?.as_bytes())?;
+    write_atomic(
+        &dir.join("report.json"),
+        serde_json::to_string_pretty(eval)?.as_bytes(),
+    )?;
     write_atomic(&dir.join("report.md"), markdown(eval).as_bytes())?;
     Ok(())
 }
 
 fn pct(v: &Value) -> String {
-    v.as_f64().map(|x| format!("{:.1} %", 100.0 * x)).unwrap_or_else(|| "–".into())
+    v.as_f64()
+        .map(|x| format!("{:.1} %", 100.0 * x))
+        .unwrap_or_else(|| "–".into())
 }
 
 /// The report as markdown.
@@ -242,12 +390,22 @@ pub fn markdown(e: &Value) -> String {
     );
     s += "## Accuracy\n\n| model | top-1 | top-5 |\n|---|---|---|\n";
     for m in ["original", "fooled"] {
-        s += &format!("| {m} | {} | {} |\n", pct(&e[m]["top1"]), pct(&e[m]["top5"]));
+        s += &format!(
+            "| {m} | {} | {} |\n",
+            pct(&e[m]["top1"]),
+            pct(&e[m]["top5"])
+        );
     }
     s += "\n## Fooling success per interpreter (transfer row)\n\n| interpreter | images | FSR fooled | mean statistic | FSR original |\n|---|---|---|---|---|\n";
     if let Some(m) = e["interpreters"].as_object() {
         for (k, r) in m {
-            s += &format!("| {k} | {} | {} | {:.4} | {} |\n", r["n"], pct(&r["fsr"]), r["mean_statistic"].as_f64().unwrap_or(0.0), pct(&r["fsr_original"]));
+            s += &format!(
+                "| {k} | {} | {} | {:.4} | {} |\n",
+                r["n"],
+                pct(&r["fsr"]),
+                r["mean_statistic"].as_f64().unwrap_or(0.0),
+                pct(&r["fsr_original"])
+            );
         }
     }
     s += "\n![statistic CDFs](cdf.svg)\n\n![maps](grid.png)\n\nGrid columns: image, then for lrp_t, grad_cam, simple_grad_t the original and the fooled model's map.\n";
@@ -255,7 +413,13 @@ pub fn markdown(e: &Value) -> String {
         s += "\n## AOPC (spec §7.5)\n\n| curve | AOPC at the last step |\n|---|---|\n";
         if let Some(c) = e["aopc"]["curves"].as_object() {
             for (k, v) in c {
-                s += &format!("| {k} | {:.3} |\n", v.as_array().and_then(|a| a.last()).and_then(Value::as_f64).unwrap_or(0.0));
+                s += &format!(
+                    "| {k} | {:.3} |\n",
+                    v.as_array()
+                        .and_then(|a| a.last())
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.0)
+                );
             }
         }
         s += "\n![AOPC](aopc.svg)\n";
@@ -263,14 +427,22 @@ pub fn markdown(e: &Value) -> String {
     if let Some(rows) = e["robustness"]["rows"].as_array() {
         s += "\n## Robustness to Gaussian weight noise\n\n| relative σ | top-1 | FSR |\n|---|---|---|\n";
         for r in rows {
-            s += &format!("| {} | {} | {} |\n", r["sigma"], pct(&r["top1"]), pct(&r["fsr"]));
+            s += &format!(
+                "| {} | {} | {} |\n",
+                r["sigma"],
+                pct(&r["top1"]),
+                pct(&r["fsr"])
+            );
         }
     }
     if e.get("sanity_check").is_some() {
         s += "\n## Model-randomisation sanity check\n\n![sanity](sanity.svg)\n";
     }
     if e.get("active").is_some() {
-        s += &format!("\n## Active fooling\n\n```json\n{}\n```\n", serde_json::to_string_pretty(&e["active"]).unwrap_or_default());
+        s += &format!(
+            "\n## Active fooling\n\n```json\n{}\n```\n",
+            serde_json::to_string_pretty(&e["active"]).unwrap_or_default()
+        );
     }
     s
 }

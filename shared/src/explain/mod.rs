@@ -314,15 +314,10 @@ fn back_node(
         }
         Node::Dropout => r,
         Node::Residual(res) => {
-            let NodeTrace::Residual {
-                branch,
-                shortcut,
-                b,
-                s,
-            } = inner
-            else {
+            let NodeTrace::Residual(rt) = inner else {
                 unreachable!("residual traced without its parts")
             };
+            let (branch, shortcut, b, s) = (&rt.branch, &rt.shortcut, &rt.b, &rt.s);
             let (rb, rs) = match sw {
                 Sweep::Lrp(o) => {
                     rules::residual_split(b.clone(), s.clone(), r, o.residual_code_faithful)
@@ -352,9 +347,10 @@ fn back_node(
             old.add(back_seq(branch, p, bt, new, 0, sw))
         }
         Node::Fire(f) => {
-            let NodeTrace::Fire { squeeze, e1, e3 } = inner else {
+            let NodeTrace::Fire(ft) = inner else {
                 unreachable!("fire module traced without its parts")
             };
+            let (squeeze, e1, e3) = (&ft.squeeze, &ft.e1, &ft.e3);
             let [n, c1, h, w] = e1.output.dims();
             let c = r.dims()[1];
             let r1 = r.clone().slice([0..n, 0..c1, 0..h, 0..w]);
