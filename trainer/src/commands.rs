@@ -1,6 +1,5 @@
 //! Implementations of the sub-commands.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,6 +14,7 @@ use foolmap::{Architecture, Dataset, Interpreter, InterpreterOptions, Net, Param
 use serde_json::json;
 
 use crate::data::{self, Sample};
+use crate::fool::write_atomic;
 use crate::{Cli, Command, DataAction, DeviceArg, npy, weights};
 
 /// `foolmap predict`.
@@ -237,14 +237,16 @@ fn softmax(v: &[f32]) -> Vec<f32> {
     e.into_iter().map(|x| x / s).collect()
 }
 
-fn top_k(v: &[f32], k: usize) -> Vec<usize> {
+/// Indices of the `k` largest values, largest first, ties to the lower index (NaN-safe).
+pub(crate) fn top_k(v: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
     idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
     idx.truncate(k);
     idx
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+/// Reads a tensor back as `f32` values.
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
@@ -404,22 +406,6 @@ fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()>
             n as f64 / secs
         );
     }
-    Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }
 

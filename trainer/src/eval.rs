@@ -14,6 +14,7 @@ use foolmap::params::SplitMix;
 use foolmap::{Architecture, Dataset, Interpreter, InterpreterOptions, Net, ParamStore};
 use serde_json::{Value, json};
 
+use crate::commands::{to_vec, top_k as topk};
 use crate::data::{self, Sample};
 
 /// Flags of `foolmap eval`.
@@ -59,20 +60,6 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("read-back: {e:?}"))
-}
-
-fn topk(row: &[f32], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..row.len()).collect();
-    idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-    idx.truncate(k);
-    idx
 }
 
 /// Metadata of a fooled checkpoint (`arch`, `config`).
