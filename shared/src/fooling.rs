@@ -18,6 +18,16 @@ pub enum Direction {
     HigherIsFooled,
 }
 
+impl Direction {
+    /// Stable id for reports and JSON: `"lower"` or `"higher"` (is more fooled).
+    pub fn id(self) -> &'static str {
+        match self {
+            Direction::LowerIsFooled => "lower",
+            Direction::HigherIsFooled => "higher",
+        }
+    }
+}
+
 macro_rules! fooling_types {
     ($( $variant:ident => $id:literal, $doc:literal ),* $(,)?) => {
         /// The fooling objectives of the paper (spec §5).

@@ -6,7 +6,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::explain::interpreter::explain;
+use foolmap::fooling::FoolingType;
 use foolmap::image::eval_crop;
+use foolmap::train::{Adam, Objective};
 use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore};
 
 use crate::data;
@@ -93,11 +95,97 @@ fn interp_rows(
     Ok(rows)
 }
 
-/// Runs the benchmarks and rewrites `out` (markdown).
+/// Peak resident memory of this process since the last [`reset_peak_rss`], in MiB (Linux
+/// `VmHWM`; `None` elsewhere).
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`), best effort.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Fooling steps (`CE + λ·L_F`, Location, Adam) per interpreter: images/s and peak host memory.
+fn fool_rows(
+    net: &Net,
+    p0: &ParamStore,
+    imgs: &[foolmap::image::Rgb8],
+    labels: &[usize],
+    steps: usize,
+    device: &Device,
+    device_name: &str,
+) -> Result<Vec<String>> {
+    let ad = device.clone().autodiff();
+    let mut rows = Vec::new();
+    for interp in [
+        Interpreter::LrpT,
+        Interpreter::GradCam,
+        Interpreter::SimpleGradT,
+    ] {
+        let obj = Objective {
+            kind: FoolingType::Location,
+            interpreter: interp,
+            lambda: 1.0,
+            options: InterpreterOptions::default(),
+        };
+        let mut p = p0.to_device(&ad).require_grad();
+        let mut adam = Adam::new(&p, 1e-5);
+        reset_peak_rss();
+        let mut err = None;
+        let t = median(steps, || {
+            let x = match foolmap::image::batch(imgs, &ad) {
+                Ok(x) => x,
+                Err(e) => return err = Some(anyhow::Error::from(e)),
+            };
+            match obj.passive(net, &p, p0, x, labels) {
+                Ok(loss) => {
+                    let grads = loss.total.backward();
+                    p = adam.step(&p, &grads);
+                    let _ = p.values().first().map(|t| t.clone().into_data());
+                }
+                Err(e) => err = Some(e.into()),
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let mem = peak_rss_mib().map_or("n/a".into(), |m| format!("{m:.0}"));
+        rows.push(format!(
+            "| {} | {device_name} | {} | {} | {:.1} | {mem} |",
+            net.id,
+            interp.id(),
+            labels.len(),
+            labels.len() as f64 / t
+        ));
+    }
+    Ok(rows)
+}
+
+/// Replaces the part of `old` between the bench markers by `body` (or the whole text when the
+/// markers are missing), so that hand-written sections of `BENCHMARKS.md` survive a rerun.
+fn splice(old: Option<&str>, body: &str) -> String {
+    const BEGIN: &str = "<!-- foolmap bench: begin -->";
+    const END: &str = "<!-- foolmap bench: end -->";
+    let block = format!("{BEGIN}\n{body}{END}\n");
+    match old.and_then(|o| Some((o, o.find(BEGIN)?, o.find(END)?))) {
+        Some((o, b, e)) if b < e => format!(
+            "{}{block}{}",
+            &o[..b],
+            o[e + END.len()..].trim_start_matches('\n')
+        ),
+        _ => block,
+    }
+}
+
+/// Runs the benchmarks and rewrites the generated part of `out` (markdown).
 pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) -> Result<()> {
     let root = data::data_root(root)?;
     let mut md = String::new();
-    md.push_str("# foolmap benchmarks\n\nWritten by `foolmap bench` (release build); figures are medians of repeated runs.\n\n");
+    md.push_str("# foolmap benchmarks\n\nThis block is written by `foolmap bench` (release build); figures are medians of repeated runs.\n\n");
     md.push_str(&format!(
         "Machine: {}; device: {device_name}.\n\n",
         machine()
@@ -159,11 +247,28 @@ pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) 
         md.push_str(&r);
         md.push('\n');
     }
+    md.push_str("\n## Fooling step (Location, λ 1, Adam): images/s and peak host memory\n\n");
+    md.push_str("| model | device | interpreter | batch | images/s | peak RSS MiB |\n|---|---|---|---|---|---|\n");
+    let train = data::cifar10(&root.join("cifar10/test"))?;
+    let imgs: Vec<_> = train[..32]
+        .iter()
+        .map(|s| s.rgb().map(|i| eval_crop(&i, net.dataset)))
+        .collect::<Result<_>>()?;
+    let labels: Vec<usize> = train[..32].iter().map(|s| s.label).collect();
+    for r in fool_rows(&net, &p, &imgs, &labels, 5, device, device_name)? {
+        md.push_str(&r);
+        md.push('\n');
+    }
+    for r in fool_rows(&sq, &ps, &photos, &[180, 285], 2, device, device_name)? {
+        md.push_str(&r);
+        md.push('\n');
+    }
     md.push_str(&format!(
-        "\nCommand: `cargo run --release -p foolmap-trainer -- bench --out {}`\n",
+        "\nCommand: `cargo run --release -p foolmap-trainer -- bench --out {}` (peak RSS: `VmHWM`, reset per row).\n",
         out.display()
     ));
-    std::fs::write(out, md).with_context(|| format!("write {}", out.display()))?;
+    let old = std::fs::read_to_string(out).ok();
+    crate::fool::write_atomic(out, splice(old.as_deref(), &md).as_bytes())?;
     println!("wrote {}", out.display());
     Ok(())
 }

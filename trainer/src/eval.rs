@@ -206,7 +206,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
         "data": dir.display().to_string(), "n": n,
         "original": {"weights": original.display().to_string(), "top1": acc[0][0] as f64 / n as f64, "top5": acc[0][1] as f64 / n as f64},
         "fooled": {"weights": a.fooled.display().to_string(), "top1": acc[1][0] as f64 / n as f64, "top5": acc[1][1] as f64 / n as f64},
-        "direction": format!("{:?}", kind.direction()),
+        "direction": kind.direction().map(|d| d.id()),
         "interpreters": per,
     });
     if a.aopc_images > 0 {

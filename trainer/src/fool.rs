@@ -98,6 +98,10 @@ pub struct FoolArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Stop after this many seconds of training (checkpoint + final weights at the step reached;
+    /// `--resume` continues to `steps`). For sweeps with a fixed time budget.
+    #[arg(long)]
+    pub time_limit: Option<f64>,
 }
 
 /// Defaults of spec §6.2 (passive_fooling.sh) where the paper's code has them: `(lr, λ)`.
@@ -522,6 +526,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     }
     bar.set_position(start);
     let mut last_good = start;
+    let started = Instant::now();
     for step in start + 1..=cfg.steps {
         let t0 = Instant::now();
         // The data of step `step` depends only on (seed, step): resuming replays it exactly.
@@ -586,9 +591,19 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
             "CE {ce:.3}  L_F {fl:.4}  acc {:.0}%  {ips:.1} img/s",
             100.0 * acc
         ));
-        if step % cfg.checkpoint_every == 0 || step == cfg.steps {
+        let out_of_time = a
+            .time_limit
+            .is_some_and(|t| started.elapsed().as_secs_f64() >= t);
+        if step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time {
             save_checkpoint(&out, &cfg, step, &p, &adam)?;
             last_good = step;
+        }
+        if out_of_time {
+            bar.println(format!(
+                "time limit reached after step {step} of {}; `--resume` continues",
+                cfg.steps
+            ));
+            break;
         }
     }
     bar.finish_and_clear();
@@ -597,6 +612,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     sd.metadata
         .insert("config".into(), serde_json::to_string(&cfg)?);
     sd.metadata.insert("git_revision".into(), git_revision());
+    sd.metadata.insert("step".into(), last_good.to_string());
     write_atomic(
         &out.join("final.safetensors"),
         &sd.to_safetensors(StoreDtype::F32)?,
