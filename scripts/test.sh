@@ -8,8 +8,6 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-WASM_BINDGEN_VERSION=0.2.130
-TRUNK_VERSION=0.21.14
 TOOLS="$PWD/target/tools"
 export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"
 
@@ -25,18 +23,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-step "rust components"
-rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-unknown-unknown
+step "rust components, trunk, wasm-bindgen-cli"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-
-if ! "$TOOLS/bin/trunk" --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
-  step "cargo install trunk $TRUNK_VERSION"
-  cargo install trunk --version "$TRUNK_VERSION" --locked --root "$TOOLS" -q
-fi
-if ! "$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
-  step "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$TOOLS" -q
-fi
+bash scripts/web-tools.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -48,8 +37,25 @@ cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q -- -D warnings
 step "cargo test (native)"
 cargo test --workspace
 
-step "trunk build (wasm, release)"
-trunk build --release --offline
+step "a short CPU fooling run for the browser tests (ResNet-20, Location, Grad-CAM)"
+foolmap() { cargo run -q -p foolmap-trainer -- "$@"; }
+rm -rf target/e2e-run target/e2e/native
+foolmap fool --arch resnet20 --fooling location --interpreter grad_cam --lambda 10 --lr 1e-3 \
+  --batch-size 16 --steps 40 --checkpoint-every 40 --quiet --out target/e2e-run
 
-step "browser end-to-end (headless Chromium)"
-(cd tests/e2e && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; } && node run.mjs ../../target/dist)
+step "trunk build (wasm, release) + export-web"
+trunk build --release --offline
+foolmap export-web --fooled target/e2e-run --out target/dist
+
+step "native maps for the browser parity test"
+for role in original location-grad_cam; do
+  for i in lrp_t grad_cam simple_grad_t; do
+    foolmap explain --arch resnet20 --weights "target/dist/models/resnet20-$role.safetensors" \
+      --interpreter "$i" --class 3 --out "target/e2e/native/${role%%-*}" target/dist/gallery/cat_1.png >/dev/null
+  done
+done
+mv target/e2e/native/location target/e2e/native/fooled
+
+step "browser end-to-end (headless Chromium: CPU and WebGPU paths)"
+(cd tests/e2e && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; } \
+  && node run.mjs ../../target/dist ../../target/e2e/native)

@@ -1,24 +1,34 @@
-// Browser end-to-end tests: serve the trunk build on 127.0.0.1, open it in Debian's headless
-// Chromium through playwright-core (no browser download), and check what a person would see.
-// Usage: node run.mjs DIST_DIR   (screenshots go to ../../target/e2e/)
+// Browser end-to-end tests: serve the trunk build (with the models and gallery written by
+// `foolmap export-web`) on 127.0.0.1, open it in Debian's headless Chromium through
+// playwright-core (no browser download), and check what a person would see.
+// Usage: node run.mjs DIST_DIR [NATIVE_DIR]
+//   NATIVE_DIR: output of `foolmap explain` for the parity test (see scripts/test.sh).
+// Screenshots go to ../../target/e2e/.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
+const here = path.dirname(new URL(import.meta.url).pathname);
 const dist = path.resolve(process.argv[2] ?? process.env.FOOLMAP_DIST ?? '../../target/dist');
-const shots = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../target/e2e');
+const native = process.argv[3] ? path.resolve(process.argv[3]) : null;
+const shots = path.resolve(here, '../../target/e2e');
 fs.mkdirSync(shots, { recursive: true });
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css',
   '.json': 'application/json', '.png': 'image/png', '.jpg': 'image/jpeg', '.safetensors': 'application/octet-stream' };
 
-let server, base, browser;
+let server, base, browser, manifest;
+const requests = [];
+const pageErrors = [];
 
 before(async () => {
   assert.ok(fs.existsSync(path.join(dist, 'index.html')), `no build at ${dist}`);
+  assert.ok(fs.existsSync(path.join(dist, 'models/manifest.json')), `no models in ${dist}: run foolmap export-web`);
+  manifest = JSON.parse(fs.readFileSync(path.join(dist, 'models/manifest.json'), 'utf8'));
   server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://localhost');
     const file = path.join(dist, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
@@ -32,36 +42,178 @@ before(async () => {
   base = `http://127.0.0.1:${server.address().port}`;
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'],
+    args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
+      '--enable-features=Vulkan', '--use-angle=swiftshader', '--use-webgpu-adapter=swiftshader'],
   });
 });
 
 after(async () => {
   await browser?.close();
   server?.close();
+  const foreign = requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'));
+  assert.deepEqual(foreign, [], 'requests left the origin');
 });
 
-test('the page loads and lists every architecture of the registry', async () => {
-  const page = await browser.newPage();
-  const requests = [];
-  const errors = [];
+async function open(query) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   page.on('request', (r) => requests.push(r.url()));
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(base + '/');
-  await page.waitForSelector('#archs tr[data-arch]', { timeout: 60_000 });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') console.log('console:', m.text()); });
+  await page.goto(base + '/' + query);
+  return page;
+}
+
+async function result(page, runsAbove = 0) {
+  await page.waitForFunction((n) => Number(document.body.dataset.runs ?? 0) > n && !document.body.dataset.busy,
+    runsAbove, { timeout: 240_000 });
+  return JSON.parse(await page.textContent('#result-json'));
+}
+
+// Frame of width ⌊h/7⌋ (spec §5.1): share of the positive mass on it.
+function frameMass(values, h, w) {
+  const k = Math.floor(h / 7);
+  let all = 0, frame = 0;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const v = Math.max(0, values[y * w + x]);
+    all += v;
+    if (y < k || y >= h - k || x < k || x >= w - k) frame += v;
+  }
+  return all > 0 ? frame / all : 0;
+}
+
+function maxAbsDiff(a, b) {
+  assert.equal(a.length, b.length);
+  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+}
+
+function readNpy(file) {
+  const buf = fs.readFileSync(file);
+  const headerLen = buf.readUInt16LE(8);
+  const header = buf.subarray(10, 10 + headerLen).toString('latin1');
+  assert.match(header, /'descr': '<f4'/);
+  const data = buf.subarray(10 + headerLen);
+  return Array.from(new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length)));
+}
+
+const fooled = () => manifest.models.find((m) => m.role === 'fooled');
+let cpuResult;
+
+test('the registry table lists every architecture', async () => {
+  const page = await open('?backend=cpu');
+  await page.waitForSelector('#archs tr[data-arch]', { timeout: 60_000, state: 'attached' });
   const ids = await page.$$eval('#archs tr[data-arch]', (rows) => rows.map((r) => r.dataset.arch));
-  assert.ok(ids.includes('resnet20') && ids.includes('squeezenet1_0') && ids.includes('densenet121'), ids.join(','));
   assert.equal(ids.length, 22);
-  const tap = await page.$eval('#archs tr[data-arch="vgg19"] td:nth-child(3)', (td) => td.textContent);
-  assert.equal(tap, 'features.34');
-  // torchvision's published parameter counts.
-  const params = await page.$eval('#archs tr[data-arch="resnet50"] td:nth-child(4)', (td) => td.textContent);
-  assert.equal(params, '25557032');
-  assert.match(await page.textContent('#status'), /22 architectures/);
-  await page.screenshot({ path: path.join(shots, 'architectures.png'), fullPage: true });
-  assert.deepEqual(errors, []);
-  const foreign = requests.filter((u) => !u.startsWith(base));
-  assert.deepEqual(foreign, [], 'requests left the origin');
+  assert.equal(await page.$eval('#archs tr[data-arch="vgg19"] td:nth-child(3)', (td) => td.textContent), 'features.34');
+  assert.equal(await page.$eval('#archs tr[data-arch="resnet50"] td:nth-child(4)', (td) => td.textContent), '25557032');
   await page.close();
+});
+
+test('CPU path: a gallery image gives predictions and maps; the fooled Location map is on the frame', async () => {
+  const m = fooled();
+  const page = await open(`?backend=cpu&model=${m.id}&interpreter=${m.interpreter}&image=cat_1.png`);
+  const r = await result(page);
+  cpuResult = r;
+  assert.equal(r.backend, 'cpu');
+  assert.equal(await page.getAttribute('body', 'data-backend'), 'cpu');
+  assert.equal(r.class, 3, 'gallery label of cat_1 (CIFAR-10 cat = 3)');
+  for (const i of ['lrp_t', 'grad_cam', 'simple_grad_t']) {
+    const mp = r.maps[i];
+    assert.ok(mp && mp.h === 8 && mp.w === 8 && mp.original.length === 64, `map ${i}`);
+    assert.ok(mp.original.every(Number.isFinite) && mp.fooled.every(Number.isFinite), `finite ${i}`);
+  }
+  assert.equal((await page.$$('#top5 table')).length, 2);
+  assert.equal((await page.$$('#top5 table:first-child tr')).length, 5);
+  const mp = r.maps[m.interpreter];
+  if (m.fooling === 'location') {
+    const before = frameMass(mp.original, mp.h, mp.w);
+    const afterF = frameMass(mp.fooled, mp.h, mp.w);
+    assert.ok(afterF > before, `frame mass original ${before.toFixed(3)} fooled ${afterF.toFixed(3)}`);
+    assert.ok(Math.abs(r.stats.frame_mass[1] - afterF) < 1e-6, 'page statistic = independent computation');
+  }
+  await page.screenshot({ path: path.join(shots, 'cpu-gallery.png'), fullPage: true });
+  await page.close();
+});
+
+test('browser maps equal the native `foolmap explain` output (same image, same f16 weights)', { skip: !native }, async () => {
+  assert.ok(cpuResult, 'the CPU test ran first');
+  let compared = 0;
+  for (const role of ['original', 'fooled']) {
+    for (const interp of ['lrp_t', 'grad_cam', 'simple_grad_t']) {
+      const dir = path.join(native, role);
+      const file = fs.existsSync(dir) && fs.readdirSync(dir).find((f) => f.includes(`.${interp}.c3.npy`));
+      if (!file) continue;
+      const nat = readNpy(path.join(dir, file));
+      const d = maxAbsDiff(nat, cpuResult.maps[interp][role]);
+      assert.ok(d < 1e-4, `${role} ${interp}: max |browser − native| = ${d}`);
+      compared++;
+    }
+  }
+  assert.equal(compared, 6, `compared ${compared} maps (expected original and fooled × 3 interpreters) in ${native}`);
+});
+
+test('WebGPU path (SwiftShader) produces the same maps as the CPU path', async () => {
+  const m = fooled();
+  const page = await open(`?backend=webgpu&model=${m.id}&interpreter=${m.interpreter}&image=cat_1.png`);
+  const r = await result(page);
+  assert.equal(r.backend, 'webgpu', `backend line: ${await page.textContent('#backend-status')}`);
+  assert.match(await page.textContent('#backend-status'), /WebGPU/);
+  assert.ok(cpuResult, 'the CPU test ran first');
+  for (const i of ['lrp_t', 'grad_cam', 'simple_grad_t']) {
+    for (const role of ['original', 'fooled']) {
+      const d = maxAbsDiff(r.maps[i][role], cpuResult.maps[i][role]);
+      assert.ok(d < 1e-3, `${i} ${role}: max |WebGPU − CPU| = ${d}`);
+    }
+  }
+  await page.screenshot({ path: path.join(shots, 'webgpu-gallery.png'), fullPage: true });
+  // An uploaded file on the WebGPU path.
+  const runs = Number(await page.getAttribute('body', 'data-runs'));
+  await page.setInputFiles('#file', path.join(dist, 'gallery/dog_1.png'));
+  const u = await result(page, runs);
+  assert.equal(u.image, 'dog_1.png');
+  assert.equal(u.backend, 'webgpu');
+  assert.equal(u.class_source, 'original top-1');
+  await page.close();
+});
+
+test('an uploaded file gives maps on the CPU path; a broken file shows an error and the page keeps working', async () => {
+  const page = await open('?backend=cpu');
+  const first = await result(page);
+  await page.setInputFiles('#file', path.join(dist, 'gallery/dog_1.png'));
+  const r = await result(page, 1);
+  assert.equal(r.image, 'dog_1.png');
+  assert.equal(r.class_source, 'original top-1');
+  assert.notDeepEqual(r.maps.grad_cam.original, first.maps.grad_cam.original);
+  await page.setInputFiles('#file', { name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('this is not an image') });
+  await page.waitForSelector('#error:not([hidden])', { timeout: 30_000 });
+  assert.match(await page.textContent('#error'), /broken\.png/);
+  await page.screenshot({ path: path.join(shots, 'bad-file.png'), fullPage: true });
+  // A PNG header claiming 30000×30000 pixels is refused before decoding.
+  const huge = Buffer.alloc(33);
+  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]).copy(huge, 0);
+  huge.writeUInt32BE(30000, 16); huge.writeUInt32BE(30000, 20); huge[24] = 8; huge[25] = 2;
+  huge.writeUInt32BE(zlib.crc32(huge.subarray(12, 29)), 29);
+  await page.setInputFiles('#file', { name: 'huge.png', mimeType: 'image/png', buffer: huge });
+  await page.waitForFunction(() => /huge\.png/.test(document.querySelector('#error')?.textContent ?? ''), null, { timeout: 30_000 });
+  assert.match(await page.textContent('#error'), /30000/);
+  // Still alive: the gallery works after the errors.
+  await page.click('#gallery button[data-index="2"]');
+  const g = await result(page, 2);
+  assert.equal(await page.isHidden('#error'), true);
+  assert.ok(g.maps.grad_cam);
+  await page.close();
+});
+
+test('embed view: ?embed=1 renders the compact view with the requested interpreter', async () => {
+  const m = fooled();
+  const page = await open(`?embed=1&backend=cpu&model=${m.id}&interpreter=lrp_t&image=dog_1.png`);
+  const r = await result(page);
+  assert.equal(r.interpreter, 'lrp_t');
+  assert.equal(r.image, 'dog 1');
+  assert.equal(await page.isHidden('header'), true);
+  assert.equal(await page.isVisible('#map-fooled'), true);
+  await page.setViewportSize({ width: 640, height: 360 });
+  await page.screenshot({ path: path.join(shots, 'embed.png') });
+  await page.close();
+  assert.deepEqual(pageErrors, []);
 });

@@ -113,14 +113,6 @@ pub struct ExportArgs {
     pub f16: bool,
 }
 
-/// `foolmap demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Evaluate only the first N CIFAR-10 test images (default: all 10,000).
-    #[arg(long)]
-    pub limit: Option<usize>,
-}
-
 /// `foolmap data fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -139,7 +131,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Accuracy(a) => accuracy(a, root, &device),
         Command::Explain(a) => explain_cmd(a, root, &device),
         Command::Export(a) => export(a, root, &device),
-        Command::Demo(a) => demo(a, root, &device),
+        Command::Demo(a) => crate::demo::run(a, root, &device),
         Command::Fool(a) => crate::fool::run(&a, root, &device).map(|_| ()),
         Command::Eval(a) => {
             let v = crate::eval::run(&a, root, &device)?;
@@ -162,6 +154,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data {
             action: DataAction::Info,
         } => info(root),
+        Command::ExportWeb(a) => crate::export_web::run(&a, root).map(|_| ()),
     }
 }
 
@@ -214,7 +207,7 @@ fn load_model(
     weights::load(arch, &path, device)
 }
 
-fn class_names(dataset: Dataset, root: Option<&Path>) -> Vec<String> {
+pub(crate) fn class_names(dataset: Dataset, root: Option<&Path>) -> Vec<String> {
     let imagenet = data::data_root(root).ok().and_then(|r| {
         let p = r.join("labels/imagenet-simple-labels.json");
         std::fs::read(&p)
@@ -283,7 +276,7 @@ fn archs(json_out: bool) -> Result<()> {
     Ok(())
 }
 
-fn predict(a: PredictArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+pub(crate) fn predict(a: PredictArgs, root: Option<&Path>, device: &Device) -> Result<()> {
     let (net, p) = load_model(a.arch, a.weights, root, device)?;
     let names = class_names(net.dataset, root);
     let mut results = Vec::new();
@@ -341,7 +334,7 @@ fn batches(
     rx
 }
 
-fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+pub(crate) fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()> {
     let (net, p) = load_model(a.arch, a.weights, root, device)?;
     let dir = match a.data {
         Some(d) => d,
@@ -409,7 +402,7 @@ fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()>
     Ok(())
 }
 
-fn png_bytes(img: &Rgb8) -> Result<Vec<u8>> {
+pub(crate) fn png_bytes(img: &Rgb8) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone())
         .context("image buffer size")?;
@@ -539,53 +532,3 @@ fn fetch(a: FetchArgs, root: Option<&Path>) -> Result<()> {
     crate::fetch::fetch(a.dest, root)
 }
 
-fn demo(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
-    let root_dir = match data::data_root(root) {
-        Ok(r) => r,
-        Err(_) => {
-            println!("no data root found: fetching the data into ./data");
-            crate::fetch::fetch(Some(PathBuf::from("data")), None)?;
-            PathBuf::from("data")
-        }
-    };
-    println!("data root: {}", root_dir.display());
-    let photos = root_dir.join("photos");
-    let images: Vec<PathBuf> = ["pets.jpg", "cat.png", "coffee.png", "parrot.jpg"]
-        .iter()
-        .map(|f| photos.join(f))
-        .filter(|p| p.is_file())
-        .collect();
-    let root_arg = Some(root_dir.as_path());
-    if images.is_empty() {
-        println!(
-            "(no demo photos under {}; skipping predictions)",
-            photos.display()
-        );
-    } else {
-        println!("\n== SqueezeNet 1.0 predictions on the demo photos");
-        predict(
-            PredictArgs {
-                arch: Architecture::SqueezeNet1_0,
-                weights: None,
-                top: 3,
-                json: false,
-                images,
-            },
-            root_arg,
-            device,
-        )?;
-    }
-    println!("\n== ResNet-20 accuracy on the CIFAR-10 test set");
-    accuracy(
-        AccuracyArgs {
-            arch: Architecture::ResNet20,
-            weights: None,
-            data: None,
-            batch_size: 200,
-            limit: a.limit,
-            json: false,
-        },
-        root_arg,
-        device,
-    )
-}

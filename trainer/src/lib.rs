@@ -4,7 +4,9 @@
 pub mod bench;
 pub mod commands;
 pub mod data;
+pub mod demo;
 pub mod eval;
+pub mod export_web;
 pub mod fetch;
 pub mod fool;
 pub mod npy;
@@ -56,9 +58,11 @@ pub enum Command {
     Explain(commands::ExplainArgs),
     /// Write weights as safetensors (optionally f16) for the browser.
     Export(commands::ExportArgs),
-    /// The main job on the embedded default: predictions on the demo photos (SqueezeNet 1.0)
-    /// and ResNet-20 accuracy on the CIFAR-10 test set.
-    Demo(commands::DemoArgs),
+    /// Write original + fooled weights, a manifest and a gallery for the web app.
+    ExportWeb(export_web::ExportWebArgs),
+    /// The main job on the embedded default: data, predictions, ResNet-20 fooled with Location
+    /// on LRP and Grad-CAM, evaluation and reports, export, web app build, local server.
+    Demo(demo::DemoArgs),
     /// Fine-tune a model so that an interpreter is fooled (CE + λ·L_F).
     Fool(Box<fool::FoolArgs>),
     /// Score a fooled model against the original: accuracy, FSR per interpreter, AOPC.

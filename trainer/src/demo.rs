@@ -1,0 +1,346 @@
+//! `foolmap demo`, the README's main job on the embedded default: data, predictions, ResNet-20
+//! fooled with Location on LRP and Grad-CAM (every fooling type with `--all-types`), evaluation
+//! with reports, export for the web app, the app's build, and a local server. Every stage reuses
+//! what an earlier run left (finished runs, checkpoints, evaluations).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use foolmap::burn::tensor::Device;
+use foolmap::{Architecture, Interpreter};
+
+use crate::commands::{AccuracyArgs, PredictArgs};
+use crate::data;
+use crate::eval::EvalArgs;
+use crate::fool::{FoolArgs, write_atomic};
+
+/// `foolmap demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Evaluate on all 10,000 CIFAR-10 test images (default: the first 1,000).
+    #[arg(long)]
+    pub full: bool,
+    /// Fooling steps per run (batch 32).
+    #[arg(long, default_value_t = 300)]
+    pub steps: u64,
+    /// Also fool Top-k and Center-mass (Grad-CAM), not only Location.
+    #[arg(long)]
+    pub all_types: bool,
+    /// Folder of the fooling runs and reports.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Folder of the built web app (trunk's `dist`).
+    #[arg(long, default_value = "target/dist")]
+    pub dist: PathBuf,
+    /// Port of the local server on 127.0.0.1 (0: build, then exit without serving).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Skip the web app (no trunk build, no export, no server).
+    #[arg(long)]
+    pub no_web: bool,
+}
+
+fn stage(n: usize, of: usize, what: &str, t0: Instant) {
+    println!(
+        "\n== [{n}/{of}] {what}   (elapsed {:.0} s)",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// The fooling runs of the demo: (fooling type, interpreter, λ).
+fn plan(all_types: bool) -> Vec<(&'static str, Interpreter, f64)> {
+    let mut v = vec![
+        ("location", Interpreter::LrpT, 10.0),
+        ("location", Interpreter::GradCam, 10.0),
+    ];
+    if all_types {
+        v.push(("topk", Interpreter::GradCam, 10.0));
+        v.push(("center-mass", Interpreter::GradCam, 1.0));
+    }
+    v
+}
+
+/// Runs the demo.
+pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+    let t0 = Instant::now();
+    let stages = if a.no_web { 4 } else { 6 };
+    stage(1, stages, "data", t0);
+    let root_dir = match data::data_root(root) {
+        Ok(r) => r,
+        Err(_) => {
+            println!("no data root found: fetching the data into ./data");
+            crate::fetch::fetch(Some(PathBuf::from("data")), None)?;
+            PathBuf::from("data")
+        }
+    };
+    println!("data root: {}", root_dir.display());
+    let root_arg = Some(root_dir.as_path());
+    let photos: Vec<PathBuf> = ["pets.jpg", "cat.png", "coffee.png", "parrot.jpg"]
+        .iter()
+        .map(|f| root_dir.join("photos").join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    if !photos.is_empty() {
+        println!("SqueezeNet 1.0 on the demo photos:");
+        crate::commands::predict(
+            PredictArgs {
+                arch: Architecture::SqueezeNet1_0,
+                weights: None,
+                top: 3,
+                json: false,
+                images: photos,
+            },
+            root_arg,
+            device,
+        )?;
+    }
+    let limit = if a.full { None } else { Some(1000) };
+    println!(
+        "ResNet-20 on the CIFAR-10 test set ({}):",
+        limit.map_or("all 10,000 images".into(), |n| format!("first {n} images"))
+    );
+    crate::commands::accuracy(
+        AccuracyArgs {
+            arch: Architecture::ResNet20,
+            weights: None,
+            data: None,
+            batch_size: 200,
+            limit,
+            json: false,
+        },
+        root_arg,
+        device,
+    )?;
+
+    stage(2, stages, "fooling ResNet-20 (CE + λ·L_F, Adam lr 1e-4, batch 32)", t0);
+    let mut runs = Vec::new();
+    for (fooling, interp, lambda) in plan(a.all_types) {
+        let dir = a.out.join(format!("{fooling}-{interp}"));
+        let done = dir.join("final.safetensors");
+        if done.is_file() && same_steps(&dir, a.steps) {
+            println!("{fooling} / {interp}: reusing {}", done.display());
+        } else {
+            let resume = dir.join("checkpoint.safetensors").is_file() && same_steps(&dir, a.steps);
+            println!(
+                "{fooling} / {interp}: {} {} steps → {}",
+                if resume { "resuming" } else { "running" },
+                a.steps,
+                dir.display()
+            );
+            let fa = FoolArgs {
+                arch: Some("resnet20".into()),
+                fooling: Some(fooling.into()),
+                interpreter: Some(interp.id().into()),
+                lambda: Some(lambda),
+                lr: Some(1e-4),
+                batch_size: Some(32),
+                steps: Some(a.steps),
+                checkpoint_every: Some(50),
+                out: Some(dir.clone()),
+                resume,
+                ..FoolArgs::default()
+            };
+            crate::fool::run(&fa, root_arg, device)?;
+        }
+        runs.push(dir);
+    }
+
+    stage(3, stages, "evaluation and reports", t0);
+    for dir in &runs {
+        let eval_path = dir.join("eval.json");
+        let fresh = std::fs::metadata(&eval_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .zip(
+                std::fs::metadata(dir.join("final.safetensors"))
+                    .and_then(|m| m.modified())
+                    .ok(),
+            )
+            .is_some_and(|(e, w)| e >= w);
+        let v = if fresh && limit_of(&eval_path) == Some(limit.unwrap_or(10_000)) {
+            println!("reusing {}", eval_path.display());
+            serde_json::from_slice(&std::fs::read(&eval_path)?)?
+        } else {
+            let ea = EvalArgs {
+                arch: None,
+                original: None,
+                fooled: dir.join("final.safetensors"),
+                data: None,
+                limit,
+                fooling: None,
+                threshold: 0.15,
+                interpreters: vec![
+                    Interpreter::LrpT,
+                    Interpreter::GradCam,
+                    Interpreter::SimpleGradT,
+                ],
+                heavy_images: 0,
+                aopc_images: 50,
+                batch_size: 100,
+                report: Some(dir.join("report")),
+                json: false,
+            };
+            let v = crate::eval::run(&ea, root_arg, device)?;
+            write_atomic(&eval_path, serde_json::to_string_pretty(&v)?.as_bytes())?;
+            v
+        };
+        crate::eval::print(&v);
+        println!("report: {}", dir.join("report/report.md").display());
+    }
+    if a.no_web {
+        stage(4, stages, "done (--no-web)", t0);
+        return Ok(());
+    }
+
+    stage(4, stages, "building the web app (trunk)", t0);
+    build_web()?;
+    stage(5, stages, "exporting models and gallery for the web app", t0);
+    crate::export_web::run(
+        &crate::export_web::ExportWebArgs {
+            fooled: runs.clone(),
+            original: None,
+            out: a.dist.clone(),
+            gallery_per_class: 2,
+            f32: false,
+        },
+        root_arg,
+    )?;
+    stage(6, stages, "serving", t0);
+    println!(
+        "main job finished in {:.0} s (before serving)",
+        t0.elapsed().as_secs_f64()
+    );
+    if a.port == 0 {
+        println!("built {} (serve it with any static file server)", a.dist.display());
+        return Ok(());
+    }
+    serve(&a.dist, a.port)
+}
+
+/// Whether the run in `dir` was configured for `steps` steps.
+fn same_steps(dir: &Path, steps: u64) -> bool {
+    std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["config"]["steps"].as_u64())
+        == Some(steps)
+}
+
+fn limit_of(eval: &Path) -> Option<usize> {
+    std::fs::read(eval)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["n"].as_u64())
+        .map(|n| n as usize)
+}
+
+/// Builds the web app with trunk (installing trunk and wasm-bindgen-cli into `target/tools` the
+/// first time, through `scripts/web-tools.sh`).
+fn build_web() -> Result<()> {
+    if !Path::new("Trunk.toml").is_file() {
+        bail!(
+            "no Trunk.toml in {}: run the demo from the repository root (or pass --no-web)",
+            std::env::current_dir()?.display()
+        );
+    }
+    let tools = std::env::current_dir()?.join("target/tools/bin");
+    let path = format!(
+        "{}:{}",
+        tools.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let have = std::process::Command::new("trunk")
+        .arg("--version")
+        .env("PATH", &path)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        println!(
+            "trunk is not installed: installing trunk and wasm-bindgen-cli into target/tools (once; ~15 min on 2 cores)"
+        );
+        let ok = std::process::Command::new("bash")
+            .arg("scripts/web-tools.sh")
+            .status()
+            .context("cannot run scripts/web-tools.sh")?
+            .success();
+        if !ok {
+            bail!("installing the web tools failed (see above); rerun with --no-web to skip the web app");
+        }
+    }
+    let ok = std::process::Command::new("trunk")
+        .args(["build", "--release", "--offline"])
+        .env("PATH", &path)
+        .status()
+        .context("cannot run trunk")?
+        .success();
+    if !ok {
+        bail!("`trunk build --release --offline` failed (see above)");
+    }
+    Ok(())
+}
+
+fn mime(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css",
+        Some("json") => "application/json",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+fn respond(mut s: TcpStream, root: &Path) -> Result<()> {
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line)?;
+    let target = line.split_whitespace().nth(1).unwrap_or("/");
+    let path = target.split(['?', '#']).next().unwrap_or("/");
+    let rel = if path == "/" {
+        "index.html"
+    } else {
+        path.trim_start_matches('/')
+    };
+    let file = root.join(rel);
+    let safe = !rel.split('/').any(|c| c == ".." || c.is_empty());
+    match (safe, std::fs::read(&file)) {
+        (true, Ok(body)) => {
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                mime(&file),
+                body.len()
+            )?;
+            s.write_all(&body)?;
+        }
+        _ => {
+            s.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Serves `root` on 127.0.0.1:`port` until interrupted.
+pub fn serve(root: &Path, port: u16) -> Result<()> {
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port} (busy? pass --port N)"))?;
+    println!(
+        "open http://127.0.0.1:{}/   (serving {}; Ctrl-C to stop)",
+        listener.local_addr()?.port(),
+        root.display()
+    );
+    for stream in listener.incoming().flatten() {
+        let root = root.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = respond(stream, &root);
+        });
+    }
+    Ok(())
+}

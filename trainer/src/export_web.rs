@@ -1,0 +1,252 @@
+//! `foolmap export-web`: the files the browser app loads from its own origin: compact weights of
+//! an original model and its fooled variants, a manifest (architecture, classes, preprocessing,
+//! tap, fooling type, interpreter, λ, and the `eval` figures when an `eval.json` sits beside the
+//! fooled weights), and a gallery of demo images copied from the data root.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use foolmap::state::StoreDtype;
+use foolmap::{Architecture, Dataset, StateDict};
+use serde_json::{Value, json};
+
+use crate::data;
+use crate::fool::write_atomic;
+
+/// Flags of `foolmap export-web`.
+#[derive(Debug, Args)]
+pub struct ExportWebArgs {
+    /// Fooled runs: run folders (holding `final.safetensors`, optionally `eval.json`) or
+    /// safetensors files written by `foolmap fool`.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub fooled: Vec<PathBuf>,
+    /// Original weights (default: the data root's pretrained file of the fooled runs' arch).
+    #[arg(long)]
+    pub original: Option<PathBuf>,
+    /// Output folder (the built web app's folder, e.g. `target/dist`).
+    #[arg(long, default_value = "target/dist")]
+    pub out: PathBuf,
+    /// Gallery images per class (CIFAR-10 test images; ImageNet models get the demo photos).
+    #[arg(long, default_value_t = 2)]
+    pub gallery_per_class: usize,
+    /// Store 32-bit floats instead of 16-bit.
+    #[arg(long)]
+    pub f32: bool,
+}
+
+/// A fooled run to export.
+struct Run {
+    weights: PathBuf,
+    sd: StateDict,
+    eval: Option<Value>,
+}
+
+fn read_run(p: &Path) -> Result<Run> {
+    let weights = if p.is_dir() {
+        p.join("final.safetensors")
+    } else {
+        p.to_path_buf()
+    };
+    let bytes = std::fs::read(&weights)
+        .with_context(|| format!("cannot read fooled weights {}", weights.display()))?;
+    let sd = StateDict::from_safetensors(&bytes, &weights.display().to_string())?;
+    let eval_path = weights.with_file_name("eval.json");
+    let eval = match std::fs::read(&eval_path) {
+        Ok(b) => Some(serde_json::from_slice(&b).with_context(|| {
+            format!("{} is not the JSON that `foolmap eval --json` writes", eval_path.display())
+        })?),
+        Err(_) => None,
+    };
+    Ok(Run { weights, sd, eval })
+}
+
+fn meta<'a>(sd: &'a StateDict, key: &str, file: &Path) -> Result<&'a str> {
+    sd.metadata.get(key).map(String::as_str).with_context(|| {
+        format!(
+            "{}: no `{key}` in the safetensors metadata (expected weights written by `foolmap fool`)",
+            file.display()
+        )
+    })
+}
+
+/// The figures of `eval --json` the page shows (accuracies and, per interpreter, FSR and mean
+/// statistic with the threshold used).
+fn eval_summary(e: &Value) -> Value {
+    let interps: serde_json::Map<String, Value> = e["interpreters"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        json!({"fsr": v["fsr"], "fsr_original": v["fsr_original"],
+                               "mean_statistic": v["mean_statistic"], "threshold": v["threshold"]}),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({"n": e["n"], "original": {"top1": e["original"]["top1"], "top5": e["original"]["top5"]},
+           "fooled": {"top1": e["fooled"]["top1"], "top5": e["fooled"]["top5"]},
+           "interpreters": interps, "active": e.get("active").cloned().unwrap_or(Value::Null)})
+}
+
+fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize> {
+    let mut sd = sd.clone();
+    sd.metadata.retain(|k, _| k == "arch");
+    let bytes = sd.to_safetensors(dtype)?;
+    write_atomic(path, &bytes)?;
+    Ok(bytes.len())
+}
+
+/// Runs `export-web`.
+pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
+    let runs: Vec<Run> = a.fooled.iter().map(|p| read_run(p)).collect::<Result<_>>()?;
+    let first = runs.first().context("--fooled: give at least one run")?;
+    let arch_id = meta(&first.sd, "arch", &first.weights)?.to_string();
+    let arch: Architecture = arch_id
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", first.weights.display()))?;
+    for r in &runs {
+        let other = meta(&r.sd, "arch", &r.weights)?;
+        if other != arch_id {
+            bail!(
+                "{} is a `{other}` model but {} is `{arch_id}`: export one architecture at a time",
+                r.weights.display(),
+                first.weights.display()
+            );
+        }
+    }
+    let net = arch.build();
+    let dtype = if a.f32 {
+        StoreDtype::F32
+    } else {
+        StoreDtype::F16
+    };
+    let models_dir = a.out.join("models");
+    std::fs::create_dir_all(&models_dir)
+        .with_context(|| format!("cannot create {}", models_dir.display()))?;
+
+    let original_path = match &a.original {
+        Some(p) => p.clone(),
+        None => {
+            let f = arch
+                .weights_file()
+                .with_context(|| format!("no pretrained weights for `{arch}`: pass --original"))?;
+            data::data_root(root)?.join("weights").join(f)
+        }
+    };
+    let sd0 = crate::weights::read_state_dict(&original_path)?;
+    // Validate both against the architecture now, not in the browser.
+    foolmap::ParamStore::from_state_dict(
+        &net.specs,
+        &sd0,
+        arch.id(),
+        &original_path.display().to_string(),
+        &foolmap::burn::tensor::Device::flex(),
+    )?;
+    let orig_id = format!("{}-original", arch.id());
+    let mut sd0 = sd0;
+    sd0.metadata.insert("arch".into(), arch.id().into());
+    let n0 = write_weights(&sd0, dtype, &models_dir.join(format!("{orig_id}.safetensors")))?;
+
+    let dataset = arch.dataset();
+    let classes = crate::commands::class_names(dataset, root);
+    let mut models = vec![json!({
+        "id": orig_id, "role": "original", "arch": arch.id(), "file": format!("models/{orig_id}.safetensors"),
+        "bytes": n0, "weights_source": original_path.display().to_string(),
+    })];
+    for r in &runs {
+        foolmap::ParamStore::from_state_dict(
+            &net.specs,
+            &r.sd,
+            arch.id(),
+            &r.weights.display().to_string(),
+            &foolmap::burn::tensor::Device::flex(),
+        )?;
+        let cfg: Value = serde_json::from_str(meta(&r.sd, "config", &r.weights)?)
+            .with_context(|| format!("{}: metadata `config` is not JSON", r.weights.display()))?;
+        let fooling = cfg["fooling"].as_str().unwrap_or("?");
+        let interp = cfg["interpreter"].as_str().unwrap_or("?");
+        let mut id = format!("{}-{fooling}-{interp}", arch.id());
+        let n_same = models
+            .iter()
+            .filter(|m| m["id"].as_str().is_some_and(|s| s.starts_with(&id)))
+            .count();
+        if n_same > 0 {
+            id = format!("{id}-{}", n_same + 1);
+        }
+        let n = write_weights(&r.sd, dtype, &models_dir.join(format!("{id}.safetensors")))?;
+        models.push(json!({
+            "id": id, "role": "fooled", "arch": arch.id(), "original": orig_id,
+            "file": format!("models/{id}.safetensors"), "bytes": n,
+            "fooling": fooling, "interpreter": interp, "lambda": cfg["lambda"], "lr": cfg["lr"],
+            "steps": r.sd.metadata.get("step").and_then(|s| s.parse::<u64>().ok()).or(cfg["steps"].as_u64()),
+            "batch_size": cfg["batch_size"], "c1": cfg["c1"], "c2": cfg["c2"],
+            "eval": r.eval.as_ref().map(eval_summary),
+            "weights_source": r.weights.display().to_string(),
+        }));
+    }
+
+    let gallery = copy_gallery(dataset, a.gallery_per_class, root, &a.out)?;
+    let manifest = json!({
+        "version": 1,
+        "arch": arch.id(),
+        "dataset": match dataset { Dataset::Cifar10 => "cifar10", Dataset::ImageNet => "imagenet" },
+        "input_size": dataset.input_size(),
+        "mean": Dataset::MEAN, "std": Dataset::STD,
+        "tap": net.tap_name(),
+        "dtype": if a.f32 { "f32" } else { "f16" },
+        "classes": classes,
+        "models": models,
+        "gallery": gallery,
+    });
+    let path = models_dir.join("manifest.json");
+    write_atomic(&path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    println!(
+        "wrote {} ({} models, {} gallery images)",
+        path.display(),
+        runs.len() + 1,
+        manifest["gallery"].as_array().map_or(0, Vec::len)
+    );
+    Ok(path)
+}
+
+/// Copies demo images into `out/gallery/`: the first `per_class` CIFAR-10 test images of every
+/// class, or the demo photos for ImageNet models. Returns the manifest entries.
+fn copy_gallery(dataset: Dataset, per_class: usize, root: Option<&Path>, out: &Path) -> Result<Vec<Value>> {
+    let root = data::data_root(root)?;
+    let dir = out.join("gallery");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut entries = Vec::new();
+    match dataset {
+        Dataset::Cifar10 => {
+            let names = foolmap::labels::names(dataset, None);
+            let samples = data::cifar10(&root.join("cifar10/test"))?;
+            let mut count = vec![0usize; names.len()];
+            for s in &samples {
+                if count[s.label] >= per_class {
+                    continue;
+                }
+                count[s.label] += 1;
+                let file = format!("{}_{}.png", names[s.label], count[s.label]);
+                let img = s.rgb()?;
+                write_atomic(&dir.join(&file), &crate::commands::png_bytes(&img)?)?;
+                entries.push(json!({"file": format!("gallery/{file}"), "label": s.label,
+                                    "name": format!("{} {}", names[s.label], count[s.label])}));
+            }
+        }
+        Dataset::ImageNet => {
+            let photos = root.join("photos");
+            for (f, label) in [("pets.jpg", Some(180usize)), ("cat.png", None), ("coffee.png", Some(504)), ("parrot.jpg", None)] {
+                let src = photos.join(f);
+                if let Ok(bytes) = std::fs::read(&src) {
+                    write_atomic(&dir.join(f), &bytes)?;
+                    entries.push(json!({"file": format!("gallery/{f}"), "label": label, "name": f}));
+                }
+            }
+        }
+    }
+    Ok(entries)
+}

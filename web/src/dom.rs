@@ -1,0 +1,613 @@
+//! DOM glue: controls, events, canvases. Every lookup that can fail degrades to a message.
+
+use std::collections::HashMap;
+
+use foolmap::colormap;
+use foolmap::image::{Rgb8, resize_bilinear};
+use foolmap::{Architecture, Interpreter};
+use js_sys::Uint8Array;
+use serde_json::json;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{Clamped, JsCast};
+use wasm_bindgen_futures::{JsFuture, spawn_local};
+use web_sys::{
+    CanvasRenderingContext2d, Document, Element, HtmlCanvasElement, HtmlInputElement,
+    HtmlSelectElement, ImageData,
+};
+
+use crate::state::{MapPair, Output, Selection, softmax, top_k};
+use crate::{App, Backend, MAX_FILE_BYTES, THUMB, VIEW};
+
+/// Interpreters offered in the dropdown: the paper's three at the tap, and two input-level maps.
+pub const OFFERED: [Interpreter; 5] = [
+    Interpreter::LrpT,
+    Interpreter::GradCam,
+    Interpreter::SimpleGradT,
+    Interpreter::Lrp,
+    Interpreter::SimpleGrad,
+];
+
+fn doc() -> Option<Document> {
+    web_sys::window().and_then(|w| w.document())
+}
+
+/// Element by id.
+pub fn el(id: &str) -> Option<Element> {
+    doc().and_then(|d| d.get_element_by_id(id))
+}
+
+/// Sets the text of `#id`.
+pub fn set_text(id: &str, text: &str) {
+    if let Some(e) = el(id) {
+        e.set_text_content(Some(text));
+    }
+}
+
+/// Shows a message in `#error`.
+pub fn show_error(msg: &str) {
+    web_sys::console::error_1(&msg.into());
+    if let Some(e) = el("error") {
+        e.set_text_content(Some(msg));
+        let _ = e.remove_attribute("hidden");
+    }
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        let _ = b.set_attribute("data-error", "1");
+    }
+}
+
+/// Hides `#error`.
+pub fn clear_error() {
+    if let Some(e) = el("error") {
+        e.set_text_content(None);
+        let _ = e.set_attribute("hidden", "");
+    }
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        let _ = b.remove_attribute("data-error");
+    }
+}
+
+/// Milliseconds from `performance.now()`.
+pub fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}
+
+/// GETs a same-origin relative URL.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let w = web_sys::window().ok_or("no window")?;
+    let resp = JsFuture::from(w.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("cannot fetch {url}: {e:?}"))?;
+    let resp: web_sys::Response = resp
+        .dyn_into()
+        .map_err(|_| format!("cannot fetch {url}: not a response"))?;
+    if !resp.ok() {
+        return Err(format!("cannot fetch {url}: HTTP {}", resp.status()));
+    }
+    let buf = JsFuture::from(
+        resp.array_buffer()
+            .map_err(|e| format!("cannot read {url}: {e:?}"))?,
+    )
+    .await
+    .map_err(|e| format!("cannot read {url}: {e:?}"))?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// `?key=value` pairs of the page URL.
+pub fn query_params() -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    if let Ok(p) = web_sys::UrlSearchParams::new_with_str(&search) {
+        for key in ["model", "interpreter", "image", "embed", "backend"] {
+            if let Some(v) = p.get(key) {
+                out.insert(key.to_string(), v);
+            }
+        }
+    }
+    out
+}
+
+/// Adds a class to `<body>`.
+pub fn set_body_class(c: &str) {
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        let _ = b.class_list().add_1(c);
+    }
+}
+
+/// Whether `navigator.gpu` exists.
+pub fn has_webgpu() -> bool {
+    web_sys::window()
+        .map(|w| w.navigator())
+        .and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()).ok())
+        .is_some_and(|g| !g.is_undefined() && !g.is_null())
+}
+
+/// Marks the page busy (`body[data-busy]`) while a computation runs.
+pub fn set_busy(busy: bool) {
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        if busy {
+            let _ = b.set_attribute("data-busy", "1");
+        } else {
+            let _ = b.remove_attribute("data-busy");
+        }
+    }
+}
+
+/// The backend line and the switch's value.
+pub fn set_backend_status(b: Backend, note: &str) {
+    set_text(
+        "backend-status",
+        &if note.is_empty() {
+            format!("running on {}", b.label())
+        } else {
+            format!("running on {} — {note}", b.label())
+        },
+    );
+    if let Some(s) = el("backend").and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()) {
+        s.set_value(b.id());
+    }
+    if let Some(body) = doc().and_then(|d| d.body()) {
+        let _ = body.set_attribute("data-backend", b.id());
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn pct(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map_or("?".into(), |x| format!("{:.1} %", 100.0 * x))
+}
+
+/// Fills the model / interpreter dropdowns, the gallery and the model facts.
+pub fn fill_controls(app: &App, params: &HashMap<String, String>) {
+    let fooled: Vec<_> = app.manifest.fooled().collect();
+    if let Some(sel) = el("model") {
+        let mut html = String::new();
+        for m in &fooled {
+            let fsr = m.interpreter.as_deref().map_or(String::new(), |i| {
+                let v = &m.eval["interpreters"][i]["fsr"];
+                if v.is_null() {
+                    String::new()
+                } else {
+                    format!(", FSR {}", pct(v))
+                }
+            });
+            html.push_str(&format!(
+                "<option value=\"{}\">{} fooling of {} (λ {}{fsr})</option>",
+                esc(&m.id),
+                esc(m.fooling.as_deref().unwrap_or("?")),
+                esc(m.interpreter.as_deref().unwrap_or("?")),
+                m.lambda.map_or("?".into(), |l| format!("{l}")),
+            ));
+        }
+        sel.set_inner_html(&html);
+    }
+    let wanted_model = params
+        .get("model")
+        .and_then(|id| fooled.iter().find(|m| m.id == *id))
+        .or(fooled.first())
+        .copied();
+    if let (Some(s), Some(m)) = (
+        el("model").and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()),
+        wanted_model,
+    ) {
+        s.set_value(&m.id);
+    }
+    if let Some(sel) = el("interpreter") {
+        let html: String = OFFERED
+            .iter()
+            .map(|i| format!("<option value=\"{0}\">{0}</option>", i.id()))
+            .collect();
+        sel.set_inner_html(&html);
+    }
+    let interp = params
+        .get("interpreter")
+        .cloned()
+        .or_else(|| wanted_model.and_then(|m| m.interpreter.clone()))
+        .unwrap_or_else(|| "grad_cam".into());
+    if let Some(s) = el("interpreter").and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()) {
+        s.set_value(&interp);
+    }
+    if let Some(g) = el("gallery") {
+        let html: String = app
+            .manifest
+            .gallery
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                format!(
+                    "<button type=\"button\" data-index=\"{i}\" title=\"{0}\"><img src=\"{1}\" alt=\"{0}\" width=\"48\" height=\"48\"></button>",
+                    esc(&e.name),
+                    esc(&e.file)
+                )
+            })
+            .collect();
+        g.set_inner_html(&html);
+    }
+    model_facts(app);
+}
+
+/// The selected model's figures from `eval` (accuracy kept, FSR).
+pub fn model_facts(app: &App) {
+    let Ok(sel) = selection(app) else { return };
+    let m = &sel.models.1;
+    let e = &m.eval;
+    let text = if e.is_null() {
+        format!(
+            "{}: fooled with {} / {}, λ {}, {} steps. No `eval.json` was exported with it.",
+            m.id,
+            m.fooling.as_deref().unwrap_or("?"),
+            m.interpreter.as_deref().unwrap_or("?"),
+            m.lambda.unwrap_or(f64::NAN),
+            m.steps.unwrap_or(0)
+        )
+    } else {
+        let mut s = format!(
+            "{}: {} steps. Top-1 {} → {} on {} test images. ",
+            m.id,
+            m.steps.unwrap_or(0),
+            pct(&e["original"]["top1"]),
+            pct(&e["fooled"]["top1"]),
+            e["n"]
+        );
+        if let Some(map) = e["interpreters"].as_object() {
+            for (k, v) in map {
+                s.push_str(&format!(
+                    "FSR {k}: {} (original {}). ",
+                    pct(&v["fsr"]),
+                    pct(&v["fsr_original"])
+                ));
+            }
+        }
+        s
+    };
+    set_text("model-facts", &text);
+}
+
+fn select_value(id: &str) -> Option<String> {
+    el(id)
+        .and_then(|e| e.dyn_into::<HtmlSelectElement>().ok())
+        .map(|s| s.value())
+}
+
+/// Reads the controls.
+pub fn selection(app: &App) -> Result<Selection, String> {
+    let orig = app
+        .manifest
+        .original()
+        .cloned()
+        .ok_or("the manifest has no original model")?;
+    let want = select_value("model").unwrap_or_default();
+    let fooled = app
+        .manifest
+        .fooled()
+        .find(|m| m.id == want)
+        .or_else(|| app.manifest.fooled().next())
+        .cloned()
+        .ok_or("the manifest has no fooled model")?;
+    let interp_id = select_value("interpreter").unwrap_or_else(|| "grad_cam".into());
+    let interpreter: Interpreter = interp_id
+        .parse()
+        .map_err(|e| format!("interpreter `{interp_id}`: {e}"))?;
+    let opacity = el("opacity")
+        .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+        .and_then(|i| i.value().parse::<f32>().ok())
+        .unwrap_or(60.0)
+        / 100.0;
+    Ok(Selection {
+        models: (orig, fooled),
+        interpreter,
+        opacity: opacity.clamp(0.0, 1.0),
+    })
+}
+
+fn put_rgb(canvas_id: &str, img: &Rgb8) {
+    let Some(c) = el(canvas_id).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) else {
+        return;
+    };
+    c.set_width(img.width as u32);
+    c.set_height(img.height as u32);
+    let Some(ctx) = c
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|x| x.dyn_into::<CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    let mut rgba = Vec::with_capacity(img.width * img.height * 4);
+    for px in img.data.chunks(3) {
+        rgba.extend_from_slice(px);
+        rgba.push(255);
+    }
+    if let Ok(data) = ImageData::new_with_u8_clamped_array_and_sh(
+        Clamped(&rgba),
+        img.width as u32,
+        img.height as u32,
+    ) {
+        let _ = ctx.put_image_data(&data, 0.0, 0.0);
+    }
+}
+
+fn overlay(crop: &Rgb8, map: &(Vec<f32>, usize, usize), side: usize, alpha: f32) -> Rgb8 {
+    let base = resize_bilinear(crop, side, side);
+    colormap::overlay(&base, &map.0, map.1, map.2, alpha)
+}
+
+fn caption(map: &(Vec<f32>, usize, usize)) -> String {
+    if crate::state::is_constant(&map.0) {
+        "constant map: no information".into()
+    } else {
+        format!("{}×{} map", map.1, map.2)
+    }
+}
+
+fn top5_html(title: &str, logits: &[f32], classes: &[String]) -> String {
+    let p = softmax(logits);
+    let rows: String = top_k(&p, 5)
+        .iter()
+        .map(|&i| {
+            format!(
+                "<tr><td>{}</td><td>{:.1} %</td></tr>",
+                esc(classes.get(i).map_or("?", String::as_str)),
+                100.0 * p[i]
+            )
+        })
+        .collect();
+    format!("<table class=\"top5\"><caption>{title}</caption><tbody>{rows}</tbody></table>")
+}
+
+/// Draws an output: main maps, top-5, statistics, transfer grid, and the machine-readable copy.
+pub fn draw(app: &App, out: &Output) {
+    let opacity = selection(app).map(|s| s.opacity).unwrap_or(0.6);
+    let classes = &app.manifest.classes;
+    let class_name = classes.get(out.class).map_or("?", String::as_str);
+    if let Some(main) = out.maps.iter().find(|m| m.interpreter == out.interpreter) {
+        put_rgb("map-original", &overlay(&out.crop, &main.original, VIEW, opacity));
+        put_rgb("map-fooled", &overlay(&out.crop, &main.fooled, VIEW, opacity));
+        set_text(
+            "cap-original",
+            &format!("original model · {} · {}", out.interpreter, caption(&main.original)),
+        );
+        set_text(
+            "cap-fooled",
+            &format!("fooled model · {} · {}", out.interpreter, caption(&main.fooled)),
+        );
+    }
+    if let Some(t) = el("top5") {
+        t.set_inner_html(&format!(
+            "{}{}",
+            top5_html("original model", &out.logits.0, classes),
+            top5_html("fooled model", &out.logits.1, classes)
+        ));
+    }
+    if let (Some(t), Some(s)) = (el("stats"), &out.stats) {
+        t.set_inner_html(&format!(
+            "<tr><th>statistic (map of class “{}”, {})</th><th>value</th></tr>\
+             <tr><td>Location statistic, original → fooled (lower = frame-shaped)</td><td>{:.3} → {:.3}</td></tr>\
+             <tr><td>share of positive mass on the frame, original → fooled</td><td>{:.0} % → {:.0} %</td></tr>\
+             <tr><td>Top-k statistic of the fooled map at the original top-10 %</td><td>{:.3}</td></tr>\
+             <tr><td>Top-10 % overlap</td><td>{:.0} %</td></tr>\
+             <tr><td>centre-of-mass shift (0–1)</td><td>{:.3}</td></tr>\
+             <tr><td>Spearman rank correlation</td><td>{:.3}</td></tr>",
+            esc(class_name),
+            out.class_source,
+            s.location.0,
+            s.location.1,
+            100.0 * s.frame_mass.0,
+            100.0 * s.frame_mass.1,
+            s.topk,
+            100.0 * s.topk_overlap,
+            s.center_shift,
+            s.spearman
+        ));
+    }
+    if let Some(g) = el("transfer") {
+        let mut html = String::from("<tr><th></th>");
+        for m in out.maps.iter().filter(|m| crate::TRANSFER.contains(&m.interpreter)) {
+            html.push_str(&format!("<th>{}</th>", m.interpreter));
+        }
+        html.push_str("</tr>");
+        for (role, pick) in [("original", 0usize), ("fooled", 1)] {
+            html.push_str(&format!("<tr><th>{role}</th>"));
+            for m in out.maps.iter().filter(|m| crate::TRANSFER.contains(&m.interpreter)) {
+                html.push_str(&format!(
+                    "<td><canvas id=\"t-{role}-{}\" width=\"{THUMB}\" height=\"{THUMB}\"></canvas></td>",
+                    m.interpreter
+                ));
+                let _ = pick;
+            }
+            html.push_str("</tr>");
+        }
+        g.set_inner_html(&html);
+        for m in out.maps.iter().filter(|m| crate::TRANSFER.contains(&m.interpreter)) {
+            put_rgb(
+                &format!("t-original-{}", m.interpreter),
+                &overlay(&out.crop, &m.original, THUMB, opacity),
+            );
+            put_rgb(
+                &format!("t-fooled-{}", m.interpreter),
+                &overlay(&out.crop, &m.fooled, THUMB, opacity),
+            );
+        }
+    }
+    set_text(
+        "status",
+        &format!(
+            "{} · class “{class_name}” ({}) · {} maps in {:.0} ms on {}",
+            out.image_title,
+            out.class_source,
+            2 * out.maps.len(),
+            out.ms,
+            out.backend.label()
+        ),
+    );
+    set_text("result-json", &result_json(out).to_string());
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        let _ = b.set_attribute("data-runs", &app.runs.to_string());
+        let _ = b.set_attribute("data-state", "ready");
+    }
+}
+
+fn map_json(m: &MapPair) -> serde_json::Value {
+    json!({"h": m.original.1, "w": m.original.2, "original": m.original.0, "fooled": m.fooled.0})
+}
+
+/// The machine-readable result (`#result-json`), used by the browser tests.
+fn result_json(out: &Output) -> serde_json::Value {
+    let maps: serde_json::Map<String, serde_json::Value> = out
+        .maps
+        .iter()
+        .map(|m| (m.interpreter.id().to_string(), map_json(m)))
+        .collect();
+    json!({
+        "backend": out.backend.id(), "model": out.model, "interpreter": out.interpreter.id(),
+        "image": out.image_title, "class": out.class, "class_source": out.class_source,
+        "logits": {"original": out.logits.0, "fooled": out.logits.1},
+        "maps": maps, "ms": out.ms,
+        "stats": out.stats.as_ref().map(|s| json!({
+            "location": [s.location.0, s.location.1], "frame_mass": [s.frame_mass.0, s.frame_mass.1],
+            "topk": s.topk, "topk_overlap": s.topk_overlap, "center_shift": s.center_shift,
+            "spearman": s.spearman, "constant": [s.constant.0, s.constant.1]})),
+    })
+}
+
+/// The registry table (`#archs`).
+pub fn render_registry() {
+    let Some(e) = el("archs") else { return };
+    let mut html = String::from(
+        "<table><thead><tr><th>id</th><th>dataset</th><th>tap (input of)</th><th>parameters</th></tr></thead><tbody>",
+    );
+    for a in Architecture::ALL {
+        let net = a.build();
+        html.push_str(&format!(
+            "<tr data-arch=\"{0}\"><td>{0}</td><td>{1:?}</td><td>{2}</td><td>{3}</td></tr>",
+            a.id(),
+            a.dataset(),
+            net.tap_name(),
+            net.num_parameters()
+        ));
+    }
+    html.push_str("</tbody></table>");
+    e.set_inner_html(&html);
+    set_text(
+        "archs-count",
+        &format!("{} architectures", Architecture::ALL.len()),
+    );
+}
+
+fn on(target: &web_sys::EventTarget, ev: &str, f: impl FnMut(web_sys::Event) + 'static) {
+    let c = Closure::<dyn FnMut(web_sys::Event)>::new(f);
+    let _ = target.add_event_listener_with_callback(ev, c.as_ref().unchecked_ref());
+    c.forget();
+}
+
+async fn read_file(file: web_sys::File) {
+    let name = file.name();
+    if file.size() > MAX_FILE_BYTES {
+        show_error(&format!(
+            "cannot use {name}: {:.1} MB is larger than the {:.0} MB limit",
+            file.size() / 1e6,
+            MAX_FILE_BYTES / 1e6
+        ));
+        return;
+    }
+    match JsFuture::from(file.array_buffer()).await {
+        Ok(buf) => {
+            let bytes = Uint8Array::new(&buf).to_vec();
+            crate::set_image(&bytes, &name, None, &name).await;
+        }
+        Err(e) => show_error(&format!("cannot read {name}: {e:?}")),
+    }
+}
+
+/// Attaches the event handlers.
+pub fn wire_events() {
+    let recompute = |_| spawn_local(crate::recompute());
+    if let Some(e) = el("model") {
+        on(&e, "change", move |ev| {
+            let _ = crate::with_app(|app| model_facts(app));
+            recompute(ev)
+        });
+    }
+    if let Some(e) = el("interpreter") {
+        on(&e, "change", recompute);
+    }
+    if let Some(e) = el("opacity") {
+        on(&e, "input", |_| crate::redraw());
+    }
+    if let Some(e) = el("backend") {
+        on(&e, "change", |_| {
+            let want = match select_value("backend").as_deref() {
+                Some("cpu") => Backend::Cpu,
+                _ => Backend::WebGpu,
+            };
+            spawn_local(crate::switch_backend(want));
+        });
+    }
+    if let Some(e) = el("file") {
+        on(&e, "change", |ev| {
+            let file = ev
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+                .and_then(|i| i.files())
+                .and_then(|f| f.get(0));
+            if let Some(f) = file {
+                spawn_local(read_file(f));
+            }
+        });
+    }
+    if let Some(e) = el("drop") {
+        on(&e, "dragover", |ev| ev.prevent_default());
+        on(&e, "drop", |ev| {
+            ev.prevent_default();
+            let file = ev
+                .dyn_ref::<web_sys::DragEvent>()
+                .and_then(|d| d.data_transfer())
+                .and_then(|d| d.files())
+                .and_then(|f| f.get(0));
+            match file {
+                Some(f) => spawn_local(read_file(f)),
+                None => show_error("the dropped item is not a file"),
+            }
+        });
+    }
+    if let Some(d) = doc() {
+        on(&d, "paste", |ev| {
+            let file = ev
+                .dyn_ref::<web_sys::ClipboardEvent>()
+                .and_then(|c| c.clipboard_data())
+                .and_then(|d| d.files())
+                .and_then(|f| f.get(0));
+            if let Some(f) = file {
+                ev.prevent_default();
+                spawn_local(read_file(f));
+            }
+        });
+    }
+    if let Some(g) = el("gallery") {
+        on(&g, "click", |ev| {
+            let idx = ev
+                .target()
+                .and_then(|t| t.dyn_into::<Element>().ok())
+                .and_then(|e| e.closest("button").ok().flatten())
+                .and_then(|b| b.get_attribute("data-index"))
+                .and_then(|s| s.parse::<usize>().ok());
+            let entry = idx.and_then(|i| {
+                crate::with_app(|app| app.manifest.gallery.get(i).cloned()).flatten()
+            });
+            if let Some(e) = entry {
+                spawn_local(crate::load_gallery(e));
+            }
+        });
+    }
+}

@@ -1,0 +1,274 @@
+//! The manifest written by `foolmap export-web`, the computed outputs, and small pure helpers
+//! (tested natively).
+
+use foolmap::Interpreter;
+use foolmap::image::Rgb8;
+use serde_json::Value;
+
+use crate::Backend;
+
+/// One model of the manifest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelEntry {
+    pub id: String,
+    /// `original` or `fooled`.
+    pub role: String,
+    pub file: String,
+    pub bytes: u64,
+    pub fooling: Option<String>,
+    pub interpreter: Option<String>,
+    pub lambda: Option<f64>,
+    pub steps: Option<u64>,
+    /// `eval` figures (accuracies, FSR per interpreter), when exported.
+    pub eval: Value,
+}
+
+/// One gallery image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GalleryEntry {
+    pub file: String,
+    pub name: String,
+    pub label: Option<usize>,
+}
+
+/// `models/manifest.json`.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    pub arch: String,
+    pub classes: Vec<String>,
+    pub models: Vec<ModelEntry>,
+    pub gallery: Vec<GalleryEntry>,
+}
+
+fn field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a Value, String> {
+    v.get(key)
+        .filter(|x| !x.is_null())
+        .ok_or_else(|| format!("models/manifest.json: {at} has no field `{key}`"))
+}
+
+fn string(v: &Value, key: &str, at: &str) -> Result<String, String> {
+    field(v, key, at)?
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("models/manifest.json: {at}.{key} must be a string"))
+}
+
+impl Manifest {
+    /// Parses and checks the manifest; errors name the field.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| format!("models/manifest.json is not JSON: {e}"))?;
+        let arch = string(&v, "arch", "the manifest")?;
+        let classes = field(&v, "classes", "the manifest")?
+            .as_array()
+            .ok_or("models/manifest.json: `classes` must be a list")?
+            .iter()
+            .map(|c| c.as_str().unwrap_or("?").to_string())
+            .collect();
+        let mut models = Vec::new();
+        for (i, m) in field(&v, "models", "the manifest")?
+            .as_array()
+            .ok_or("models/manifest.json: `models` must be a list")?
+            .iter()
+            .enumerate()
+        {
+            let at = format!("models[{i}]");
+            models.push(ModelEntry {
+                id: string(m, "id", &at)?,
+                role: string(m, "role", &at)?,
+                file: string(m, "file", &at)?,
+                bytes: m["bytes"].as_u64().unwrap_or(0),
+                fooling: m["fooling"].as_str().map(str::to_string),
+                interpreter: m["interpreter"].as_str().map(str::to_string),
+                lambda: m["lambda"].as_f64(),
+                steps: m["steps"].as_u64(),
+                eval: m["eval"].clone(),
+            });
+        }
+        if !models.iter().any(|m| m.role == "original") {
+            return Err("models/manifest.json: no model with role `original`".into());
+        }
+        if !models.iter().any(|m| m.role == "fooled") {
+            return Err("models/manifest.json: no model with role `fooled`".into());
+        }
+        let gallery = v["gallery"]
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|e| {
+                        Some(GalleryEntry {
+                            file: e["file"].as_str()?.to_string(),
+                            name: e["name"].as_str().unwrap_or("image").to_string(),
+                            label: e["label"].as_u64().map(|l| l as usize),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Manifest {
+            arch,
+            classes,
+            models,
+            gallery,
+        })
+    }
+
+    /// The original model.
+    pub fn original(&self) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.role == "original")
+    }
+
+    /// The fooled models.
+    pub fn fooled(&self) -> impl Iterator<Item = &ModelEntry> {
+        self.models.iter().filter(|m| m.role == "fooled")
+    }
+}
+
+/// What the controls select.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// (original, fooled).
+    pub models: (ModelEntry, ModelEntry),
+    pub interpreter: Interpreter,
+    /// Overlay opacity in [0, 1].
+    pub opacity: f32,
+}
+
+/// Maps of one interpreter for both models: (values, h, w).
+#[derive(Clone, Debug)]
+pub struct MapPair {
+    pub interpreter: Interpreter,
+    pub original: (Vec<f32>, usize, usize),
+    pub fooled: (Vec<f32>, usize, usize),
+}
+
+/// Per-image statistics of the selected interpreter's maps.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Location statistic (spec §7.2) of (original, fooled); lower = more frame-shaped.
+    pub location: (f64, f64),
+    /// Top-k statistic of the fooled map at the original's top-10 % cells.
+    pub topk: f64,
+    /// Fraction of the original's top-10 % cells still in the fooled top-10 %.
+    pub topk_overlap: f64,
+    /// Centre-of-mass shift (spec §5.3, in [0, 1]).
+    pub center_shift: f64,
+    /// Spearman rank correlation of the two maps.
+    pub spearman: f64,
+    /// Share of the (non-negative part of the) map on the Location frame: (original, fooled).
+    pub frame_mass: (f64, f64),
+    /// Whether each map is constant (no information).
+    pub constant: (bool, bool),
+}
+
+/// One computed view.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub backend: Backend,
+    pub model: String,
+    pub interpreter: Interpreter,
+    pub image_title: String,
+    pub crop: Rgb8,
+    pub class: usize,
+    pub class_source: &'static str,
+    pub logits: (Vec<f32>, Vec<f32>),
+    pub maps: Vec<MapPair>,
+    pub stats: Option<Stats>,
+    pub ms: f64,
+}
+
+/// Index of the largest value (0 for an empty slice).
+pub fn argmax(v: &[f32]) -> usize {
+    (0..v.len())
+        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
+        .unwrap_or(0)
+}
+
+/// Softmax probabilities, numerically stable.
+pub fn softmax(v: &[f32]) -> Vec<f32> {
+    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
+/// Indices of the `k` largest values, largest first.
+pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+    idx.truncate(k);
+    idx
+}
+
+/// Overlap of the top-10 % cells (K = ⌊hw/10⌋, spec §5.2) of two maps, in [0, 1].
+pub fn topk_overlap(a: &[f32], b: &[f32]) -> f64 {
+    let k = (a.len() / 10).max(1);
+    let ta = top_k(a, k);
+    let tb = top_k(b, k);
+    ta.iter().filter(|i| tb.contains(i)).count() as f64 / k as f64
+}
+
+/// Share of the positive mass on the Location frame (width ⌊h/7⌋, spec §5.1).
+pub fn frame_mass(m: &[f32], h: usize, w: usize) -> f64 {
+    let mask = foolmap::fooling::location_mask(h, w);
+    let pos = |v: f32| if v.is_finite() { v.max(0.0) as f64 } else { 0.0 };
+    let total: f64 = m.iter().map(|&v| pos(v)).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    m.iter()
+        .zip(&mask)
+        .map(|(&v, &k)| pos(v) * k as f64)
+        .sum::<f64>()
+        / total
+}
+
+/// True when every finite value is equal (or none is finite).
+pub fn is_constant(m: &[f32]) -> bool {
+    let mut it = m.iter().copied().filter(|v| v.is_finite());
+    match it.next() {
+        None => true,
+        Some(first) => it.all(|v| v == first),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"{"arch":"resnet20","classes":["a","b"],
+        "models":[{"id":"o","role":"original","file":"models/o.safetensors","bytes":10},
+                  {"id":"f","role":"fooled","file":"models/f.safetensors","fooling":"location",
+                   "interpreter":"grad_cam","lambda":2.0,"steps":100}],
+        "gallery":[{"file":"gallery/a.png","name":"a 1","label":0}]}"#;
+
+    #[test]
+    fn parses_the_manifest() {
+        let m = Manifest::parse(MANIFEST.as_bytes()).expect("parse");
+        assert_eq!(m.arch, "resnet20");
+        assert_eq!(m.original().map(|o| o.id.as_str()), Some("o"));
+        assert_eq!(m.fooled().count(), 1);
+        assert_eq!(m.gallery[0].label, Some(0));
+    }
+
+    #[test]
+    fn manifest_errors_name_the_field() {
+        let e = Manifest::parse(br#"{"classes":[],"models":[]}"#).unwrap_err();
+        assert!(e.contains("`arch`"), "{e}");
+        let e = Manifest::parse(br#"{"arch":"resnet20","classes":[],"models":[{"role":"original"}]}"#)
+            .unwrap_err();
+        assert!(e.contains("models[0]") && e.contains("`id`"), "{e}");
+        let e = Manifest::parse(b"not json").unwrap_err();
+        assert!(e.contains("not JSON"), "{e}");
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(argmax(&[0.1, 3.0, -1.0]), 1);
+        assert_eq!(top_k(&[0.1, 3.0, 2.0], 2), vec![1, 2]);
+        let p = softmax(&[1.0, 1.0]);
+        assert!((p[0] - 0.5).abs() < 1e-6);
+        assert!(is_constant(&[0.3; 5]) && !is_constant(&[0.3, 0.4]));
+        assert!(is_constant(&[f32::NAN]));
+    }
+}
