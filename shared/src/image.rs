@@ -40,6 +40,14 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Rgb8> {
             "not a recognised image format (expected PNG or JPEG)".into()
         ));
     }
+    // Read the header alone first, so that an oversized image is refused with its size.
+    if let Some((w, h)) = header_dimensions(bytes)
+        && (w > MAX_SIDE || h > MAX_SIDE)
+    {
+        return Err(err(format!(
+            "the header claims {w}×{h} pixels; at most {MAX_SIDE} per side are accepted"
+        )));
+    }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -52,6 +60,21 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Rgb8> {
         height: rgb.height() as usize,
         data: rgb.into_raw(),
     })
+}
+
+/// Width and height from the header alone: the PNG IHDR chunk, else what the decoder reports.
+fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    const PNG: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    if bytes.len() >= 24 && bytes[..8] == PNG && &bytes[12..16] == b"IHDR" {
+        let be =
+            |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        return Some((be(16), be(20)));
+    }
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
 }
 
 /// PIL's bilinear filter.
@@ -320,7 +343,7 @@ mod tests {
         png.extend(&ihdr);
         png.extend(crc32(&ihdr).to_be_bytes());
         let e = decode(&png, "huge.png").unwrap_err().to_string();
-        assert!(e.contains("huge.png"), "{e}");
+        assert!(e.contains("huge.png") && e.contains("30000×30000"), "{e}");
     }
 
     fn crc32(bytes: &[u8]) -> u32 {

@@ -531,4 +531,3 @@ fn info(root: Option<&Path>) -> Result<()> {
 fn fetch(a: FetchArgs, root: Option<&Path>) -> Result<()> {
     crate::fetch::fetch(a.dest, root)
 }
-

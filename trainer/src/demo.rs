@@ -116,7 +116,12 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         device,
     )?;
 
-    stage(2, stages, "fooling ResNet-20 (CE + λ·L_F, Adam lr 1e-4, batch 32)", t0);
+    stage(
+        2,
+        stages,
+        "fooling ResNet-20 (CE + λ·L_F, Adam lr 1e-4, batch 32)",
+        t0,
+    );
     let mut runs = Vec::new();
     for (fooling, interp, lambda) in plan(a.all_types) {
         let dir = a.out.join(format!("{fooling}-{interp}"));
@@ -198,7 +203,12 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
 
     stage(4, stages, "building the web app (trunk)", t0);
     build_web()?;
-    stage(5, stages, "exporting models and gallery for the web app", t0);
+    stage(
+        5,
+        stages,
+        "exporting models and gallery for the web app",
+        t0,
+    );
     crate::export_web::run(
         &crate::export_web::ExportWebArgs {
             fooled: runs.clone(),
@@ -215,7 +225,10 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     if a.port == 0 {
-        println!("built {} (serve it with any static file server)", a.dist.display());
+        println!(
+            "built {} (serve it with any static file server)",
+            a.dist.display()
+        );
         return Ok(());
     }
     serve(&a.dist, a.port)
@@ -268,7 +281,9 @@ fn build_web() -> Result<()> {
             .context("cannot run scripts/web-tools.sh")?
             .success();
         if !ok {
-            bail!("installing the web tools failed (see above); rerun with --no-web to skip the web app");
+            bail!(
+                "installing the web tools failed (see above); rerun with --no-web to skip the web app"
+            );
         }
     }
     let ok = std::process::Command::new("trunk")

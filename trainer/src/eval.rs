@@ -85,6 +85,12 @@ fn images(samples: &[Sample], dataset: Dataset) -> Result<Vec<foolmap::image::Rg
 
 /// Runs `foolmap eval`.
 pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> {
+    if !a.fooled.is_file() {
+        bail!(
+            "fooled weights {} do not exist (expected the `final.safetensors` of a `foolmap fool` run)",
+            a.fooled.display()
+        );
+    }
     let meta = metadata(&a.fooled).unwrap_or_default();
     let cfg: Option<Value> = meta
         .get("config")

@@ -54,7 +54,10 @@ fn read_run(p: &Path) -> Result<Run> {
     let eval_path = weights.with_file_name("eval.json");
     let eval = match std::fs::read(&eval_path) {
         Ok(b) => Some(serde_json::from_slice(&b).with_context(|| {
-            format!("{} is not the JSON that `foolmap eval --json` writes", eval_path.display())
+            format!(
+                "{} is not the JSON that `foolmap eval --json` writes",
+                eval_path.display()
+            )
         })?),
         Err(_) => None,
     };
@@ -102,7 +105,11 @@ fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize
 
 /// Runs `export-web`.
 pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
-    let runs: Vec<Run> = a.fooled.iter().map(|p| read_run(p)).collect::<Result<_>>()?;
+    let runs: Vec<Run> = a
+        .fooled
+        .iter()
+        .map(|p| read_run(p))
+        .collect::<Result<_>>()?;
     let first = runs.first().context("--fooled: give at least one run")?;
     let arch_id = meta(&first.sd, "arch", &first.weights)?.to_string();
     let arch: Architecture = arch_id
@@ -149,7 +156,11 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     let orig_id = format!("{}-original", arch.id());
     let mut sd0 = sd0;
     sd0.metadata.insert("arch".into(), arch.id().into());
-    let n0 = write_weights(&sd0, dtype, &models_dir.join(format!("{orig_id}.safetensors")))?;
+    let n0 = write_weights(
+        &sd0,
+        dtype,
+        &models_dir.join(format!("{orig_id}.safetensors")),
+    )?;
 
     let dataset = arch.dataset();
     let classes = crate::commands::class_names(dataset, root);
@@ -215,7 +226,12 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
 
 /// Copies demo images into `out/gallery/`: the first `per_class` CIFAR-10 test images of every
 /// class, or the demo photos for ImageNet models. Returns the manifest entries.
-fn copy_gallery(dataset: Dataset, per_class: usize, root: Option<&Path>, out: &Path) -> Result<Vec<Value>> {
+fn copy_gallery(
+    dataset: Dataset,
+    per_class: usize,
+    root: Option<&Path>,
+    out: &Path,
+) -> Result<Vec<Value>> {
     let root = data::data_root(root)?;
     let dir = out.join("gallery");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -239,11 +255,17 @@ fn copy_gallery(dataset: Dataset, per_class: usize, root: Option<&Path>, out: &P
         }
         Dataset::ImageNet => {
             let photos = root.join("photos");
-            for (f, label) in [("pets.jpg", Some(180usize)), ("cat.png", None), ("coffee.png", Some(504)), ("parrot.jpg", None)] {
+            for (f, label) in [
+                ("pets.jpg", Some(180usize)),
+                ("cat.png", None),
+                ("coffee.png", Some(504)),
+                ("parrot.jpg", None),
+            ] {
                 let src = photos.join(f);
                 if let Ok(bytes) = std::fs::read(&src) {
                     write_atomic(&dir.join(f), &bytes)?;
-                    entries.push(json!({"file": format!("gallery/{f}"), "label": label, "name": f}));
+                    entries
+                        .push(json!({"file": format!("gallery/{f}"), "label": label, "name": f}));
                 }
             }
         }

@@ -372,15 +372,29 @@ pub fn draw(app: &App, out: &Output) {
     let classes = &app.manifest.classes;
     let class_name = classes.get(out.class).map_or("?", String::as_str);
     if let Some(main) = out.maps.iter().find(|m| m.interpreter == out.interpreter) {
-        put_rgb("map-original", &overlay(&out.crop, &main.original, VIEW, opacity));
-        put_rgb("map-fooled", &overlay(&out.crop, &main.fooled, VIEW, opacity));
+        put_rgb(
+            "map-original",
+            &overlay(&out.crop, &main.original, VIEW, opacity),
+        );
+        put_rgb(
+            "map-fooled",
+            &overlay(&out.crop, &main.fooled, VIEW, opacity),
+        );
         set_text(
             "cap-original",
-            &format!("original model · {} · {}", out.interpreter, caption(&main.original)),
+            &format!(
+                "original model · {} · {}",
+                out.interpreter,
+                caption(&main.original)
+            ),
         );
         set_text(
             "cap-fooled",
-            &format!("fooled model · {} · {}", out.interpreter, caption(&main.fooled)),
+            &format!(
+                "fooled model · {} · {}",
+                out.interpreter,
+                caption(&main.fooled)
+            ),
         );
     }
     if let Some(t) = el("top5") {
@@ -413,13 +427,21 @@ pub fn draw(app: &App, out: &Output) {
     }
     if let Some(g) = el("transfer") {
         let mut html = String::from("<tr><th></th>");
-        for m in out.maps.iter().filter(|m| crate::TRANSFER.contains(&m.interpreter)) {
+        for m in out
+            .maps
+            .iter()
+            .filter(|m| crate::TRANSFER.contains(&m.interpreter))
+        {
             html.push_str(&format!("<th>{}</th>", m.interpreter));
         }
         html.push_str("</tr>");
         for (role, pick) in [("original", 0usize), ("fooled", 1)] {
             html.push_str(&format!("<tr><th>{role}</th>"));
-            for m in out.maps.iter().filter(|m| crate::TRANSFER.contains(&m.interpreter)) {
+            for m in out
+                .maps
+                .iter()
+                .filter(|m| crate::TRANSFER.contains(&m.interpreter))
+            {
                 html.push_str(&format!(
                     "<td><canvas id=\"t-{role}-{}\" width=\"{THUMB}\" height=\"{THUMB}\"></canvas></td>",
                     m.interpreter
@@ -429,7 +451,11 @@ pub fn draw(app: &App, out: &Output) {
             html.push_str("</tr>");
         }
         g.set_inner_html(&html);
-        for m in out.maps.iter().filter(|m| crate::TRANSFER.contains(&m.interpreter)) {
+        for m in out
+            .maps
+            .iter()
+            .filter(|m| crate::TRANSFER.contains(&m.interpreter))
+        {
             put_rgb(
                 &format!("t-original-{}", m.interpreter),
                 &overlay(&out.crop, &m.original, THUMB, opacity),
@@ -473,7 +499,8 @@ fn result_json(out: &Output) -> serde_json::Value {
         "backend": out.backend.id(), "model": out.model, "interpreter": out.interpreter.id(),
         "image": out.image_title, "class": out.class, "class_source": out.class_source,
         "logits": {"original": out.logits.0, "fooled": out.logits.1},
-        "maps": maps, "ms": out.ms,
+        "maps": maps, "ms": out.ms, "forward_ms": out.forward_ms,
+        "timings_ms": out.timings.iter().map(|(i, t)| (i.id().to_string(), json!(t))).collect::<serde_json::Map<_, _>>(),
         "stats": out.stats.as_ref().map(|s| json!({
             "location": [s.location.0, s.location.1], "frame_mass": [s.frame_mass.0, s.frame_mass.1],
             "topk": s.topk, "topk_overlap": s.topk_overlap, "center_shift": s.center_shift,

@@ -31,7 +31,11 @@ const VIEW: usize = 192;
 /// Side of the transfer-grid maps.
 const THUMB: usize = 96;
 /// Interpreters of the transfer grid (the paper's three, at the tap).
-const TRANSFER: [Interpreter; 3] = [Interpreter::LrpT, Interpreter::GradCam, Interpreter::SimpleGradT];
+const TRANSFER: [Interpreter; 3] = [
+    Interpreter::LrpT,
+    Interpreter::GradCam,
+    Interpreter::SimpleGradT,
+];
 
 /// Which compute backend runs the models.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -127,7 +131,9 @@ async fn init() -> Result<(), String> {
     }
     set_text("status", "loading models/manifest.json …");
     let bytes = fetch_bytes("models/manifest.json").await.map_err(|e| {
-        format!("{e}. Run `foolmap export-web --out <this folder>` (the README's main job does it).")
+        format!(
+            "{e}. Run `foolmap export-web --out <this folder>` (the README's main job does it)."
+        )
     })?;
     let manifest = Manifest::parse(&bytes)?;
     let arch: Architecture = manifest
@@ -257,15 +263,9 @@ async fn params_for(entry: &ModelEntry) -> Result<Rc<ParamStore>, String> {
     let bytes = fetch_bytes(&entry.file).await?;
     let sd = StateDict::from_safetensors(&bytes, &entry.file).map_err(|e| e.to_string())?;
     let p = with_app(|app| {
-        ParamStore::from_state_dict(
-            &app.net.specs,
-            &sd,
-            &app.net.id,
-            &entry.file,
-            &app.device,
-        )
-        .map(Rc::new)
-        .map_err(|e| e.to_string())
+        ParamStore::from_state_dict(&app.net.specs, &sd, &app.net.id, &entry.file, &app.device)
+            .map(Rc::new)
+            .map_err(|e| e.to_string())
     })
     .ok_or("the page is not initialised")??;
     with_app(|app| app.loaded.push((entry.id.clone(), p.clone())));
@@ -350,7 +350,8 @@ async fn compute(generation: u64) -> Result<Option<state::Output>, String> {
     })
     .ok_or("the page is not initialised")?;
     let crop = eval_crop(&img, dataset);
-    let x = foolmap::image::batch(std::slice::from_ref(&crop), &device).map_err(|e| e.to_string())?;
+    let x =
+        foolmap::image::batch(std::slice::from_ref(&crop), &device).map_err(|e| e.to_string())?;
     let tr0 = net.seq.trace(&p0, x.clone());
     let tr1 = net.seq.trace(&p1, x);
     let lg0 = read_logits(logits(&tr0)).await?;
@@ -365,9 +366,14 @@ async fn compute(generation: u64) -> Result<Option<state::Output>, String> {
         interps.push(sel.interpreter);
     }
     let mut maps = Vec::new();
+    let mut timings = Vec::new();
+    let forward_ms = dom::now_ms() - t0;
     for interp in interps {
-        let m0 = explain_traced(&net, &p0, &tr0, &[class], interp, &opts).map_err(|e| e.to_string())?;
-        let m1 = explain_traced(&net, &p1, &tr1, &[class], interp, &opts).map_err(|e| e.to_string())?;
+        let ti = dom::now_ms();
+        let m0 =
+            explain_traced(&net, &p0, &tr0, &[class], interp, &opts).map_err(|e| e.to_string())?;
+        let m1 =
+            explain_traced(&net, &p1, &tr1, &[class], interp, &opts).map_err(|e| e.to_string())?;
         let a = read(m0).await?;
         let b = read(m1).await?;
         maps.push(state::MapPair {
@@ -375,6 +381,7 @@ async fn compute(generation: u64) -> Result<Option<state::Output>, String> {
             original: a,
             fooled: b,
         });
+        timings.push((interp, dom::now_ms() - ti));
     }
     let ms = dom::now_ms() - t0;
     let stats = maps
@@ -394,6 +401,8 @@ async fn compute(generation: u64) -> Result<Option<state::Output>, String> {
         maps,
         stats,
         ms,
+        forward_ms,
+        timings,
     }))
 }
 
@@ -413,11 +422,12 @@ fn stats_of(m: &state::MapPair) -> Result<state::Stats, String> {
             .and_then(|v| v.first().copied())
             .unwrap_or(f32::NAN) as f64
     };
-    let loc0 = scalar(fooling::statistic(FoolingType::Location, t(a), None).map_err(|e| e.to_string())?);
-    let loc1 = scalar(fooling::statistic(FoolingType::Location, t(b), None).map_err(|e| e.to_string())?);
-    let topk = scalar(
-        fooling::statistic(FoolingType::TopK, t(b), Some(t(a))).map_err(|e| e.to_string())?,
-    );
+    let loc0 =
+        scalar(fooling::statistic(FoolingType::Location, t(a), None).map_err(|e| e.to_string())?);
+    let loc1 =
+        scalar(fooling::statistic(FoolingType::Location, t(b), None).map_err(|e| e.to_string())?);
+    let topk =
+        scalar(fooling::statistic(FoolingType::TopK, t(b), Some(t(a))).map_err(|e| e.to_string())?);
     let cm = scalar(
         fooling::statistic(FoolingType::CenterMass, t(b), Some(t(a))).map_err(|e| e.to_string())?,
     );
@@ -437,7 +447,9 @@ pub fn model_for(manifest: &Manifest, fooling: &str, interpreter: &str) -> Optio
     manifest
         .models
         .iter()
-        .find(|m| m.fooling.as_deref() == Some(fooling) && m.interpreter.as_deref() == Some(interpreter))
+        .find(|m| {
+            m.fooling.as_deref() == Some(fooling) && m.interpreter.as_deref() == Some(interpreter)
+        })
         .map(|m| m.id.clone())
 }
 
@@ -470,7 +482,11 @@ mod tests {
             fooled: (mask, 8, 8),
         };
         let s = stats_of(&m).expect("stats");
-        assert!(s.location.1 < 1e-9 && s.location.0 > 0.9, "{:?}", s.location);
+        assert!(
+            s.location.1 < 1e-9 && s.location.0 > 0.9,
+            "{:?}",
+            s.location
+        );
         assert!(s.frame_mass.1 > 0.99 && s.frame_mass.0 < 0.01);
         assert!(s.topk_overlap < 1e-9);
     }

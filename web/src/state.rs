@@ -174,7 +174,12 @@ pub struct Output {
     pub logits: (Vec<f32>, Vec<f32>),
     pub maps: Vec<MapPair>,
     pub stats: Option<Stats>,
+    /// Wall time of the whole computation (ms).
     pub ms: f64,
+    /// Both forward passes with the logits read back (ms).
+    pub forward_ms: f64,
+    /// Per interpreter: both models' maps, read back (ms).
+    pub timings: Vec<(Interpreter, f64)>,
 }
 
 /// Index of the largest value (0 for an empty slice).
@@ -211,7 +216,13 @@ pub fn topk_overlap(a: &[f32], b: &[f32]) -> f64 {
 /// Share of the positive mass on the Location frame (width ⌊h/7⌋, spec §5.1).
 pub fn frame_mass(m: &[f32], h: usize, w: usize) -> f64 {
     let mask = foolmap::fooling::location_mask(h, w);
-    let pos = |v: f32| if v.is_finite() { v.max(0.0) as f64 } else { 0.0 };
+    let pos = |v: f32| {
+        if v.is_finite() {
+            v.max(0.0) as f64
+        } else {
+            0.0
+        }
+    };
     let total: f64 = m.iter().map(|&v| pos(v)).sum();
     if total <= 0.0 {
         return 0.0;
@@ -255,8 +266,9 @@ mod tests {
     fn manifest_errors_name_the_field() {
         let e = Manifest::parse(br#"{"classes":[],"models":[]}"#).unwrap_err();
         assert!(e.contains("`arch`"), "{e}");
-        let e = Manifest::parse(br#"{"arch":"resnet20","classes":[],"models":[{"role":"original"}]}"#)
-            .unwrap_err();
+        let e =
+            Manifest::parse(br#"{"arch":"resnet20","classes":[],"models":[{"role":"original"}]}"#)
+                .unwrap_err();
         assert!(e.contains("models[0]") && e.contains("`id`"), "{e}");
         let e = Manifest::parse(b"not json").unwrap_err();
         assert!(e.contains("not JSON"), "{e}");
