@@ -38,7 +38,8 @@ step "cargo test (native)"
 cargo test --workspace
 
 step "a short CPU fooling run for the browser tests (ResNet-20, Location, Grad-CAM)"
-foolmap() { cargo run -q -p foolmap-trainer -- "$@"; }
+# The binary `cargo test --workspace` built (same features, no second build of Burn).
+foolmap() { target/debug/foolmap "$@"; }
 rm -rf target/e2e-run target/e2e/native
 foolmap fool --arch resnet20 --fooling location --interpreter grad_cam --lambda 10 --lr 1e-3 \
   --batch-size 16 --steps 40 --checkpoint-every 40 --quiet --out target/e2e-run
