@@ -225,6 +225,32 @@ test('an uploaded file gives maps on the CPU path; a broken file shows an error 
   await page.close();
 });
 
+test('live fooling: a few steps in the page (CPU backend) change the map; reset restores the exported model', async () => {
+  const page = await open('?backend=cpu&interpreter=grad_cam&image=cat_1.png');
+  const before = await result(page);
+  await page.selectOption('#live-fooling', 'location');
+  await page.fill('#live-lambda', '10');
+  await page.fill('#live-lr', '0.001');
+  const t0 = Date.now();
+  await page.click('#live-start');
+  await page.waitForFunction(() => Number(document.body.dataset.liveSteps ?? 0) >= 4, null, { timeout: 240_000 });
+  const steps = Number(await page.getAttribute('body', 'data-live-steps'));
+  bench.live_cpu_steps_per_s = steps / ((Date.now() - t0) / 1000);
+  await page.click('#live-stop');
+  await page.waitForFunction(() => !document.body.dataset.live && !document.body.dataset.busy, null, { timeout: 240_000 });
+  const r = JSON.parse(await page.textContent('#result-json'));
+  assert.match(r.model, /^live location fooling of grad_cam/);
+  assert.match(await page.textContent('#live-status'), /step \d+ +CE [0-9.]+ +L_F [0-9.]+/);
+  const d = maxAbsDiff(r.maps.grad_cam.fooled, before.maps.grad_cam.original);
+  assert.ok(d > 1e-4, `the live model's map moved away from the original's (max diff ${d})`);
+  await page.screenshot({ path: path.join(shots, 'live.png'), fullPage: true });
+  const runs = Number(await page.getAttribute('body', 'data-runs'));
+  await page.click('#live-reset');
+  const back = await result(page, runs);
+  assert.equal(back.model, before.model);
+  await page.close();
+});
+
 test('embed view: ?embed=1 renders the compact view with the requested interpreter', async () => {
   const m = fooled();
   const page = await open(`?embed=1&backend=cpu&model=${m.id}&interpreter=lrp_t&image=dog_1.png`);

@@ -217,6 +217,13 @@ pub fn fill_controls(app: &App, params: &HashMap<String, String>) {
     if let Some(s) = el("interpreter").and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()) {
         s.set_value(&interp);
     }
+    if let Some(sel) = el("live-fooling") {
+        let html: String = crate::live::LIVE_TYPES
+            .iter()
+            .map(|k| format!("<option value=\"{0}\">{0}</option>", k.id()))
+            .collect();
+        sel.set_inner_html(&html);
+    }
     if let Some(g) = el("gallery") {
         let html: String = app
             .manifest
@@ -277,6 +284,42 @@ fn select_value(id: &str) -> Option<String> {
     el(id)
         .and_then(|e| e.dyn_into::<HtmlSelectElement>().ok())
         .map(|s| s.value())
+}
+
+/// The value of an `<input>` or `<select>`.
+pub fn input_value(id: &str) -> Option<String> {
+    let e = el(id)?;
+    if let Some(i) = e.dyn_ref::<HtmlInputElement>() {
+        return Some(i.value());
+    }
+    e.dyn_ref::<HtmlSelectElement>().map(|s| s.value())
+}
+
+/// Enables / disables the live buttons (`body[data-live]` while running).
+pub fn set_live_state(running: bool) {
+    for (id, enabled) in [("live-start", !running), ("live-stop", running)] {
+        if let Some(b) = el(id) {
+            if enabled {
+                let _ = b.remove_attribute("disabled");
+            } else {
+                let _ = b.set_attribute("disabled", "");
+            }
+        }
+    }
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        if running {
+            let _ = b.set_attribute("data-live", "1");
+        } else {
+            let _ = b.remove_attribute("data-live");
+        }
+    }
+}
+
+/// Records the number of live steps done (`body[data-live-steps]`).
+pub fn set_live_steps(n: u64) {
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        let _ = b.set_attribute("data-live-steps", &n.to_string());
+    }
 }
 
 /// Reads the controls.
@@ -620,6 +663,15 @@ pub fn wire_events() {
                 spawn_local(read_file(f));
             }
         });
+    }
+    for (id, action) in [("live-start", 0u8), ("live-stop", 1), ("live-reset", 2)] {
+        if let Some(b) = el(id) {
+            on(&b, "click", move |_| match action {
+                0 => spawn_local(crate::live::start()),
+                1 => crate::live::stop(),
+                _ => spawn_local(crate::live::reset()),
+            });
+        }
     }
     if let Some(g) = el("gallery") {
         on(&g, "click", |ev| {

@@ -9,6 +9,7 @@
 //! failure becomes a message in `#error`.
 
 mod dom;
+mod live;
 mod state;
 
 use std::cell::RefCell;
@@ -248,7 +249,7 @@ pub async fn set_image(bytes: &[u8], name: &str, label: Option<usize>, title: &s
     }
 }
 
-async fn params_for(entry: &ModelEntry) -> Result<Rc<ParamStore>, String> {
+pub(crate) async fn params_for(entry: &ModelEntry) -> Result<Rc<ParamStore>, String> {
     if let Some(p) = with_app(|app| {
         app.loaded
             .iter()
@@ -334,7 +335,11 @@ async fn compute(generation: u64) -> Result<Option<state::Output>, String> {
     };
     let (orig_entry, fooled_entry) = sel.models.clone();
     let p0 = params_for(&orig_entry).await?;
-    let p1 = params_for(&fooled_entry).await?;
+    // The live model (being fooled in the page) replaces the exported one while it exists.
+    let (p1, model_name) = match live::inference_params() {
+        Some((p, name)) => (Rc::new(p), name),
+        None => (params_for(&fooled_entry).await?, fooled_entry.id.clone()),
+    };
     if with_app(|app| app.generation != generation).unwrap_or(true) {
         return Ok(None);
     }
@@ -391,7 +396,7 @@ async fn compute(generation: u64) -> Result<Option<state::Output>, String> {
         .transpose()?;
     Ok(Some(state::Output {
         backend,
-        model: fooled_entry.id.clone(),
+        model: model_name,
         interpreter: sel.interpreter,
         image_title: title,
         crop,
