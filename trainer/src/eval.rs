@@ -396,8 +396,19 @@ pub fn print(v: &Value) {
             );
         }
     }
-    if v.get("aopc").is_some() {
-        println!("  AOPC: {}", v["aopc"]);
+    if let Some(curves) = v["aopc"]["curves"].as_object() {
+        println!(
+            "  AOPC at the last step ({} images, {} steps; the full curves are in the JSON):",
+            v["aopc"]["images"], v["aopc"]["steps"]
+        );
+        for (name, c) in curves {
+            let last = c
+                .as_array()
+                .and_then(|a| a.last())
+                .and_then(|x| x.as_f64())
+                .unwrap_or(f64::NAN);
+            println!("    {name:<28} {last:.3}");
+        }
     }
     if v.get("active").is_some() {
         println!("  active: {}", v["active"]);

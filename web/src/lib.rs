@@ -447,17 +447,6 @@ fn stats_of(m: &state::MapPair) -> Result<state::Stats, String> {
     })
 }
 
-/// Model id of the manifest's first fooled model whose (fooling, interpreter) matches, for links.
-pub fn model_for(manifest: &Manifest, fooling: &str, interpreter: &str) -> Option<String> {
-    manifest
-        .models
-        .iter()
-        .find(|m| {
-            m.fooling.as_deref() == Some(fooling) && m.interpreter.as_deref() == Some(interpreter)
-        })
-        .map(|m| m.id.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
