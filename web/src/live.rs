@@ -123,7 +123,7 @@ fn controls() -> Result<(FoolingType, f64, f64), String> {
     let lr: f64 = get("live-lr")
         .parse()
         .map_err(|_| "the learning rate must be a number".to_string())?;
-    if !(lambda.is_finite() && lambda >= 0.0) || !(lr.is_finite() && lr > 0.0) {
+    if !(lambda.is_finite() && lambda >= 0.0 && lr.is_finite() && lr > 0.0) {
         return Err("λ must be ≥ 0 and the learning rate > 0".into());
     }
     Ok((kind, lambda, lr))
