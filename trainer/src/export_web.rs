@@ -43,6 +43,12 @@ struct Run {
 }
 
 fn read_run(p: &Path) -> Result<Run> {
+    if !p.exists() {
+        bail!(
+            "--fooled {}: no such file or folder (expected a `foolmap fool` run folder holding final.safetensors, or that file)",
+            p.display()
+        );
+    }
     let weights = if p.is_dir() {
         p.join("final.safetensors")
     } else {
@@ -51,6 +57,7 @@ fn read_run(p: &Path) -> Result<Run> {
     let bytes = std::fs::read(&weights)
         .with_context(|| format!("cannot read fooled weights {}", weights.display()))?;
     let sd = StateDict::from_safetensors(&bytes, &weights.display().to_string())?;
+    meta(&sd, "config", &weights)?;
     let eval_path = weights.with_file_name("eval.json");
     let eval = match std::fs::read(&eval_path) {
         Ok(b) => Some(serde_json::from_slice(&b).with_context(|| {

@@ -1,0 +1,153 @@
+//! `foolmap export-web`: the manifest, weights and gallery the web app loads, and the errors for
+//! files that are not fooled runs.
+
+use std::path::{Path, PathBuf};
+
+use foolmap::state::StoreDtype;
+use foolmap::{Architecture, StateDict};
+use foolmap_trainer::export_web::{ExportWebArgs, run as export};
+use foolmap_trainer::fool::{FoolArgs, run as fool};
+
+fn data_root() -> PathBuf {
+    std::env::var("FOOLMAP_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .join("data")
+}
+
+fn short_run(out: &Path) {
+    let a = FoolArgs {
+        arch: Some("resnet20".into()),
+        fooling: Some("location".into()),
+        interpreter: Some("grad_cam".into()),
+        steps: Some(2),
+        batch_size: Some(4),
+        checkpoint_every: Some(2),
+        lr: Some(1e-4),
+        lambda: Some(3.0),
+        out: Some(out.to_path_buf()),
+        quiet: true,
+        ..FoolArgs::default()
+    };
+    fool(
+        &a,
+        Some(&data_root()),
+        &foolmap::burn::tensor::Device::flex(),
+    )
+    .expect("fool");
+}
+
+fn args(fooled: Vec<PathBuf>, out: &Path) -> ExportWebArgs {
+    ExportWebArgs {
+        fooled,
+        original: None,
+        out: out.to_path_buf(),
+        gallery_per_class: 1,
+        f32: false,
+    }
+}
+
+#[test]
+fn export_writes_manifest_weights_and_gallery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    short_run(&run);
+    std::fs::write(
+        run.join("eval.json"),
+        r#"{"n": 10, "original": {"top1": 0.9, "top5": 1.0}, "fooled": {"top1": 0.8, "top5": 1.0},
+            "interpreters": {"grad_cam": {"fsr": 0.5, "fsr_original": 0.0, "mean_statistic": 0.2, "threshold": 0.15}}}"#,
+    )
+    .unwrap();
+    let dist = tmp.path().join("dist");
+    let path = export(&args(vec![run.clone()], &dist), Some(&data_root())).expect("export");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(m["arch"], "resnet20");
+    assert_eq!(m["tap"], "layer3.2");
+    assert_eq!(m["input_size"], 32);
+    assert_eq!(m["classes"].as_array().unwrap().len(), 10);
+    let models = m["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!(models[0]["role"], "original");
+    let f = &models[1];
+    assert_eq!(f["role"], "fooled");
+    assert_eq!(f["fooling"], "location");
+    assert_eq!(f["interpreter"], "grad_cam");
+    assert_eq!(f["lambda"], 3.0);
+    assert_eq!(f["steps"], 2);
+    assert_eq!(f["eval"]["interpreters"]["grad_cam"]["fsr"], 0.5);
+    // f16 weights that load back into the architecture and equal the run's weights to f16 precision.
+    let w = dist.join(f["file"].as_str().unwrap());
+    let sd = StateDict::from_safetensors(&std::fs::read(&w).unwrap(), "web").unwrap();
+    let full = StateDict::from_safetensors(
+        &std::fs::read(run.join("final.safetensors")).unwrap(),
+        "run",
+    )
+    .unwrap();
+    let key = "layer3.2.conv2.weight";
+    let (a, b) = (&sd.tensors[key], &full.tensors[key]);
+    assert_eq!(a.shape, b.shape);
+    let err = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-3))
+        .fold(0f32, f32::max);
+    assert!(err < 2e-3, "f16 relative error {err}");
+    assert_eq!(
+        sd.to_safetensors(StoreDtype::F16).unwrap().len() as u64,
+        f["bytes"].as_u64().unwrap()
+    );
+    foolmap_trainer::weights::load(
+        Architecture::ResNet20,
+        &w,
+        &foolmap::burn::tensor::Device::flex(),
+    )
+    .expect("exported weights load");
+    // One gallery image per class, decodable, with its label.
+    let g = m["gallery"].as_array().unwrap();
+    assert_eq!(g.len(), 10);
+    for e in g {
+        let bytes = std::fs::read(dist.join(e["file"].as_str().unwrap())).unwrap();
+        let img = foolmap::image::decode(&bytes, "g").unwrap();
+        assert_eq!((img.width, img.height), (32, 32));
+        assert!(e["label"].as_u64().unwrap() < 10);
+    }
+}
+
+#[test]
+fn files_that_are_not_fooled_runs_are_refused_with_their_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    // A pretrained checkpoint is not a fooled run (no `config` metadata).
+    let plain = data_root().join("weights/resnet20_cifar10.safetensors");
+    let e = export(&args(vec![plain], &dist), Some(&data_root()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("resnet20_cifar10.safetensors") && e.contains("foolmap fool"),
+        "{e}"
+    );
+    // A missing path, and a folder without final weights.
+    let e = export(
+        &args(vec![tmp.path().join("nothing")], &dist),
+        Some(&data_root()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("nothing") && e.contains("no such file"), "{e}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = export(&args(vec![empty], &dist), Some(&data_root()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("final.safetensors"), "{e}");
+    // A malformed eval.json beside the weights.
+    let run = tmp.path().join("run");
+    short_run(&run);
+    std::fs::write(run.join("eval.json"), "{ not json").unwrap();
+    let e = format!(
+        "{:#}",
+        export(&args(vec![run], &dist), Some(&data_root())).unwrap_err()
+    );
+    assert!(e.contains("eval.json"), "{e}");
+}
