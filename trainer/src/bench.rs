@@ -172,11 +172,11 @@ fn splice(old: Option<&str>, body: &str) -> String {
     const END: &str = "<!-- foolmap bench: end -->";
     let block = format!("{BEGIN}\n{body}{END}\n");
     match old.and_then(|o| Some((o, o.find(BEGIN)?, o.find(END)?))) {
-        Some((o, b, e)) if b < e => format!(
-            "{}{block}{}",
-            &o[..b],
-            o[e + END.len()..].trim_start_matches('\n')
-        ),
+        Some((o, b, e)) if b < e => {
+            let rest = o[e + END.len()..].trim_start_matches('\n');
+            let gap = if rest.is_empty() { "" } else { "\n" };
+            format!("{}{block}{gap}{rest}", &o[..b])
+        }
         _ => block,
     }
 }
@@ -271,4 +271,30 @@ pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) 
     crate::fool::write_atomic(out, splice(old.as_deref(), &md).as_bytes())?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::splice;
+
+    #[test]
+    fn splice_replaces_only_the_generated_block() {
+        let old = "<!-- foolmap bench: begin -->\nold figures\n<!-- foolmap bench: end -->\n\n## Hand-written\nkept\n";
+        let new = splice(Some(old), "new figures\n");
+        assert!(
+            new.contains("new figures") && !new.contains("old figures"),
+            "{new}"
+        );
+        assert!(
+            new.ends_with("<!-- foolmap bench: end -->\n\n## Hand-written\nkept\n"),
+            "{new}"
+        );
+        // No markers (or no file): the block is the whole file.
+        let fresh = splice(None, "x\n");
+        assert_eq!(
+            fresh,
+            "<!-- foolmap bench: begin -->\nx\n<!-- foolmap bench: end -->\n"
+        );
+        assert_eq!(splice(Some("hand only\n"), "x\n"), fresh);
+    }
 }
