@@ -172,17 +172,20 @@ fn device(d: DeviceArg) -> Result<Device> {
     }
 }
 
-fn weights_path(
+/// `explicit`, else the data root's pretrained file of `arch`; errors name `flag`, the option
+/// that would supply the file.
+pub(crate) fn weights_path(
     arch: Architecture,
     explicit: Option<PathBuf>,
     root: Option<&Path>,
+    flag: &str,
 ) -> Result<PathBuf> {
     if let Some(w) = explicit {
         return Ok(w);
     }
     let Some(file) = arch.weights_file() else {
         bail!(
-            "no pretrained weights for `{arch}` in the data root: pass --weights FILE (the torchvision \
+            "no pretrained weights for `{arch}` in the data root: pass {flag} FILE (the torchvision \
              checkpoint is {})",
             arch.checkpoint_url()
         );
@@ -190,7 +193,7 @@ fn weights_path(
     let p = data::data_root(root)?.join("weights").join(file);
     if !p.is_file() {
         bail!(
-            "weights file {} is missing: run `foolmap data fetch` or pass --weights",
+            "weights file {} is missing: run `foolmap data fetch` or pass {flag}",
             p.display()
         );
     }
@@ -203,7 +206,7 @@ fn load_model(
     root: Option<&Path>,
     device: &Device,
 ) -> Result<(Net, ParamStore)> {
-    let path = weights_path(arch, w, root)?;
+    let path = weights_path(arch, w, root, "--weights")?;
     weights::load(arch, &path, device)
 }
 

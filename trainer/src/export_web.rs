@@ -142,15 +142,8 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     std::fs::create_dir_all(&models_dir)
         .with_context(|| format!("cannot create {}", models_dir.display()))?;
 
-    let original_path = match &a.original {
-        Some(p) => p.clone(),
-        None => {
-            let f = arch
-                .weights_file()
-                .with_context(|| format!("no pretrained weights for `{arch}`: pass --original"))?;
-            data::data_root(root)?.join("weights").join(f)
-        }
-    };
+    let original_path =
+        crate::commands::weights_path(arch, a.original.clone(), root, "--original")?;
     let sd0 = crate::weights::read_state_dict(&original_path)?;
     // Validate both against the architecture now, not in the browser.
     foolmap::ParamStore::from_state_dict(

@@ -478,7 +478,7 @@ pub fn draw(app: &App, out: &Output) {
             html.push_str(&format!("<th>{}</th>", m.interpreter));
         }
         html.push_str("</tr>");
-        for (role, pick) in [("original", 0usize), ("fooled", 1)] {
+        for role in ["original", "fooled"] {
             html.push_str(&format!("<tr><th>{role}</th>"));
             for m in out
                 .maps
@@ -489,7 +489,6 @@ pub fn draw(app: &App, out: &Output) {
                     "<td><canvas id=\"t-{role}-{}\" width=\"{THUMB}\" height=\"{THUMB}\"></canvas></td>",
                     m.interpreter
                 ));
-                let _ = pick;
             }
             html.push_str("</tr>");
         }

@@ -65,7 +65,8 @@ impl Backend {
 /// The page's state.
 pub struct App {
     manifest: Manifest,
-    net: Net,
+    /// Shared by every computation and the live run (cloning it is a reference count).
+    net: Rc<Net>,
     backend: Backend,
     device: Device,
     /// Parameters of the models loaded on `device`, by manifest id.
@@ -150,7 +151,7 @@ async fn init() -> Result<(), String> {
     APP.with(|a| {
         *a.borrow_mut() = Some(App {
             manifest,
-            net,
+            net: Rc::new(net),
             backend,
             device,
             loaded: Vec::new(),
