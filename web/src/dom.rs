@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use foolmap::Interpreter;
 use foolmap::colormap;
 use foolmap::image::{Rgb8, resize_bilinear};
-use foolmap::{Architecture, Interpreter};
 use js_sys::Uint8Array;
 use serde_json::json;
 use wasm_bindgen::prelude::*;
@@ -15,8 +15,10 @@ use web_sys::{
     HtmlSelectElement, ImageData,
 };
 
+use crate::protocol::RegistryRow;
 use crate::state::{MapPair, Output, Selection, softmax, top_k};
-use crate::{App, Backend, MAX_FILE_BYTES, THUMB, VIEW};
+use crate::ui::{Ui, with_ui};
+use crate::{Backend, MAX_FILE_BYTES, THUMB, VIEW};
 
 /// Interpreters offered in the dropdown: the paper's three at the tap, and two input-level maps.
 pub const OFFERED: [Interpreter; 5] = [
@@ -66,35 +68,6 @@ pub fn clear_error() {
     }
 }
 
-/// Milliseconds from `performance.now()`.
-pub fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
-}
-
-/// GETs a same-origin relative URL.
-pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let w = web_sys::window().ok_or("no window")?;
-    let resp = JsFuture::from(w.fetch_with_str(url))
-        .await
-        .map_err(|e| format!("cannot fetch {url}: {e:?}"))?;
-    let resp: web_sys::Response = resp
-        .dyn_into()
-        .map_err(|_| format!("cannot fetch {url}: not a response"))?;
-    if !resp.ok() {
-        return Err(format!("cannot fetch {url}: HTTP {}", resp.status()));
-    }
-    let buf = JsFuture::from(
-        resp.array_buffer()
-            .map_err(|e| format!("cannot read {url}: {e:?}"))?,
-    )
-    .await
-    .map_err(|e| format!("cannot read {url}: {e:?}"))?;
-    Ok(Uint8Array::new(&buf).to_vec())
-}
-
 /// `?key=value` pairs of the page URL.
 pub fn query_params() -> HashMap<String, String> {
     let mut out = HashMap::new();
@@ -116,14 +89,6 @@ pub fn set_body_class(c: &str) {
     if let Some(b) = doc().and_then(|d| d.body()) {
         let _ = b.class_list().add_1(c);
     }
-}
-
-/// Whether `navigator.gpu` exists.
-pub fn has_webgpu() -> bool {
-    web_sys::window()
-        .map(|w| w.navigator())
-        .and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()).ok())
-        .is_some_and(|g| !g.is_undefined() && !g.is_null())
 }
 
 /// Marks the page busy (`body[data-busy]`) while a computation runs.
@@ -168,7 +133,7 @@ fn pct(v: &serde_json::Value) -> String {
 }
 
 /// Fills the model / interpreter dropdowns, the gallery and the model facts.
-pub fn fill_controls(app: &App, params: &HashMap<String, String>) {
+pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
     let fooled: Vec<_> = app.manifest.fooled().collect();
     if let Some(sel) = el("model") {
         let mut html = String::new();
@@ -244,7 +209,7 @@ pub fn fill_controls(app: &App, params: &HashMap<String, String>) {
 }
 
 /// The selected model's figures from `eval` (accuracy kept, FSR).
-pub fn model_facts(app: &App) {
+pub fn model_facts(app: &Ui) {
     let Ok(sel) = selection(app) else { return };
     let m = &sel.models.1;
     let e = &m.eval;
@@ -323,7 +288,7 @@ pub fn set_live_steps(n: u64) {
 }
 
 /// Reads the controls.
-pub fn selection(app: &App) -> Result<Selection, String> {
+pub fn selection(app: &Ui) -> Result<Selection, String> {
     let orig = app
         .manifest
         .original()
@@ -357,8 +322,11 @@ fn put_rgb(canvas_id: &str, img: &Rgb8) {
     let Some(c) = el(canvas_id).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) else {
         return;
     };
-    c.set_width(img.width as u32);
-    c.set_height(img.height as u32);
+    // Assigning a canvas size clears it and its context even when unchanged.
+    if c.width() != img.width as u32 || c.height() != img.height as u32 {
+        c.set_width(img.width as u32);
+        c.set_height(img.height as u32);
+    }
     let Some(ctx) = c
         .get_context("2d")
         .ok()
@@ -410,7 +378,7 @@ fn top5_html(title: &str, logits: &[f32], classes: &[String]) -> String {
 }
 
 /// Draws an output: main maps, top-5, statistics, transfer grid, and the machine-readable copy.
-pub fn draw(app: &App, out: &Output) {
+pub fn draw(app: &Ui, out: &Output) {
     let opacity = selection(app).map(|s| s.opacity).unwrap_or(0.6);
     let classes = &app.manifest.classes;
     let class_name = classes.get(out.class).map_or("?", String::as_str);
@@ -468,7 +436,13 @@ pub fn draw(app: &App, out: &Output) {
             s.spearman
         ));
     }
-    if let Some(g) = el("transfer") {
+    // The transfer grid's canvases are made once and reused (a new 2D context per draw is slow).
+    let have_grid = out
+        .maps
+        .iter()
+        .filter(|m| crate::TRANSFER.contains(&m.interpreter))
+        .all(|m| el(&format!("t-fooled-{}", m.interpreter)).is_some());
+    if let Some(g) = el("transfer").filter(|_| !have_grid) {
         let mut html = String::from("<tr><th></th>");
         for m in out
             .maps
@@ -493,20 +467,20 @@ pub fn draw(app: &App, out: &Output) {
             html.push_str("</tr>");
         }
         g.set_inner_html(&html);
-        for m in out
-            .maps
-            .iter()
-            .filter(|m| crate::TRANSFER.contains(&m.interpreter))
-        {
-            put_rgb(
-                &format!("t-original-{}", m.interpreter),
-                &overlay(&out.crop, &m.original, THUMB, opacity),
-            );
-            put_rgb(
-                &format!("t-fooled-{}", m.interpreter),
-                &overlay(&out.crop, &m.fooled, THUMB, opacity),
-            );
-        }
+    }
+    for m in out
+        .maps
+        .iter()
+        .filter(|m| crate::TRANSFER.contains(&m.interpreter))
+    {
+        put_rgb(
+            &format!("t-original-{}", m.interpreter),
+            &overlay(&out.crop, &m.original, THUMB, opacity),
+        );
+        put_rgb(
+            &format!("t-fooled-{}", m.interpreter),
+            &overlay(&out.crop, &m.fooled, THUMB, opacity),
+        );
     }
     set_text(
         "status",
@@ -542,7 +516,7 @@ fn result_json(out: &Output) -> serde_json::Value {
         "image": out.image_title, "class": out.class, "class_source": out.class_source,
         "logits": {"original": out.logits.0, "fooled": out.logits.1},
         "maps": maps, "ms": out.ms, "forward_ms": out.forward_ms,
-        "timings_ms": out.timings.iter().map(|(i, t)| (i.id().to_string(), json!(t))).collect::<serde_json::Map<_, _>>(),
+        "timings_ms": out.timings.iter().map(|(i, t)| (i.clone(), json!(t))).collect::<serde_json::Map<_, _>>(),
         "stats": out.stats.as_ref().map(|s| json!({
             "location": [s.location.0, s.location.1], "frame_mass": [s.frame_mass.0, s.frame_mass.1],
             "topk": s.topk, "topk_overlap": s.topk_overlap, "center_shift": s.center_shift,
@@ -551,27 +525,26 @@ fn result_json(out: &Output) -> serde_json::Value {
 }
 
 /// The registry table (`#archs`).
-pub fn render_registry() {
+///
+/// The rows come from the worker: building the networks links all of Burn, which the page's
+/// own wasm leaves out.
+pub fn render_registry(rows: &[RegistryRow]) {
     let Some(e) = el("archs") else { return };
     let mut html = String::from(
         "<table><thead><tr><th>id</th><th>dataset</th><th>tap (input of)</th><th>parameters</th></tr></thead><tbody>",
     );
-    for a in Architecture::ALL {
-        let net = a.build();
+    for r in rows {
         html.push_str(&format!(
-            "<tr data-arch=\"{0}\"><td>{0}</td><td>{1:?}</td><td>{2}</td><td>{3}</td></tr>",
-            a.id(),
-            a.dataset(),
-            net.tap_name(),
-            net.num_parameters()
+            "<tr data-arch=\"{0}\"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td></tr>",
+            esc(&r.id),
+            esc(&r.dataset),
+            esc(&r.tap),
+            r.parameters
         ));
     }
     html.push_str("</tbody></table>");
     e.set_inner_html(&html);
-    set_text(
-        "archs-count",
-        &format!("{} architectures", Architecture::ALL.len()),
-    );
+    set_text("archs-count", &format!("{} architectures", rows.len()));
 }
 
 fn on(target: &web_sys::EventTarget, ev: &str, f: impl FnMut(web_sys::Event) + 'static) {
@@ -593,7 +566,7 @@ async fn read_file(file: web_sys::File) {
     match JsFuture::from(file.array_buffer()).await {
         Ok(buf) => {
             let bytes = Uint8Array::new(&buf).to_vec();
-            crate::set_image(&bytes, &name, None, &name).await;
+            crate::ui::set_image(&bytes, &name, None, &name);
         }
         Err(e) => show_error(&format!("cannot read {name}: {e:?}")),
     }
@@ -601,10 +574,10 @@ async fn read_file(file: web_sys::File) {
 
 /// Attaches the event handlers.
 pub fn wire_events() {
-    let recompute = |_| spawn_local(crate::recompute());
+    let recompute = |_| crate::ui::recompute();
     if let Some(e) = el("model") {
         on(&e, "change", move |ev| {
-            let _ = crate::with_app(|app| model_facts(app));
+            let _ = with_ui(|u| model_facts(u));
             recompute(ev)
         });
     }
@@ -612,7 +585,7 @@ pub fn wire_events() {
         on(&e, "change", recompute);
     }
     if let Some(e) = el("opacity") {
-        on(&e, "input", |_| crate::redraw());
+        on(&e, "input", |_| crate::ui::redraw());
     }
     if let Some(e) = el("backend") {
         on(&e, "change", |_| {
@@ -620,7 +593,7 @@ pub fn wire_events() {
                 Some("cpu") => Backend::Cpu,
                 _ => Backend::WebGpu,
             };
-            spawn_local(crate::switch_backend(want));
+            crate::ui::switch_backend(want);
         });
     }
     if let Some(e) = el("file") {
@@ -665,11 +638,7 @@ pub fn wire_events() {
     }
     for (id, action) in [("live-start", 0u8), ("live-stop", 1), ("live-reset", 2)] {
         if let Some(b) = el(id) {
-            on(&b, "click", move |_| match action {
-                0 => spawn_local(crate::live::start()),
-                1 => crate::live::stop(),
-                _ => spawn_local(crate::live::reset()),
-            });
+            on(&b, "click", move |_| crate::ui::live(action));
         }
     }
     if let Some(g) = el("gallery") {
@@ -680,11 +649,9 @@ pub fn wire_events() {
                 .and_then(|e| e.closest("button").ok().flatten())
                 .and_then(|b| b.get_attribute("data-index"))
                 .and_then(|s| s.parse::<usize>().ok());
-            let entry = idx.and_then(|i| {
-                crate::with_app(|app| app.manifest.gallery.get(i).cloned()).flatten()
-            });
+            let entry = idx.and_then(|i| with_ui(|u| u.manifest.gallery.get(i).cloned()).flatten());
             if let Some(e) = entry {
-                spawn_local(crate::load_gallery(e));
+                spawn_local(crate::ui::load_gallery(e));
             }
         });
     }

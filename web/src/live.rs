@@ -1,7 +1,7 @@
-//! Live fooling in the page: fine-tune the original model with `CE + λ·L_F` (spec §1.1, §5) on
+//! Live fooling in the worker: fine-tune the original model with `CE + λ·L_F` (spec §1.1, §5) on
 //! the gallery images and redraw the maps every few steps, with start / stop / reset. The same
-//! `foolmap::train::Objective` and Adam as `foolmap fool`; the step yields to the browser between
-//! iterations so the page stays responsive.
+//! `foolmap::train::Objective` and Adam as `foolmap fool`. It runs in the compute worker, so the
+//! page never waits for a step; between steps the worker yields so a `stop` message gets in.
 
 use std::cell::RefCell;
 
@@ -12,10 +12,10 @@ use foolmap::image::{Rgb8, eval_crop};
 use foolmap::params::SplitMix;
 use foolmap::train::{Adam, Objective};
 use foolmap::{Interpreter, InterpreterOptions};
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
-use crate::dom::{fetch_bytes, set_text, show_error};
+use crate::engine::{post, with_engine};
+use crate::env::{fetch_bytes, yield_now};
+use crate::protocol::Event;
 
 /// Fooling types offered live (Active needs composites; it stays in the CLI).
 pub const LIVE_TYPES: [FoolingType; 3] = [
@@ -68,16 +68,6 @@ pub fn inference_params() -> Option<(ParamStore, String)> {
     })
 }
 
-async fn yield_now() {
-    let p = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ =
-                w.set_timeout_with_callback_and_timeout_and_arguments_0(resolve.unchecked_ref(), 0);
-        }
-    });
-    let _ = JsFuture::from(p).await;
-}
-
 async fn scalar(t: Tensor<1>) -> f64 {
     match t.inner().into_data_async().await {
         Ok(d) => d
@@ -95,8 +85,8 @@ async fn training_images() -> Result<(), String> {
     if DATA.with(|d| !d.borrow().is_empty()) {
         return Ok(());
     }
-    let (entries, dataset) = crate::with_app(|app| (app.manifest.gallery.clone(), app.net.dataset))
-        .ok_or("the page is not initialised")?;
+    let (entries, dataset) = with_engine(|e| (e.manifest.gallery.clone(), e.net.dataset))
+        .ok_or("the worker is not initialised")?;
     let mut out = Vec::new();
     for e in entries {
         let Some(label) = e.label else { continue };
@@ -111,18 +101,14 @@ async fn training_images() -> Result<(), String> {
     Ok(())
 }
 
-/// Reads the live controls: (fooling type, λ, learning rate).
-fn controls() -> Result<(FoolingType, f64, f64), String> {
-    let get = |id: &str| crate::dom::input_value(id).unwrap_or_default();
-    let kind: FoolingType = get("live-fooling")
-        .parse()
-        .map_err(|e| format!("fooling type: {e}"))?;
-    let lambda: f64 = get("live-lambda")
-        .parse()
-        .map_err(|_| "λ must be a number".to_string())?;
-    let lr: f64 = get("live-lr")
-        .parse()
-        .map_err(|_| "the learning rate must be a number".to_string())?;
+/// Checks the live settings: (fooling type, λ, learning rate).
+pub fn settings(kind: &str, lambda: f64, lr: f64) -> Result<(FoolingType, f64, f64), String> {
+    let kind: FoolingType = kind.parse().map_err(|e| format!("fooling type: {e}"))?;
+    if !LIVE_TYPES.contains(&kind) {
+        return Err(format!(
+            "{kind} fooling is not offered live (it needs composites)"
+        ));
+    }
     if !(lambda.is_finite() && lambda >= 0.0 && lr.is_finite() && lr > 0.0) {
         return Err("λ must be ≥ 0 and the learning rate > 0".into());
     }
@@ -130,19 +116,25 @@ fn controls() -> Result<(FoolingType, f64, f64), String> {
 }
 
 /// Starts (or continues) live fooling until stopped.
-pub async fn start() {
+pub async fn start(kind: &str, lambda: f64, lr: f64) {
     if LIVE.with(|l| l.borrow().as_ref().is_some_and(|x| x.running)) {
         return;
     }
-    if let Err(e) = run().await {
-        show_error(&format!("live fooling stopped: {e}"));
-        LIVE.with(|l| {
-            if let Some(x) = l.borrow_mut().as_mut() {
-                x.running = false;
-            }
-        });
-    }
-    crate::dom::set_live_state(false);
+    let error = match run(kind, lambda, lr).await {
+        Ok(()) => None,
+        Err(e) => {
+            LIVE.with(|l| {
+                if let Some(x) = l.borrow_mut().as_mut() {
+                    x.running = false;
+                }
+            });
+            Some(format!("live fooling stopped: {e}"))
+        }
+    };
+    post(&Event::LiveState {
+        running: false,
+        error,
+    });
 }
 
 /// Stops after the current step.
@@ -154,34 +146,41 @@ pub fn stop() {
     });
 }
 
-/// Forgets the live model and shows the exported fooled model again.
-pub async fn reset() {
+/// Forgets the live model (a backend switch: its parameters live on the old device).
+pub fn forget() {
     stop();
     LIVE.with(|l| *l.borrow_mut() = None);
-    set_text("live-status", "reset: showing the exported fooled model");
-    crate::recompute().await;
 }
 
-async fn run() -> Result<(), String> {
+/// Forgets the live model and computes with the exported fooled model again.
+pub async fn reset() {
+    forget();
+    crate::engine::recompute_latest().await;
+}
+
+async fn run(kind: &str, lambda: f64, lr: f64) -> Result<(), String> {
+    let (kind, lambda, lr) = settings(kind, lambda, lr)?;
     training_images().await?;
-    let (kind, lambda, lr) = controls()?;
-    let sel = crate::with_app(|app| crate::dom::selection(app))
-        .ok_or("the page is not initialised")??;
-    let interpreter = sel.interpreter;
+    let request = with_engine(|e| e.request.clone())
+        .flatten()
+        .ok_or("live fooling needs a selection")?;
+    let interpreter: foolmap::Interpreter = request
+        .interpreter
+        .parse()
+        .map_err(|e| format!("interpreter `{}`: {e}", request.interpreter))?;
     if interpreter.level() != foolmap::explain::interpreter::Level::Tap {
         return Err(format!(
             "live fooling trains a tap-level map: choose lrp_t, grad_cam or simple_grad_t, not {interpreter}"
         ));
     }
-    let (net, device, backend) =
-        crate::with_app(|app| (app.net.clone(), app.device.clone(), app.backend))
-            .ok_or("the page is not initialised")?;
+    let (net, device, backend) = with_engine(|e| (e.net.clone(), e.device.clone(), e.backend))
+        .ok_or("the worker is not initialised")?;
     if kind == FoolingType::TopK && backend == crate::Backend::WebGpu {
         return Err(
             "Top-k fooling reads the original map's top cells back synchronously, which WebGPU forbids: switch to the CPU backend".into(),
         );
     }
-    let p0 = crate::params_for(&sel.models.0).await?;
+    let p0 = crate::engine::params_for(&request.original).await?;
     let ad: Device = device.clone().autodiff();
     // A new run when none exists or the objective changed; else continue the current one.
     let fresh = LIVE.with(|l| {
@@ -210,7 +209,10 @@ async fn run() -> Result<(), String> {
             }
         });
     }
-    crate::dom::set_live_state(true);
+    post(&Event::LiveState {
+        running: true,
+        error: None,
+    });
     let obj = Objective {
         kind,
         interpreter,
@@ -255,22 +257,21 @@ async fn run() -> Result<(), String> {
             let Some(x) = l.as_mut() else { return false };
             x.params = x.adam.step(&p, &grads);
             x.step += 1;
-            set_text(
-                "live-status",
-                &format!("step {}  CE {ce:.3}  L_F {fl:.4}", x.step),
-            );
-            crate::dom::set_live_steps(x.step);
+            post(&Event::LiveStep {
+                step: x.step,
+                ce,
+                fool: fl,
+            });
             x.running
         });
         if !still {
             break;
         }
         if (step + 1) % REDRAW_EVERY == 0 {
-            crate::recompute().await;
-        } else {
-            yield_now().await;
+            crate::engine::recompute_latest().await;
         }
+        yield_now().await;
     }
-    crate::recompute().await;
+    crate::engine::recompute_latest().await;
     Ok(())
 }

@@ -3,9 +3,11 @@
 
 use foolmap::Interpreter;
 use foolmap::image::Rgb8;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Backend;
+use crate::protocol::{by_id, nan, nan2, nanmap, nanvec, rgb8};
 
 /// One model of the manifest.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,42 +137,56 @@ pub struct Selection {
 }
 
 /// Maps of one interpreter for both models: (values, h, w).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MapPair {
+    #[serde(with = "by_id")]
     pub interpreter: Interpreter,
+    #[serde(with = "nanmap")]
     pub original: (Vec<f32>, usize, usize),
+    #[serde(with = "nanmap")]
     pub fooled: (Vec<f32>, usize, usize),
 }
 
 /// Per-image statistics of the selected interpreter's maps.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Stats {
     /// Location statistic (spec §7.2) of (original, fooled); lower = more frame-shaped.
+    #[serde(with = "nan2")]
     pub location: (f64, f64),
     /// Top-k statistic of the fooled map at the original's top-10 % cells.
+    #[serde(with = "nan")]
     pub topk: f64,
     /// Fraction of the original's top-10 % cells still in the fooled top-10 %.
+    #[serde(with = "nan")]
     pub topk_overlap: f64,
     /// Centre-of-mass shift (spec §5.3, in [0, 1]).
+    #[serde(with = "nan")]
     pub center_shift: f64,
     /// Spearman rank correlation of the two maps.
+    #[serde(with = "nan")]
     pub spearman: f64,
     /// Share of the (non-negative part of the) map on the Location frame: (original, fooled).
+    #[serde(with = "nan2")]
     pub frame_mass: (f64, f64),
     /// Whether each map is constant (no information).
     pub constant: (bool, bool),
 }
 
-/// One computed view.
-#[derive(Clone, Debug)]
+/// One computed view (computed in the worker, drawn by the page).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Output {
     pub backend: Backend,
     pub model: String,
+    #[serde(with = "by_id")]
     pub interpreter: Interpreter,
     pub image_title: String,
+    /// The model's input crop, for the overlays.
+    #[serde(with = "rgb8")]
     pub crop: Rgb8,
     pub class: usize,
-    pub class_source: &'static str,
+    /// `label` (the gallery's) or `original top-1`.
+    pub class_source: String,
+    #[serde(with = "logits")]
     pub logits: (Vec<f32>, Vec<f32>),
     pub maps: Vec<MapPair>,
     pub stats: Option<Stats>,
@@ -178,8 +194,30 @@ pub struct Output {
     pub ms: f64,
     /// Both forward passes with the logits read back (ms).
     pub forward_ms: f64,
-    /// Per interpreter: both models' maps, read back (ms).
-    pub timings: Vec<(Interpreter, f64)>,
+    /// Per interpreter id: both models' maps, read back (ms).
+    pub timings: Vec<(String, f64)>,
+}
+
+/// Logits of both models, values that may be NaN.
+mod logits {
+    use super::*;
+    #[derive(Serialize, Deserialize)]
+    struct Wire(
+        #[serde(with = "nanvec")] Vec<f32>,
+        #[serde(with = "nanvec")] Vec<f32>,
+    );
+    pub fn serialize<S: serde::Serializer>(
+        v: &(Vec<f32>, Vec<f32>),
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        Wire(v.0.clone(), v.1.clone()).serialize(s)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<(Vec<f32>, Vec<f32>), D::Error> {
+        let Wire(a, b) = Wire::deserialize(d)?;
+        Ok((a, b))
+    }
 }
 
 /// Index of the largest value (0 for an empty slice).

@@ -1,0 +1,458 @@
+//! The compute worker: models, maps, statistics and live fooling, off the page's thread.
+//!
+//! It owns the device (WebGPU or the CPU), the parameters loaded on it, the decoded image and
+//! the latest [`Compute`] request; it answers every request with [`Event`]s. A computation checks
+//! between read-backs whether a newer request arrived and then gives up, so a burst of clicks
+//! costs one computation. Nothing here touches the DOM (a worker has none).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use foolmap::burn::tensor::{Device, Tensor, TensorData};
+use foolmap::explain::interpreter::{explain_traced, logits};
+use foolmap::fooling::{self, FoolingType};
+use foolmap::image::{Rgb8, eval_crop};
+use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore, StateDict};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use crate::env::{self, fetch_bytes};
+use crate::protocol::{self, Compute, Event, RegistryRow, Request};
+use crate::state::{self, Manifest, ModelEntry};
+use crate::{Backend, TRANSFER};
+
+/// The worker's state.
+pub struct Engine {
+    pub(crate) manifest: Manifest,
+    /// Shared by every computation and the live run (cloning it is a reference count).
+    pub(crate) net: Rc<Net>,
+    pub(crate) backend: Backend,
+    pub(crate) device: Device,
+    /// Parameters of the models loaded on `device`, by manifest id.
+    loaded: Vec<(String, Rc<ParamStore>)>,
+    /// The image being explained (decoded, full size), its label when known, and its title.
+    image: Option<(Rgb8, Option<usize>, String)>,
+    /// The latest request; live fooling redraws with it.
+    pub(crate) request: Option<Compute>,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Option<R> {
+    ENGINE.with(|a| a.borrow_mut().as_mut().map(f))
+}
+
+/// Posts an event to the page.
+pub(crate) fn post(ev: &Event) {
+    let scope = js_sys::global().dyn_into::<DedicatedWorkerGlobalScope>();
+    match (protocol::encode(ev, None), scope) {
+        (Ok(v), Ok(s)) => {
+            if let Err(e) = s.post_message(&v) {
+                web_sys::console::error_1(&e);
+            }
+        }
+        (Err(e), _) => web_sys::console::error_1(&e.into()),
+        (_, Err(_)) => web_sys::console::error_1(&"the engine runs outside a worker".into()),
+    }
+}
+
+fn status(text: &str) {
+    post(&Event::Status { text: text.into() });
+}
+
+/// Worker entry point: reports panics to the page, listens, and says it is alive.
+pub fn start_worker() {
+    std::panic::set_hook(Box::new(|info| {
+        post(&Event::Fatal {
+            error: format!("internal error in the compute worker: {info}"),
+        });
+    }));
+    let Ok(scope) = js_sys::global().dyn_into::<DedicatedWorkerGlobalScope>() else {
+        web_sys::console::error_1(&"foolmap's worker binary must run as a Web Worker".into());
+        return;
+    };
+    let on = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| {
+        match protocol::decode::<Request>(&ev.data(), "page") {
+            Ok((req, bytes)) => spawn_local(handle(req, bytes)),
+            Err(error) => post(&Event::Fatal { error }),
+        }
+    });
+    scope.set_onmessage(Some(on.as_ref().unchecked_ref()));
+    on.forget();
+    post(&Event::Alive {
+        registry: registry(),
+    });
+}
+
+/// The architecture registry: id, dataset, tap layer, parameter count.
+fn registry() -> Vec<RegistryRow> {
+    Architecture::ALL
+        .iter()
+        .map(|a| {
+            let net = a.build();
+            RegistryRow {
+                id: a.id().to_string(),
+                dataset: format!("{:?}", a.dataset()),
+                tap: net.tap_name().to_string(),
+                parameters: net.num_parameters(),
+            }
+        })
+        .collect()
+}
+
+fn remember(c: &Compute) {
+    with_engine(|e| e.request = Some(c.clone()));
+}
+
+async fn handle(req: Request, bytes: Option<Vec<u8>>) {
+    match req {
+        Request::Init { manifest, backend } => {
+            if let Err(error) = init(&manifest, backend).await {
+                post(&Event::Fatal { error });
+            }
+        }
+        Request::SwitchBackend { want } => switch_backend(want).await,
+        Request::Image {
+            name,
+            label,
+            title,
+            compute,
+        } => {
+            remember(&compute);
+            let bytes = bytes.unwrap_or_default();
+            match foolmap::image::decode(&bytes, &name) {
+                Ok(img) => {
+                    with_engine(|e| e.image = Some((img, label, title)));
+                    run(compute).await;
+                }
+                Err(e) => post(&Event::Error {
+                    generation: compute.generation,
+                    error: format!("cannot use {name}: {e}"),
+                }),
+            }
+        }
+        Request::Compute { compute } => {
+            remember(&compute);
+            run(compute).await;
+        }
+        Request::LiveStart {
+            kind,
+            lambda,
+            lr,
+            compute,
+        } => {
+            remember(&compute);
+            crate::live::start(&kind, lambda, lr).await;
+        }
+        Request::LiveStop => crate::live::stop(),
+        Request::LiveReset { compute } => {
+            remember(&compute);
+            crate::live::reset().await;
+        }
+    }
+}
+
+async fn init(text: &str, want: Backend) -> Result<(), String> {
+    let manifest = Manifest::parse(text.as_bytes())?;
+    let arch: Architecture = manifest
+        .arch
+        .parse()
+        .map_err(|e| format!("models/manifest.json: field `arch`: {e}"))?;
+    let net = arch.build();
+    let (backend, device, note) = make_device(want).await;
+    ENGINE.with(|a| {
+        *a.borrow_mut() = Some(Engine {
+            manifest,
+            net: Rc::new(net),
+            backend,
+            device,
+            loaded: Vec::new(),
+            image: None,
+            request: None,
+        })
+    });
+    post(&Event::Backend { backend, note });
+    Ok(())
+}
+
+/// Creates the device for `want`: WebGPU when the browser offers an adapter, else the CPU.
+async fn make_device(want: Backend) -> (Backend, Device, String) {
+    if want == Backend::WebGpu {
+        if let Some(d) = WEBGPU.with(|w| w.borrow().clone()) {
+            return (Backend::WebGpu, d, String::new());
+        }
+        if !env::has_webgpu() {
+            return (
+                Backend::Cpu,
+                Device::flex(),
+                "navigator.gpu is missing: using the CPU".into(),
+            );
+        }
+        return match Device::wgpu_options()
+            .graphics_api(foolmap::burn::tensor::wgpu::WgpuBackend::WebGpu)
+            .init_async()
+            .await
+        {
+            Ok(d) => {
+                WEBGPU.with(|w| *w.borrow_mut() = Some(d.clone()));
+                (Backend::WebGpu, d, String::new())
+            }
+            Err(e) => (
+                Backend::Cpu,
+                Device::flex(),
+                format!("no WebGPU adapter ({e}): using the CPU"),
+            ),
+        };
+    }
+    (Backend::Cpu, Device::flex(), String::new())
+}
+
+/// Switches the backend: drops the models loaded on the old one and any live run.
+async fn switch_backend(want: Backend) {
+    crate::live::forget();
+    let (backend, device, note) = make_device(want).await;
+    with_engine(|e| {
+        e.backend = backend;
+        e.device = device;
+        e.loaded.clear();
+    });
+    post(&Event::Backend { backend, note });
+}
+
+/// The manifest entry with this id.
+fn entry(id: &str) -> Result<ModelEntry, String> {
+    with_engine(|e| e.manifest.models.iter().find(|m| m.id == id).cloned())
+        .ok_or("the worker is not initialised")?
+        .ok_or_else(|| format!("models/manifest.json has no model `{id}`"))
+}
+
+pub(crate) async fn params_for(id: &str) -> Result<Rc<ParamStore>, String> {
+    if let Some(p) = with_engine(|e| {
+        e.loaded
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, p)| p.clone())
+    })
+    .flatten()
+    {
+        return Ok(p);
+    }
+    let entry = entry(id)?;
+    status(&format!("loading {} …", entry.file));
+    let bytes = fetch_bytes(&entry.file).await?;
+    let sd = StateDict::from_safetensors(&bytes, &entry.file).map_err(|e| e.to_string())?;
+    let p = with_engine(|e| {
+        ParamStore::from_state_dict(&e.net.specs, &sd, &e.net.id, &entry.file, &e.device)
+            .map(Rc::new)
+            .map_err(|e| e.to_string())
+    })
+    .ok_or("the worker is not initialised")??;
+    with_engine(|e| e.loaded.push((entry.id.clone(), p.clone())));
+    Ok(p)
+}
+
+async fn read(t: Tensor<3>) -> Result<(Vec<f32>, usize, usize), String> {
+    let [_, h, w] = t.dims();
+    let data: TensorData = t.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+    let v = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))?;
+    Ok((v, h, w))
+}
+
+async fn read_logits(t: Tensor<2>) -> Result<Vec<f32>, String> {
+    let data: TensorData = t.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Computes for the latest request (live redraws).
+pub(crate) async fn recompute_latest() {
+    if let Some(c) = with_engine(|e| e.request.clone()).flatten() {
+        run(c).await;
+    }
+}
+
+/// Computes for `c` and posts the output or the error (nothing when a newer request won).
+async fn run(c: Compute) {
+    let generation = c.generation;
+    match compute(&c).await {
+        Ok(Some(output)) => post(&Event::Output {
+            generation,
+            output: Box::new(output),
+        }),
+        Ok(None) => {}
+        Err(error) => post(&Event::Error { generation, error }),
+    }
+}
+
+fn superseded(c: &Compute) -> bool {
+    with_engine(|e| {
+        e.request
+            .as_ref()
+            .is_some_and(|r| r.generation > c.generation)
+    })
+    .unwrap_or(true)
+}
+
+async fn compute(c: &Compute) -> Result<Option<state::Output>, String> {
+    let interpreter: Interpreter = c
+        .interpreter
+        .parse()
+        .map_err(|e| format!("interpreter `{}`: {e}", c.interpreter))?;
+    let Some((img, label, title)) = with_engine(|e| e.image.clone()).flatten() else {
+        return Ok(None);
+    };
+    let p0 = params_for(&c.original).await?;
+    // The live model (being fooled in the page) replaces the exported one while it exists.
+    let (p1, model_name) = match crate::live::inference_params() {
+        Some((p, name)) => (Rc::new(p), name),
+        None => (params_for(&c.fooled).await?, c.fooled.clone()),
+    };
+    if superseded(c) {
+        return Ok(None);
+    }
+    status("computing …");
+    let t0 = env::now_ms();
+    let (net, device, backend) = with_engine(|e| (e.net.clone(), e.device.clone(), e.backend))
+        .ok_or("the worker is not initialised")?;
+    let crop = eval_crop(&img, net.dataset);
+    let x =
+        foolmap::image::batch(std::slice::from_ref(&crop), &device).map_err(|e| e.to_string())?;
+    let tr0 = net.seq.trace(&p0, x.clone());
+    let tr1 = net.seq.trace(&p1, x);
+    let lg0 = read_logits(logits(&tr0)).await?;
+    let lg1 = read_logits(logits(&tr1)).await?;
+    let (class, class_source) = match label {
+        Some(l) if l < net.num_classes => (l, "label"),
+        _ => (state::argmax(&lg0), "original top-1"),
+    };
+    let opts = InterpreterOptions::default();
+    let mut interps: Vec<Interpreter> = TRANSFER.to_vec();
+    if !interps.contains(&interpreter) {
+        interps.push(interpreter);
+    }
+    let mut maps = Vec::new();
+    let mut timings = Vec::new();
+    let forward_ms = env::now_ms() - t0;
+    for interp in interps {
+        if superseded(c) {
+            return Ok(None);
+        }
+        let ti = env::now_ms();
+        let m0 =
+            explain_traced(&net, &p0, &tr0, &[class], interp, &opts).map_err(|e| e.to_string())?;
+        let m1 =
+            explain_traced(&net, &p1, &tr1, &[class], interp, &opts).map_err(|e| e.to_string())?;
+        let a = read(m0).await?;
+        let b = read(m1).await?;
+        maps.push(state::MapPair {
+            interpreter: interp,
+            original: a,
+            fooled: b,
+        });
+        timings.push((interp.id().to_string(), env::now_ms() - ti));
+    }
+    let ms = env::now_ms() - t0;
+    let stats = maps
+        .iter()
+        .find(|m| m.interpreter == interpreter)
+        .map(stats_of)
+        .transpose()?;
+    Ok(Some(state::Output {
+        backend,
+        model: model_name,
+        interpreter,
+        image_title: title,
+        crop,
+        class,
+        class_source: class_source.into(),
+        logits: (lg0, lg1),
+        maps,
+        stats,
+        ms,
+        forward_ms,
+        timings,
+    }))
+}
+
+/// Per-image statistics of one map pair (spec §5, §7.2): Location statistic of both maps, Top-k
+/// statistic and overlap, centre-of-mass shift, Spearman rank correlation. Computed with the
+/// library's own functions on the CPU (the maps are already read back).
+fn stats_of(m: &state::MapPair) -> Result<state::Stats, String> {
+    let cpu = Device::flex();
+    let (a, h, w) = &m.original;
+    let (b, _, _) = &m.fooled;
+    let t = |v: &Vec<f32>| Tensor::<3>::from_data(TensorData::new(v.clone(), [1, *h, *w]), &cpu);
+    let scalar = |x: Tensor<1>| -> f64 {
+        x.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f32::NAN) as f64
+    };
+    let loc0 =
+        scalar(fooling::statistic(FoolingType::Location, t(a), None).map_err(|e| e.to_string())?);
+    let loc1 =
+        scalar(fooling::statistic(FoolingType::Location, t(b), None).map_err(|e| e.to_string())?);
+    let topk =
+        scalar(fooling::statistic(FoolingType::TopK, t(b), Some(t(a))).map_err(|e| e.to_string())?);
+    let cm = scalar(
+        fooling::statistic(FoolingType::CenterMass, t(b), Some(t(a))).map_err(|e| e.to_string())?,
+    );
+    Ok(state::Stats {
+        location: (loc0, loc1),
+        topk,
+        topk_overlap: state::topk_overlap(a, b),
+        center_shift: cm,
+        spearman: foolmap::metrics::spearman(a, b),
+        frame_mass: (state::frame_mass(a, *h, *w), state::frame_mass(b, *h, *w)),
+        constant: (state::is_constant(a), state::is_constant(b)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_of_identical_maps() {
+        let v: Vec<f32> = (0..64).map(|i| (i % 9) as f32 / 8.0).collect();
+        let m = state::MapPair {
+            interpreter: Interpreter::GradCam,
+            original: (v.clone(), 8, 8),
+            fooled: (v, 8, 8),
+        };
+        let s = stats_of(&m).expect("stats");
+        assert!((s.location.0 - s.location.1).abs() < 1e-9);
+        assert!(s.center_shift.abs() < 1e-6, "{}", s.center_shift);
+        assert!((s.topk_overlap - 1.0).abs() < 1e-9);
+        assert!((s.spearman - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_frame_map_has_a_small_location_statistic() {
+        let mask = fooling::location_mask(8, 8);
+        let centre: Vec<f32> = mask.iter().map(|m| 1.0 - m).collect();
+        let m = state::MapPair {
+            interpreter: Interpreter::GradCam,
+            original: (centre, 8, 8),
+            fooled: (mask, 8, 8),
+        };
+        let s = stats_of(&m).expect("stats");
+        assert!(
+            s.location.1 < 1e-9 && s.location.0 > 0.9,
+            "{:?}",
+            s.location
+        );
+        assert!(s.frame_mass.1 > 0.99 && s.frame_mass.0 < 0.01);
+        assert!(s.topk_overlap < 1e-9);
+    }
+}

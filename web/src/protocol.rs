@@ -1,0 +1,373 @@
+//! Messages between the page (DOM only) and the compute worker (models, maps, live fooling).
+//!
+//! A message is a JS object `{json: <one Request or Event as JSON>, bytes?: Uint8Array}`; image
+//! bytes travel beside the JSON. Floats that may be non-finite (statistics of a constant map,
+//! map values) go as `null` and come back as NaN, because JSON has no NaN.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::Backend;
+use crate::state::Output;
+
+/// What a computation is for: the generation the page is waiting for, the two models (manifest
+/// ids) and the interpreter id.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Compute {
+    pub generation: u64,
+    pub original: String,
+    pub fooled: String,
+    pub interpreter: String,
+}
+
+/// Page → worker.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The manifest text (the page fetched it) and the backend asked for (`?backend=`).
+    Init { manifest: String, backend: Backend },
+    /// Switch the backend; the worker drops the models and any live run on the old one.
+    SwitchBackend { want: Backend },
+    /// A new image (its bytes beside the JSON), then compute for it.
+    Image {
+        name: String,
+        label: Option<usize>,
+        title: String,
+        compute: Compute,
+    },
+    /// Compute maps for the current image.
+    Compute { compute: Compute },
+    /// Start or continue live fooling; the maps for `compute` are redrawn every few steps.
+    LiveStart {
+        kind: String,
+        lambda: f64,
+        lr: f64,
+        compute: Compute,
+    },
+    /// Stop live fooling after the current step.
+    LiveStop,
+    /// Forget the live model and compute with the exported one again.
+    LiveReset { compute: Compute },
+}
+
+/// One architecture of the library's registry (the page's registry table).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RegistryRow {
+    pub id: String,
+    pub dataset: String,
+    /// Name of the layer whose input is the tap.
+    pub tap: String,
+    pub parameters: usize,
+}
+
+/// Worker → page.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum Event {
+    /// The worker's wasm is running and listens (messages sent before are lost); with the
+    /// architecture registry.
+    Alive { registry: Vec<RegistryRow> },
+    /// `Init` or `SwitchBackend` done: the backend in use and why it differs from the wish.
+    Backend { backend: Backend, note: String },
+    /// A progress line for `#status`.
+    Status { text: String },
+    /// The result of a computation.
+    Output {
+        generation: u64,
+        output: Box<Output>,
+    },
+    /// A computation (or an image decode) failed.
+    Error { generation: u64, error: String },
+    /// One live fooling step done.
+    LiveStep {
+        step: u64,
+        #[serde(with = "nan")]
+        ce: f64,
+        #[serde(with = "nan")]
+        fool: f64,
+    },
+    /// Live fooling started or ended (with the reason when it failed).
+    LiveState {
+        running: bool,
+        error: Option<String>,
+    },
+    /// The worker cannot go on (a panic, a failed start).
+    Fatal { error: String },
+}
+
+/// `f64` that may be NaN: `null` on the wire.
+pub mod nan {
+    use super::*;
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
+/// A pair of `f64` that may be NaN.
+pub mod nan2 {
+    use super::*;
+    pub fn serialize<S: Serializer>(v: &(f64, f64), s: S) -> Result<S::Ok, S::Error> {
+        let f = |x: f64| x.is_finite().then_some(x);
+        (f(v.0), f(v.1)).serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(f64, f64), D::Error> {
+        let (a, b) = <(Option<f64>, Option<f64>)>::deserialize(d)?;
+        Ok((a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN)))
+    }
+}
+
+/// `Vec<f32>` whose values may be NaN.
+pub mod nanvec {
+    use super::*;
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| x.is_finite().then_some(*x)))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        Ok(Vec::<Option<f32>>::deserialize(d)?
+            .into_iter()
+            .map(|x| x.unwrap_or(f32::NAN))
+            .collect())
+    }
+}
+
+/// A map `(values, h, w)` whose values may be NaN.
+pub mod nanmap {
+    use super::*;
+    pub fn serialize<S: Serializer>(v: &(Vec<f32>, usize, usize), s: S) -> Result<S::Ok, S::Error> {
+        let values: Vec<Option<f32>> = v.0.iter().map(|x| x.is_finite().then_some(*x)).collect();
+        (values, v.1, v.2).serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<(Vec<f32>, usize, usize), D::Error> {
+        let (values, h, w) = <(Vec<Option<f32>>, usize, usize)>::deserialize(d)?;
+        if values.len() != h * w {
+            return Err(serde::de::Error::custom(format!(
+                "a {h}×{w} map with {} values",
+                values.len()
+            )));
+        }
+        Ok((
+            values.into_iter().map(|x| x.unwrap_or(f32::NAN)).collect(),
+            h,
+            w,
+        ))
+    }
+}
+
+/// An id-carrying registry value (`Interpreter`) as its id string.
+pub mod by_id {
+    use super::*;
+    pub fn serialize<T: std::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+        D: Deserializer<'de>,
+    {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `foolmap::image::Rgb8` as `{width, height, data}` with a size check.
+pub mod rgb8 {
+    use super::*;
+    use foolmap::image::Rgb8;
+    #[derive(Serialize, Deserialize)]
+    struct Wire {
+        width: usize,
+        height: usize,
+        data: Vec<u8>,
+    }
+    pub fn serialize<S: Serializer>(v: &Rgb8, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            width: v.width,
+            height: v.height,
+            data: v.data.clone(),
+        }
+        .serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rgb8, D::Error> {
+        let w = Wire::deserialize(d)?;
+        if w.data.len() != w.width * w.height * 3 {
+            return Err(serde::de::Error::custom(format!(
+                "a {}×{} RGB image with {} bytes",
+                w.width,
+                w.height,
+                w.data.len()
+            )));
+        }
+        Ok(Rgb8 {
+            width: w.width,
+            height: w.height,
+            data: w.data,
+        })
+    }
+}
+
+/// JSON text of a message.
+pub fn to_json(msg: &impl Serialize) -> Result<String, String> {
+    serde_json::to_string(msg).map_err(|e| format!("cannot encode a message: {e}"))
+}
+
+/// A message from JSON text; the error names what was expected.
+pub fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("malformed {what} message: {e}"))
+}
+
+/// Wraps a message (and optional bytes) as the JS object posted between page and worker.
+pub fn encode(msg: &impl Serialize, bytes: Option<&[u8]>) -> Result<JsValue, String> {
+    let obj = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| {
+        js_sys::Reflect::set(&obj, &k.into(), v)
+            .map(|_| ())
+            .map_err(|e| format!("cannot build a message: {e:?}"))
+    };
+    set("json", &to_json(msg)?.into())?;
+    if let Some(b) = bytes {
+        set("bytes", &js_sys::Uint8Array::from(b).into())?;
+    }
+    Ok(obj.into())
+}
+
+/// Unwraps a posted JS object into the message and its bytes.
+pub fn decode<T: DeserializeOwned>(
+    v: &JsValue,
+    what: &str,
+) -> Result<(T, Option<Vec<u8>>), String> {
+    let json = js_sys::Reflect::get(v, &"json".into())
+        .ok()
+        .and_then(|j| j.as_string())
+        .ok_or_else(|| format!("a {what} message without a `json` string"))?;
+    let msg = from_json(&json, what)?;
+    let bytes = js_sys::Reflect::get(v, &"bytes".into())
+        .ok()
+        .and_then(|b| b.dyn_into::<js_sys::Uint8Array>().ok())
+        .map(|a| a.to_vec());
+    Ok((msg, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{MapPair, Stats};
+    use foolmap::Interpreter;
+    use foolmap::image::Rgb8;
+
+    fn output() -> Output {
+        Output {
+            backend: Backend::Cpu,
+            model: "m".into(),
+            interpreter: Interpreter::GradCam,
+            image_title: "cat 1".into(),
+            crop: Rgb8 {
+                width: 2,
+                height: 1,
+                data: vec![1, 2, 3, 4, 5, 6],
+            },
+            class: 3,
+            class_source: "label".into(),
+            logits: (vec![0.5, -1.0], vec![0.25, 2.0]),
+            maps: vec![MapPair {
+                interpreter: Interpreter::LrpT,
+                original: (vec![0.0, 1.0, f32::NAN, 0.5], 2, 2),
+                fooled: (vec![1.0; 4], 2, 2),
+            }],
+            stats: Some(Stats {
+                location: (0.4, 0.1),
+                topk: 0.2,
+                topk_overlap: 0.5,
+                center_shift: 0.3,
+                spearman: f64::NAN,
+                frame_mass: (0.1, 0.9),
+                constant: (false, true),
+            }),
+            ms: 12.5,
+            forward_ms: 2.0,
+            timings: vec![("lrp_t".into(), 3.0)],
+        }
+    }
+
+    #[test]
+    fn an_output_survives_the_wire_with_its_nans() {
+        let ev = Event::Output {
+            generation: 7,
+            output: Box::new(output()),
+        };
+        let text = to_json(&ev).expect("encode");
+        let back: Event = from_json(&text, "worker").expect("decode");
+        let Event::Output { generation, output } = back else {
+            panic!("not an output: {text}")
+        };
+        assert_eq!(generation, 7);
+        let want = self::output();
+        assert_eq!(output.interpreter, want.interpreter);
+        assert_eq!(output.crop.data, want.crop.data);
+        assert_eq!(output.maps[0].interpreter, Interpreter::LrpT);
+        let (v, h, w) = &output.maps[0].original;
+        assert_eq!((*h, *w), (2, 2));
+        assert!(v[2].is_nan() && v[1] == 1.0);
+        let s = output.stats.expect("stats");
+        assert!(s.spearman.is_nan());
+        assert_eq!(s.location, (0.4, 0.1));
+        assert_eq!(output.logits, want.logits);
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let c = Compute {
+            generation: 3,
+            original: "original".into(),
+            fooled: "f".into(),
+            interpreter: "grad_cam".into(),
+        };
+        for r in [
+            Request::Init {
+                manifest: "{}".into(),
+                backend: Backend::WebGpu,
+            },
+            Request::Compute { compute: c.clone() },
+            Request::LiveStart {
+                kind: "location".into(),
+                lambda: 10.0,
+                lr: 1e-3,
+                compute: c.clone(),
+            },
+            Request::LiveStop,
+        ] {
+            let back: Request = from_json(&to_json(&r).expect("encode"), "page").expect("decode");
+            assert_eq!(back, r);
+        }
+        assert!(
+            to_json(&Request::LiveStop)
+                .expect("e")
+                .contains("\"cmd\":\"live_stop\"")
+        );
+    }
+
+    #[test]
+    fn malformed_messages_name_what_was_expected() {
+        let e = from_json::<Request>(r#"{"cmd":"compute"}"#, "page").unwrap_err();
+        assert!(
+            e.contains("malformed page message") && e.contains("compute"),
+            "{e}"
+        );
+        let e = from_json::<Event>(
+            r#"{"ev":"output","generation":1,"output":{"backend":"cpu","model":"m","interpreter":"grad_cam","image_title":"t","crop":{"width":2,"height":2,"data":[1]},"class":0,"class_source":"label","logits":[[],[]],"maps":[],"stats":null,"ms":0,"forward_ms":0,"timings":[]}}"#,
+            "worker",
+        )
+        .unwrap_err();
+        assert!(e.contains("2×2 RGB image with 1 bytes"), "{e}");
+    }
+}

@@ -1,0 +1,315 @@
+//! The page: controls, events and drawing, with every tensor computation sent to the compute
+//! worker ([`crate::engine`]). The page only ever waits for messages, so it stays responsive
+//! while maps are computed or the model is fooled live.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{MessageEvent, Worker};
+
+use crate::dom::{self, set_text, show_error};
+use crate::env::fetch_bytes;
+use crate::protocol::{self, Compute, Event, Request};
+use crate::state::{self, Manifest};
+use crate::{Backend, WORKER_SCRIPT};
+
+/// The page's state.
+pub struct Ui {
+    pub(crate) manifest: Manifest,
+    pub(crate) backend: Backend,
+    worker: Worker,
+    /// The last drawn result, for redrawing when only the opacity changes.
+    last: Option<state::Output>,
+    /// The generation of the newest request; only its answers are drawn.
+    generation: u64,
+    /// Results drawn so far (`body[data-runs]`).
+    pub(crate) runs: u64,
+    /// URL parameters, read once.
+    params: HashMap<String, String>,
+    /// Whether the worker answered `Init` (events are wired then).
+    ready: bool,
+}
+
+thread_local! {
+    static UI: RefCell<Option<Ui>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn with_ui<R>(f: impl FnOnce(&mut Ui) -> R) -> Option<R> {
+    UI.with(|a| a.borrow_mut().as_mut().map(f))
+}
+
+/// Page entry point: shows panics in the page, loads the manifest and starts the worker.
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        show_error(&format!("internal error: {info}"));
+    }));
+    spawn_local(async {
+        if let Err(e) = init().await {
+            show_error(&e);
+            set_text("status", "failed to start");
+        }
+    });
+}
+
+fn send(req: &Request, bytes: Option<&[u8]>) {
+    let posted = protocol::encode(req, bytes).and_then(|msg| {
+        with_ui(|u| u.worker.post_message(&msg))
+            .ok_or_else(|| "the page is not initialised".to_string())?
+            .map_err(|e| format!("cannot reach the compute worker: {e:?}"))
+    });
+    if let Err(e) = posted {
+        show_error(&e);
+    }
+}
+
+async fn init() -> Result<(), String> {
+    let params = dom::query_params();
+    if params.get("embed").is_some_and(|v| v == "1") {
+        dom::set_body_class("embed");
+    }
+    set_text("status", "loading models/manifest.json …");
+    let bytes = fetch_bytes("models/manifest.json").await.map_err(|e| {
+        format!(
+            "{e}. Run `foolmap export-web --out <this folder>` (the README's main job does it)."
+        )
+    })?;
+    let manifest = Manifest::parse(&bytes)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| "models/manifest.json is not UTF-8 text".to_string())?;
+    let want = match params.get("backend").map(String::as_str) {
+        Some("cpu") => Backend::Cpu,
+        _ => Backend::WebGpu,
+    };
+    set_text("status", "starting the compute worker …");
+    let worker = Worker::new(WORKER_SCRIPT)
+        .map_err(|e| format!("cannot start the compute worker {WORKER_SCRIPT}: {e:?}"))?;
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        match protocol::decode::<Event>(&ev.data(), "worker") {
+            Ok((event, _)) => on_event(event, &text, want),
+            Err(e) => show_error(&e),
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(|ev: web_sys::ErrorEvent| {
+        show_error(&format!(
+            "the compute worker failed: {} ({WORKER_SCRIPT})",
+            ev.message()
+        ));
+        set_text("status", "failed to start");
+    });
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+    UI.with(|a| {
+        *a.borrow_mut() = Some(Ui {
+            manifest,
+            backend: want,
+            worker,
+            last: None,
+            generation: 0,
+            runs: 0,
+            params: params.clone(),
+            ready: false,
+        })
+    });
+    with_ui(|u| dom::fill_controls(u, &params));
+    Ok(())
+}
+
+/// One message of the worker.
+fn on_event(event: Event, manifest_text: &str, want: Backend) {
+    match event {
+        Event::Alive { registry } => {
+            dom::render_registry(&registry);
+            send(
+                &Request::Init {
+                    manifest: manifest_text.to_string(),
+                    backend: want,
+                },
+                None,
+            );
+        }
+        Event::Backend { backend, note } => {
+            let first = with_ui(|u| {
+                u.backend = backend;
+                !std::mem::replace(&mut u.ready, true)
+            })
+            .unwrap_or(false);
+            dom::set_backend_status(backend, &note);
+            if first {
+                dom::wire_events();
+                set_text("status", "ready");
+                spawn_local(load_first_image());
+            } else {
+                recompute();
+            }
+        }
+        Event::Status { text } => set_text("status", &text),
+        Event::Output { generation, output } => {
+            if is_latest(generation) {
+                dom::set_busy(false);
+                dom::clear_error();
+                with_ui(|u| {
+                    u.runs += 1;
+                    dom::draw(u, &output);
+                    u.last = Some(*output);
+                });
+            }
+        }
+        Event::Error { generation, error } => {
+            if is_latest(generation) {
+                dom::set_busy(false);
+                show_error(&error);
+            }
+        }
+        Event::LiveStep { step, ce, fool } => {
+            set_text(
+                "live-status",
+                &format!("step {step}  CE {ce:.3}  L_F {fool:.4}"),
+            );
+            dom::set_live_steps(step);
+        }
+        Event::LiveState { running, error } => {
+            dom::set_live_state(running);
+            if let Some(e) = error {
+                dom::set_busy(false);
+                show_error(&e);
+            }
+        }
+        Event::Fatal { error } => {
+            show_error(&error);
+            set_text("status", "the compute worker stopped");
+        }
+    }
+}
+
+fn is_latest(generation: u64) -> bool {
+    with_ui(|u| u.generation == generation).unwrap_or(false)
+}
+
+/// First image: `?image=<gallery file or name>`, else the first gallery entry.
+async fn load_first_image() {
+    let first = with_ui(|u| {
+        let g = &u.manifest.gallery;
+        u.params
+            .get("image")
+            .and_then(|want| {
+                g.iter()
+                    .find(|e| e.file.ends_with(want.as_str()) || e.name == *want)
+            })
+            .or_else(|| g.first())
+            .cloned()
+    })
+    .flatten();
+    if let Some(entry) = first {
+        load_gallery(entry).await;
+    }
+}
+
+/// A new request for the current controls (the page becomes busy until its answer).
+fn next_compute() -> Result<Compute, String> {
+    let sel = with_ui(|u| dom::selection(u)).ok_or("the page is not initialised")??;
+    let generation = with_ui(|u| {
+        u.generation += 1;
+        u.generation
+    })
+    .unwrap_or(0);
+    dom::set_busy(true);
+    Ok(Compute {
+        generation,
+        original: sel.models.0.id,
+        fooled: sel.models.1.id,
+        interpreter: sel.interpreter.id().to_string(),
+    })
+}
+
+/// Asks for predictions, maps and statistics of the current selection.
+pub fn recompute() {
+    match next_compute() {
+        Ok(compute) => send(&Request::Compute { compute }, None),
+        Err(e) => show_error(&e),
+    }
+}
+
+/// Redraws the last result (opacity change).
+pub fn redraw() {
+    with_ui(|u| {
+        if let Some(out) = u.last.take() {
+            dom::draw(u, &out);
+            u.last = Some(out);
+        }
+    });
+}
+
+/// Asks the worker for another backend.
+pub fn switch_backend(want: Backend) {
+    send(&Request::SwitchBackend { want }, None);
+}
+
+/// Fetches a gallery image and sends it.
+pub async fn load_gallery(entry: state::GalleryEntry) {
+    match fetch_bytes(&entry.file).await {
+        Ok(bytes) => set_image(&bytes, &entry.file, entry.label, &entry.name),
+        Err(e) => show_error(&e),
+    }
+}
+
+/// Sends image bytes (gallery, file picker, drop, paste) to be decoded and explained in the
+/// worker; a bad file comes back as an error message.
+pub fn set_image(bytes: &[u8], name: &str, label: Option<usize>, title: &str) {
+    match next_compute() {
+        Ok(compute) => send(
+            &Request::Image {
+                name: name.to_string(),
+                label,
+                title: title.to_string(),
+                compute,
+            },
+            Some(bytes),
+        ),
+        Err(e) => show_error(&e),
+    }
+}
+
+/// Live fooling buttons: 0 start, 1 stop, 2 reset.
+pub fn live(action: u8) {
+    match action {
+        0 => {
+            let get = |id: &str| dom::input_value(id).unwrap_or_default();
+            let (Ok(lambda), Ok(lr)) = (get("live-lambda").parse(), get("live-lr").parse()) else {
+                show_error("λ and the learning rate must be numbers");
+                return;
+            };
+            let kind = get("live-fooling");
+            if let Err(e) = crate::live::settings(&kind, lambda, lr) {
+                show_error(&e);
+                return;
+            }
+            match next_compute() {
+                Ok(compute) => {
+                    dom::set_live_state(true);
+                    send(
+                        &Request::LiveStart {
+                            kind,
+                            lambda,
+                            lr,
+                            compute,
+                        },
+                        None,
+                    );
+                }
+                Err(e) => show_error(&e),
+            }
+        }
+        1 => send(&Request::LiveStop, None),
+        _ => match next_compute() {
+            Ok(compute) => {
+                set_text("live-status", "reset: showing the exported fooled model");
+                send(&Request::LiveReset { compute }, None);
+            }
+            Err(e) => show_error(&e),
+        },
+    }
+}
