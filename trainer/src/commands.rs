@@ -220,7 +220,7 @@ pub(crate) fn class_names(dataset: Dataset, root: Option<&Path>) -> Vec<String> 
     foolmap::labels::names(dataset, imagenet.as_deref())
 }
 
-fn read_image(path: &Path) -> Result<Rgb8> {
+pub(crate) fn read_image(path: &Path) -> Result<Rgb8> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
     Ok(foolmap::image::decode(&bytes, &path.display().to_string())?)

@@ -187,6 +187,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
                 aopc_images: 50,
                 batch_size: 100,
                 report: Some(dir.join("report")),
+                grid_images: None,
                 json: false,
             };
             let v = crate::eval::run(&ea, root_arg, device)?;

@@ -57,6 +57,10 @@ pub struct EvalArgs {
     /// robustness and the model-randomisation sanity check on the first 32 images).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Folder of PNG/JPEG images for the report's grid instead of the first evaluation images
+    /// (e.g. the demo photos); each is explained for the original model's top-1 class.
+    #[arg(long)]
+    pub grid_images: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +85,44 @@ fn images(samples: &[Sample], dataset: Dataset) -> Result<Vec<foolmap::image::Rg
         .iter()
         .map(|s| Ok(eval_crop(&s.rgb()?, dataset)))
         .collect()
+}
+
+/// Images of the report grid: the first 8 PNG/JPEG files of `dir` (sorted by name), cropped for
+/// the model, each with the original model's top-1 class.
+fn grid_set(
+    dir: &Path,
+    net: &Net,
+    p0: &ParamStore,
+    device: &Device,
+) -> Result<(Vec<foolmap::image::Rgb8>, Vec<usize>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("--grid-images {}: cannot read the folder", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        })
+        .collect();
+    files.sort();
+    files.truncate(8);
+    if files.is_empty() {
+        bail!(
+            "--grid-images {}: no PNG or JPEG images in the folder",
+            dir.display()
+        );
+    }
+    let imgs = files
+        .iter()
+        .map(|f| Ok(eval_crop(&crate::commands::read_image(f)?, net.dataset)))
+        .collect::<Result<Vec<_>>>()?;
+    let x = foolmap::image::batch(&imgs, device)?;
+    let logits = to_vec(net.seq.forward(p0, x))?;
+    let labels = logits
+        .chunks(net.num_classes)
+        .map(|l| topk(l, 1).first().copied().unwrap_or(0))
+        .collect();
+    Ok((imgs, labels))
 }
 
 /// Runs `foolmap eval`.
@@ -234,7 +276,15 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
         let few = &samples[..n.min(32)];
         let imgs = images(few, net.dataset)?;
         let labels: Vec<usize> = few.iter().map(|s| s.label).collect();
-        crate::report::write(rep, &mut out, &net, &p0, &pf, &imgs, &labels, device)?;
+        let grid = match &a.grid_images {
+            Some(dir) => Some(grid_set(dir, &net, &p0, device)?),
+            None => None,
+        };
+        let grid = grid
+            .as_ref()
+            .map(|(i, l)| (i.as_slice(), l.as_slice()))
+            .unwrap_or((&imgs[..imgs.len().min(6)], &labels[..labels.len().min(6)]));
+        crate::report::write(rep, &mut out, &net, &p0, &pf, &imgs, &labels, grid, device)?;
     }
     Ok(out)
 }
@@ -412,5 +462,38 @@ pub fn print(v: &Value) {
     }
     if v.get("active").is_some() {
         println!("  active: {}", v["active"]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(path: &Path, rgb: [u8; 3]) {
+        let img = image::RgbImage::from_pixel(40, 30, image::Rgb(rgb));
+        img.save(path).expect("write png");
+    }
+
+    #[test]
+    fn grid_images_are_cropped_and_labelled_with_the_original_top1() {
+        let dir = std::env::temp_dir().join(format!("foolmap-grid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        png(&dir.join("b.png"), [200, 10, 10]);
+        png(&dir.join("a.png"), [10, 10, 200]);
+        std::fs::write(dir.join("notes.txt"), "not an image").expect("txt");
+        let device = Device::flex();
+        let net = Architecture::ResNet20.build();
+        let p0 = ParamStore::random(&net.specs, 1, &device);
+        let (imgs, labels) = grid_set(&dir, &net, &p0, &device).expect("grid set");
+        assert_eq!(imgs.len(), 2, "the text file is skipped");
+        assert!(imgs.iter().all(|i| i.width == 32 && i.height == 32));
+        // Sorted by name: a.png (blue) first.
+        assert!(imgs[0].data[2] > imgs[0].data[0]);
+        assert!(labels.iter().all(|&l| l < 10));
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty).expect("dir");
+        let e = grid_set(&empty, &net, &p0, &device).unwrap_err().to_string();
+        assert!(e.contains("--grid-images") && e.contains("no PNG or JPEG"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

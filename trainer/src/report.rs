@@ -239,6 +239,7 @@ pub fn write(
     pf: &ParamStore,
     imgs: &[Rgb8],
     labels: &[usize],
+    grid_set: (&[Rgb8], &[usize]),
     device: &Device,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -251,15 +252,7 @@ pub fn write(
         Interpreter::GradCam,
         Interpreter::SimpleGradT,
     ];
-    let g = grid(
-        net,
-        p0,
-        pf,
-        &imgs[..imgs.len().min(6)],
-        &labels[..labels.len().min(6)],
-        &interps,
-        device,
-    )?;
+    let g = grid(net, p0, pf, grid_set.0, grid_set.1, &interps, device)?;
     let mut png = Vec::new();
     image::DynamicImage::ImageRgb8(
         image::RgbImage::from_raw(g.width as u32, g.height as u32, g.data).context("grid")?,
@@ -408,7 +401,7 @@ pub fn markdown(e: &Value) -> String {
             );
         }
     }
-    s += "\n![statistic CDFs](cdf.svg)\n\n![maps](grid.png)\n\nGrid columns: image, then for lrp_t, grad_cam, simple_grad_t the original and the fooled model's map.\n";
+    s += "\n![statistic CDFs](cdf.svg)\n\n![maps](grid.png)\n\nGrid rows: the first evaluation images (maps of their label), or the images of `--grid-images` (maps of the original model's top-1 class). Columns: image, then for lrp_t, grad_cam, simple_grad_t the original and the fooled model's map.\n";
     if e.get("aopc").is_some() {
         s += "\n## AOPC (spec §7.5)\n\n| curve | AOPC at the last step |\n|---|---|\n";
         if let Some(c) = e["aopc"]["curves"].as_object() {
