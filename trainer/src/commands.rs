@@ -169,6 +169,12 @@ fn device(d: DeviceArg) -> Result<Device> {
         DeviceArg::Wgpu => bail!(
             "this build has no GPU support: rebuild with `cargo build --release --features wgpu`"
         ),
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda => Ok(Device::cuda(0)),
+        #[cfg(not(feature = "cuda"))]
+        DeviceArg::Cuda => bail!(
+            "--device cuda: this build has no CUDA support: rebuild with `cargo build --release --features cuda` (or use `--device wgpu`)"
+        ),
     }
 }
 
@@ -533,4 +539,24 @@ fn info(root: Option<&Path>) -> Result<()> {
 
 fn fetch(a: FetchArgs, root: Option<&Path>) -> Result<()> {
     crate::fetch::fetch(a.dest, root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_says_how_to_build_it() {
+        let e = device(DeviceArg::Cuda).unwrap_err().to_string();
+        assert!(
+            e.contains("--device cuda") && e.contains("--features cuda"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_cpu_device_is_always_there() {
+        assert!(device(DeviceArg::Cpu).is_ok());
+    }
 }

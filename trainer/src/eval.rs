@@ -492,8 +492,13 @@ mod tests {
         assert!(labels.iter().all(|&l| l < 10));
         let empty = dir.join("empty");
         std::fs::create_dir_all(&empty).expect("dir");
-        let e = grid_set(&empty, &net, &p0, &device).unwrap_err().to_string();
-        assert!(e.contains("--grid-images") && e.contains("no PNG or JPEG"), "{e}");
+        let e = grid_set(&empty, &net, &p0, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--grid-images") && e.contains("no PNG or JPEG"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

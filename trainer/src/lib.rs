@@ -39,6 +39,8 @@ pub enum DeviceArg {
     Cpu,
     /// GPU through wgpu (needs the `wgpu` cargo feature).
     Wgpu,
+    /// NVIDIA GPU 0 through CUDA (needs the `cuda` cargo feature).
+    Cuda,
 }
 
 /// The sub-commands.
