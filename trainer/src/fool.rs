@@ -28,6 +28,11 @@ pub struct FoolConfig {
     pub arch: String,
     /// Starting weights (default: the data root's pretrained file).
     pub weights: Option<PathBuf>,
+    /// The frozen original model that supplies the reference maps H0 of Top-k and Center-mass
+    /// (spec §5.2, §5.3; default: `weights`). Set it when continuing from a fooled model, so
+    /// that H0 stays the original's.
+    #[serde(default)]
+    pub original: Option<PathBuf>,
     /// Training data (default: `cifar10/train` or `imagenet-samples` under the data root).
     pub data: Option<PathBuf>,
     /// `location`, `topk`, `center-mass` or `active`.
@@ -69,6 +74,9 @@ pub struct FoolArgs {
     pub arch: Option<String>,
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Frozen original model for H0 (default: `--weights`); set it to continue from a fooled model.
+    #[arg(long)]
+    pub original: Option<PathBuf>,
     #[arg(long)]
     pub data: Option<PathBuf>,
     #[arg(long)]
@@ -177,6 +185,7 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     let u = |v: u64| toml::Value::Integer(v as i64);
     flag!(arch, s);
     flag!(weights, pth);
+    flag!(original, pth);
     flag!(data, pth);
     flag!(fooling, s);
     flag!(interpreter, s);
@@ -198,7 +207,9 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
         .unwrap_or_else(|| "flags".into());
     for (key, value) in &table {
         let expected = match key.as_str() {
-            "arch" | "weights" | "data" | "fooling" | "interpreter" | "out" => "a string",
+            "arch" | "weights" | "original" | "data" | "fooling" | "interpreter" | "out" => {
+                "a string"
+            }
             "lambda" | "lr" => "a number",
             "batch_size" | "fool_batch_size" | "steps" | "seed" | "checkpoint_every" | "c1"
             | "c2" => "a non-negative integer",
@@ -455,6 +466,20 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         &weights.display().to_string(),
         device,
     )?;
+    // The reference model of the fooling loss: the original, even when training starts elsewhere.
+    let p_ref = match &cfg.original {
+        Some(w) if Some(w) != cfg.weights.as_ref() => {
+            let sd = crate::weights::read_state_dict(w)?;
+            Some(ParamStore::from_state_dict(
+                &net.specs,
+                &sd,
+                arch.id(),
+                &w.display().to_string(),
+                device,
+            )?)
+        }
+        _ => None,
+    };
     let (mut p, mut adam, start) = if a.resume {
         let ck = load_checkpoint(&out)?;
         let p = ParamStore::from_state_dict(&net.specs, &ck.params, arch.id(), "checkpoint", &ad)?
@@ -526,6 +551,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     }
     bar.set_position(start);
     let mut last_good = start;
+    let reference = p_ref.as_ref().unwrap_or(&p0);
     let started = Instant::now();
     for step in start + 1..=cfg.steps {
         let t0 = Instant::now();
@@ -536,9 +562,9 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         let loss = if kind == FoolingType::Active {
             let comp = composite_batch(&[&c1s, &c2s], net.dataset, cfg.fool_batch_size, &mut rng)?;
             let xf = foolmap::image::batch(&comp, &ad)?;
-            obj.active(&net, &p, &p0, x, &labels, xf, cfg.c1, cfg.c2)?
+            obj.active(&net, &p, reference, x, &labels, xf, cfg.c1, cfg.c2)?
         } else {
-            obj.passive(&net, &p, &p0, x, &labels)?
+            obj.passive(&net, &p, reference, x, &labels)?
         };
         let scalars = |t: &Tensor<1>| -> f64 {
             t.clone()

@@ -161,3 +161,49 @@ fn malformed_configs_name_the_field() {
     .unwrap();
     assert_eq!((c.lr, c.lambda), (3e-6, 6.0));
 }
+
+/// Fooling loss logged at step 1 of a run.
+fn first_fool_loss(out: &Path) -> f64 {
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    first["fool"].as_f64().unwrap()
+}
+
+#[test]
+fn continuing_from_a_fooled_model_keeps_the_original_as_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fooled_dir = tmp.path().join("stage1");
+    run(&args(&fooled_dir, 2), Some(&shared_data()), &Device::flex()).unwrap();
+    let fooled = fooled_dir.join("final.safetensors");
+    let pretrained = shared_data().join("weights/resnet20_cifar10.safetensors");
+    // Top-k compares with the reference model's map H0 (spec §5.2).
+    let stage2 = |name: &str, original: Option<PathBuf>| {
+        let out = tmp.path().join(name);
+        let a = FoolArgs {
+            fooling: Some("topk".into()),
+            weights: Some(fooled.clone()),
+            original,
+            ..args(&out, 1)
+        };
+        run(&a, Some(&shared_data()), &Device::flex()).unwrap();
+        first_fool_loss(&out)
+    };
+    let default = stage2("default", None);
+    let same = stage2("same", Some(fooled.clone()));
+    let orig = stage2("original", Some(pretrained));
+    assert_eq!(default, same, "the reference defaults to --weights");
+    assert!(
+        (orig - default).abs() > 1e-6,
+        "H0 of the original model must change the Top-k loss: {orig} vs {default}"
+    );
+    let missing = FoolArgs {
+        fooling: Some("topk".into()),
+        original: Some(tmp.path().join("nope.safetensors")),
+        ..args(&tmp.path().join("missing"), 1)
+    };
+    let e = format!(
+        "{:#}",
+        run(&missing, Some(&shared_data()), &Device::flex()).unwrap_err()
+    );
+    assert!(e.contains("nope.safetensors"), "{e}");
+}
