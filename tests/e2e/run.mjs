@@ -228,6 +228,22 @@ test('an uploaded file gives maps on the CPU path; a broken file shows an error 
   await page.close();
 });
 
+test('the backend switch moves the computation to WebGPU and back to the CPU', async () => {
+  const page = await open('?backend=cpu&interpreter=grad_cam&image=cat_1.png');
+  const cpu = await result(page);
+  assert.equal(cpu.backend, 'cpu');
+  await page.selectOption('#backend', 'webgpu');
+  const gpu = await result(page, 1);
+  assert.equal(gpu.backend, 'webgpu');
+  assert.equal(await page.getAttribute('body', 'data-backend'), 'webgpu');
+  assert.ok(maxAbsDiff(gpu.maps.grad_cam.fooled, cpu.maps.grad_cam.fooled) < 1e-3, 'same maps on both backends');
+  await page.selectOption('#backend', 'cpu');
+  const back = await result(page, 2);
+  assert.equal(back.backend, 'cpu');
+  assert.match(await page.textContent('#backend-status'), /CPU/);
+  await page.close();
+});
+
 test('live fooling: a few steps in the page (CPU backend) change the map; reset restores the exported model', async () => {
   const page = await open('?backend=cpu&interpreter=grad_cam&image=cat_1.png');
   const before = await result(page);
