@@ -3,7 +3,7 @@
 //! `foolmap::train::Objective` and Adam as `foolmap fool`. It runs in the compute worker, so the
 //! page never waits for a step; between steps the worker yields so a `stop` message gets in.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use foolmap::ParamStore;
 use foolmap::burn::tensor::{Device, Tensor};
@@ -43,6 +43,8 @@ pub struct Live {
 thread_local! {
     pub static LIVE: RefCell<Option<Live>> = const { RefCell::new(None) };
     static DATA: RefCell<Vec<(Rgb8, usize)>> = const { RefCell::new(Vec::new()) };
+    /// Counts stop requests, so a stop that arrives while a run is still loading is not lost.
+    static STOPS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The live model's parameters without autodiff, for drawing (None when no live run exists).
@@ -139,6 +141,7 @@ pub async fn start(kind: &str, lambda: f64, lr: f64) {
 
 /// Stops after the current step.
 pub fn stop() {
+    STOPS.with(|s| s.set(s.get() + 1));
     LIVE.with(|l| {
         if let Some(x) = l.borrow_mut().as_mut() {
             x.running = false;
@@ -159,6 +162,7 @@ pub async fn reset() {
 }
 
 async fn run(kind: &str, lambda: f64, lr: f64) -> Result<(), String> {
+    let stops = STOPS.with(Cell::get);
     let (kind, lambda, lr) = settings(kind, lambda, lr)?;
     training_images().await?;
     let request = with_engine(|e| e.request.clone())
@@ -181,6 +185,11 @@ async fn run(kind: &str, lambda: f64, lr: f64) -> Result<(), String> {
         );
     }
     let p0 = crate::engine::params_for(&request.original).await?;
+    if STOPS.with(Cell::get) != stops {
+        // Stopped (or reset) while loading: answer the pending request and end.
+        crate::engine::recompute_latest().await;
+        return Ok(());
+    }
     let ad: Device = device.clone().autodiff();
     // A new run when none exists or the objective changed; else continue the current one.
     let fresh = LIVE.with(|l| {
