@@ -636,7 +636,12 @@ pub fn wire_events() {
             }
         });
     }
-    for (id, action) in [("live-start", 0u8), ("live-stop", 1), ("live-reset", 2)] {
+    use crate::ui::LiveAction;
+    for (id, action) in [
+        ("live-start", LiveAction::Start),
+        ("live-stop", LiveAction::Stop),
+        ("live-reset", LiveAction::Reset),
+    ] {
         if let Some(b) = el(id) {
             on(&b, "click", move |_| crate::ui::live(action));
         }

@@ -273,10 +273,18 @@ pub fn set_image(bytes: &[u8], name: &str, label: Option<usize>, title: &str) {
     }
 }
 
-/// Live fooling buttons: 0 start, 1 stop, 2 reset.
-pub fn live(action: u8) {
+/// The live-fooling buttons.
+#[derive(Clone, Copy, Debug)]
+pub enum LiveAction {
+    Start,
+    Stop,
+    Reset,
+}
+
+/// A click on a live-fooling button.
+pub fn live(action: LiveAction) {
     match action {
-        0 => {
+        LiveAction::Start => {
             let get = |id: &str| dom::input_value(id).unwrap_or_default();
             let (Ok(lambda), Ok(lr)) = (get("live-lambda").parse(), get("live-lr").parse()) else {
                 show_error("λ and the learning rate must be numbers");
@@ -303,8 +311,8 @@ pub fn live(action: u8) {
                 Err(e) => show_error(&e),
             }
         }
-        1 => send(&Request::LiveStop, None),
-        _ => match next_compute() {
+        LiveAction::Stop => send(&Request::LiveStop, None),
+        LiveAction::Reset => match next_compute() {
             Ok(compute) => {
                 set_text("live-status", "reset: showing the exported fooled model");
                 send(&Request::LiveReset { compute }, None);
