@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::data::{self, Sample};
+use crate::validate;
 
 /// A fooling run. Every field can come from `--config run.toml` and be overridden by a flag.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -59,6 +60,84 @@ pub struct FoolConfig {
     pub c2: usize,
     /// Output folder.
     pub out: PathBuf,
+    /// Later phases of the run: from a step on, another λ and learning rate (`"STEP:LAMBDA:LR"`;
+    /// e.g. the two-phase recipe of EXPERIMENTS.md §3: λ 10 first, then `"800:2:5e-5"`).
+    #[serde(default)]
+    pub schedule: Vec<Phase>,
+    /// Validate every N steps on images held out of the training data (0: never).
+    #[serde(default)]
+    pub val_every: u64,
+    /// Training images held out for validation when `val_every` > 0.
+    #[serde(default)]
+    pub val_images: usize,
+    /// Largest top-1 drop (a fraction; 0.02 = 2 points) for a validation to become
+    /// `best.safetensors`.
+    #[serde(default = "default_max_drop")]
+    pub max_drop: f64,
+    /// FSR threshold τ of the validation (spec §7.3).
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+fn default_max_drop() -> f64 {
+    0.02
+}
+
+fn default_threshold() -> f64 {
+    0.15
+}
+
+/// A phase of a fooling run: from `from_step` on (inclusive), train with `lambda` and `lr`.
+/// Written `"STEP:LAMBDA:LR"` in configs and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Phase {
+    /// First step of the phase.
+    pub from_step: u64,
+    /// λ from that step on.
+    pub lambda: f64,
+    /// Adam learning rate from that step on.
+    pub lr: f64,
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}`: expected STEP:LAMBDA:LR, e.g. 800:2:5e-5");
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let [step, lambda, lr] = parts.as_slice() else {
+            return Err(bad());
+        };
+        Ok(Phase {
+            from_step: step.trim().parse().map_err(|_| bad())?,
+            lambda: lambda.trim().parse().map_err(|_| bad())?,
+            lr: lr.trim().parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl TryFrom<String> for Phase {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Phase> for String {
+    fn from(p: Phase) -> String {
+        format!("{}:{}:{}", p.from_step, p.lambda, p.lr)
+    }
+}
+
+impl FoolConfig {
+    /// `(λ, lr)` at `step` (1-based): the last phase that has started, else `lambda`/`lr`.
+    pub fn hyper_at(&self, step: u64) -> (f64, f64) {
+        self.schedule
+            .iter()
+            .rev()
+            .find(|p| p.from_step <= step)
+            .map_or((self.lambda, self.lr), |p| (p.lambda, p.lr))
+    }
 }
 
 /// Flags of `foolmap fool` (override the config file).
@@ -103,6 +182,22 @@ pub struct FoolArgs {
     pub c2: Option<usize>,
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// A later phase `STEP:LAMBDA:LR` (repeatable): from STEP on, train with that λ and lr.
+    #[arg(long = "then", value_name = "STEP:LAMBDA:LR")]
+    pub then: Vec<String>,
+    /// Validate every N steps on training images held out of training; keeps the best model
+    /// within `--max-drop` as `best.safetensors` (0: off).
+    #[arg(long)]
+    pub val_every: Option<u64>,
+    /// Training images held out for validation (default 1,000 CIFAR-10, 100 ImageNet).
+    #[arg(long)]
+    pub val_images: Option<usize>,
+    /// Largest top-1 drop for `best.safetensors`, as a fraction (default 0.02 = 2 points).
+    #[arg(long)]
+    pub max_drop: Option<f64>,
+    /// FSR threshold τ of the validation (default 0.15).
+    #[arg(long)]
+    pub threshold: Option<f64>,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -199,6 +294,16 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     flag!(c1, i);
     flag!(c2, i);
     flag!(out, pth);
+    flag!(val_every, u);
+    flag!(val_images, i);
+    flag!(max_drop, f);
+    flag!(threshold, f);
+    if !a.then.is_empty() {
+        table.insert(
+            "schedule".into(),
+            toml::Value::Array(a.then.iter().cloned().map(s).collect()),
+        );
+    }
     // Name the field of any value of the wrong type (serde's message does not).
     let source = a
         .config
@@ -210,15 +315,20 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
             "arch" | "weights" | "original" | "data" | "fooling" | "interpreter" | "out" => {
                 "a string"
             }
-            "lambda" | "lr" => "a number",
+            "lambda" | "lr" | "max_drop" | "threshold" => "a number",
             "batch_size" | "fool_batch_size" | "steps" | "seed" | "checkpoint_every" | "c1"
-            | "c2" => "a non-negative integer",
+            | "c2" | "val_every" | "val_images" => "a non-negative integer",
+            "schedule" => "a list of \"STEP:LAMBDA:LR\" strings",
             _ => continue,
         };
         let ok = match expected {
             "a string" => value.is_str(),
             "a number" => value.is_float() || value.is_integer(),
-            _ => value.as_integer().is_some_and(|v| v >= 0),
+            "a non-negative integer" => value.as_integer().is_some_and(|v| v >= 0),
+            _ => value.as_array().is_some_and(|v| {
+                v.iter()
+                    .all(|x| x.as_str().is_some_and(|x| x.parse::<Phase>().is_ok()))
+            }),
         };
         if !ok {
             bail!("config {source}: field `{key}` must be {expected}, found {value}");
@@ -254,7 +364,7 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     let (lr, lambda) =
         paper_defaults(arch, interp, kind).unwrap_or_else(|| small_model_defaults(kind));
     let cifar = arch.dataset() == Dataset::Cifar10;
-    let defaults: [(&str, toml::Value); 13] = [
+    let defaults: [(&str, toml::Value); 15] = [
         ("arch", s(arch_s)),
         ("fooling", s(kind.id().to_string())),
         ("interpreter", s(interp.id().to_string())),
@@ -265,6 +375,8 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
         ("steps", u(if cifar { 300 } else { 3000 })),
         ("seed", u(0)),
         ("checkpoint_every", u(50)),
+        ("val_every", u(0)),
+        ("val_images", i(if cifar { 1000 } else { 100 })),
         ("c1", i(if cifar { 3 } else { 386 })),
         ("c2", i(if cifar { 5 } else { 555 })),
         (
@@ -290,6 +402,41 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
             "invalid config field `lr`: must be a positive number, got {}",
             cfg.lr
         );
+    }
+    let mut prev = 0;
+    for ph in &cfg.schedule {
+        let at = format!(
+            "invalid config field `schedule`: phase `{}`",
+            String::from(*ph)
+        );
+        if ph.from_step <= prev {
+            bail!("{at}: phases must start at increasing steps ≥ 1");
+        }
+        prev = ph.from_step;
+        Objective {
+            lambda: ph.lambda,
+            ..obj
+        }
+        .validate()
+        .with_context(|| at.clone())?;
+        if !(ph.lr.is_finite() && ph.lr > 0.0) {
+            bail!("{at}: the learning rate must be a positive number");
+        }
+    }
+    if !(cfg.max_drop.is_finite() && cfg.max_drop >= 0.0) {
+        bail!(
+            "invalid config field `max_drop`: must be a fraction ≥ 0 (0.02 = 2 points), got {}",
+            cfg.max_drop
+        );
+    }
+    if !cfg.threshold.is_finite() {
+        bail!(
+            "invalid config field `threshold`: must be a number, got {}",
+            cfg.threshold
+        );
+    }
+    if cfg.val_every > 0 && cfg.val_images == 0 {
+        bail!("invalid config: `val_every` > 0 needs `val_images` ≥ 1");
     }
     if cfg.batch_size == 0 || cfg.fool_batch_size == 0 || cfg.checkpoint_every == 0 {
         bail!("invalid config: `batch_size`, `fool_batch_size` and `checkpoint_every` must be ≥ 1");
@@ -508,10 +655,19 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
             Dataset::ImageNet => "imagenet-samples",
         }),
     };
-    let samples = match net.dataset {
+    let all = match net.dataset {
         Dataset::Cifar10 => data::cifar10(&train_dir)?,
         Dataset::ImageNet => data::imagenet(&train_dir)?,
     };
+    let held = if cfg.val_every > 0 { cfg.val_images } else { 0 };
+    if held >= all.len() {
+        bail!(
+            "`val_images` = {held} leaves no training images of the {} in {}",
+            all.len(),
+            train_dir.display()
+        );
+    }
+    let (samples, val_set) = validate::split(all, held);
     let c1s: Vec<Sample> = samples
         .iter()
         .filter(|s| s.label == cfg.c1)
@@ -530,7 +686,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
             train_dir.display()
         );
     }
-    let obj = Objective {
+    let mut obj = Objective {
         kind,
         interpreter: interp,
         lambda: cfg.lambda,
@@ -552,9 +708,31 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     bar.set_position(start);
     let mut last_good = start;
     let reference = p_ref.as_ref().unwrap_or(&p0);
+    let validator = if cfg.val_every > 0 {
+        Some(validate::Validator::new(
+            &net,
+            reference,
+            &val_set,
+            kind,
+            interp,
+            cfg.threshold,
+            (cfg.c1, cfg.c2),
+            device,
+        )?)
+    } else {
+        None
+    };
+    // The best validation so far survives `--resume` through best.json.
+    let mut best: Option<validate::Validation> = std::fs::read(out.join("best.json"))
+        .ok()
+        .filter(|_| a.resume)
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let started = Instant::now();
     for step in start + 1..=cfg.steps {
         let t0 = Instant::now();
+        let (lambda, lr) = cfg.hyper_at(step);
+        obj.lambda = lambda;
+        adam.lr = lr;
         // The data of step `step` depends only on (seed, step): resuming replays it exactly.
         let mut rng = SplitMix::new(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step));
         let (imgs, labels) = train_batch(&samples, net.dataset, cfg.batch_size, &mut rng)?;
@@ -610,8 +788,34 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         writeln!(
             log,
             "{}",
-            json!({"step": step, "ce": ce, "fool": fl, "total": total, "batch_acc": acc, "images_per_s": ips})
+            json!({"step": step, "ce": ce, "fool": fl, "total": total, "batch_acc": acc,
+                   "images_per_s": ips, "lambda": lambda, "lr": lr})
         )?;
+        if let Some(v) = &validator
+            && step % cfg.val_every == 0
+        {
+            let r = v.validate(&net, &p, step)?;
+            append_line(&out.join("val.jsonl"), &serde_json::to_string(&r)?)?;
+            bar.println(format!(
+                "validation at step {step}: top-1 {:.2} % (original {:.2} %), {} {:.3}",
+                100.0 * r.top1,
+                100.0 * r.top1_original,
+                if kind == FoolingType::Active {
+                    "cross-correlation"
+                } else {
+                    "FSR"
+                },
+                r.score
+            ));
+            if validate::better(&r, best.as_ref(), cfg.max_drop) {
+                write_weights(&out.join("best.safetensors"), &p, &cfg, step)?;
+                write_atomic(
+                    &out.join("best.json"),
+                    serde_json::to_string_pretty(&r)?.as_bytes(),
+                )?;
+                best = Some(r);
+            }
+        }
         bar.set_position(step);
         bar.set_message(format!(
             "CE {ce:.3}  L_F {fl:.4}  acc {:.0}%  {ips:.1} img/s",
@@ -633,19 +837,40 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         }
     }
     bar.finish_and_clear();
-    let mut sd = p.to_state_dict();
-    sd.metadata.insert("arch".into(), cfg.arch.clone());
-    sd.metadata
-        .insert("config".into(), serde_json::to_string(&cfg)?);
-    sd.metadata.insert("git_revision".into(), git_revision());
-    sd.metadata.insert("step".into(), last_good.to_string());
-    write_atomic(
-        &out.join("final.safetensors"),
-        &sd.to_safetensors(StoreDtype::F32)?,
-    )?;
+    write_weights(&out.join("final.safetensors"), &p, &cfg, last_good)?;
     println!(
         "fooled weights: {}",
         out.join("final.safetensors").display()
     );
+    if let Some(b) = &best {
+        println!(
+            "best within {:.1} points: {} (step {}, validation top-1 {:.2} %, score {:.3})",
+            100.0 * cfg.max_drop,
+            out.join("best.safetensors").display(),
+            b.step,
+            100.0 * b.top1,
+            b.score
+        );
+    }
     Ok(out)
+}
+
+/// Fooled weights with the metadata `eval` reads (`arch`, `config`, `git_revision`, `step`).
+fn write_weights(path: &Path, p: &ParamStore, cfg: &FoolConfig, step: u64) -> Result<()> {
+    let mut sd = p.to_state_dict();
+    sd.metadata.insert("arch".into(), cfg.arch.clone());
+    sd.metadata
+        .insert("config".into(), serde_json::to_string(cfg)?);
+    sd.metadata.insert("git_revision".into(), git_revision());
+    sd.metadata.insert("step".into(), step.to_string());
+    write_atomic(path, &sd.to_safetensors(StoreDtype::F32)?)
+}
+
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
 }

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod fool;
 pub mod npy;
 pub mod report;
+pub mod validate;
 pub mod weights;
 
 use std::path::PathBuf;

@@ -81,17 +81,46 @@ fn a_short_run_moves_the_location_statistic_down() {
     assert!(cfg["git_revision"].is_string());
 }
 
+/// A second phase from step 3 on: λ 2, lr 5e-4.
+fn with_schedule(a: FoolArgs) -> FoolArgs {
+    FoolArgs {
+        then: vec!["3:2:5e-4".into()],
+        ..a
+    }
+}
+
+/// One field of every line of a run's `log.jsonl`.
+fn logged(out: &Path, field: &str) -> Vec<f64> {
+    std::fs::read_to_string(out.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()[field]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn resume_is_bit_for_bit_the_uninterrupted_run() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    run(&args(a.path(), 4), Some(&shared_data()), &Device::flex()).unwrap();
-    run(&args(b.path(), 2), Some(&shared_data()), &Device::flex()).unwrap();
     let resumed = FoolArgs {
         resume: true,
         ..args(b.path(), 4)
     };
-    run(&resumed, Some(&shared_data()), &Device::flex()).unwrap();
+    let (a_args, b_args, b_resumed) = (
+        with_schedule(args(a.path(), 4)),
+        with_schedule(args(b.path(), 2)),
+        with_schedule(resumed),
+    );
+    run(&a_args, Some(&shared_data()), &Device::flex()).unwrap();
+    run(&b_args, Some(&shared_data()), &Device::flex()).unwrap();
+    run(&b_resumed, Some(&shared_data()), &Device::flex()).unwrap();
+    // The phase that starts at step 3 (after the interruption) was applied on resume too.
+    assert_eq!(logged(b.path(), "lambda"), [10.0, 10.0, 2.0, 2.0]);
+    assert_eq!(logged(a.path(), "lr"), [1e-3, 1e-3, 5e-4, 5e-4]);
     let (fa, fb) = (
         read(&a.path().join("final.safetensors")),
         read(&b.path().join("final.safetensors")),
@@ -140,6 +169,22 @@ fn malformed_configs_name_the_field() {
         ("interpreter = \"lrp\"\n", "cannot be fooled"),
         ("steps = [1\n", "TOML parse error"),
         ("c1 = 12\n", "field `c1`"),
+        (
+            "schedule = [\"800:2\"]\n",
+            "field `schedule` must be a list of \"STEP:LAMBDA:LR\"",
+        ),
+        ("schedule = 3\n", "field `schedule`"),
+        (
+            "schedule = [\"800:2:1e-5\", \"500:1:1e-5\"]\n",
+            "phase `500:1:0.00001`: phases must start at increasing steps",
+        ),
+        ("schedule = [\"800:-1:1e-5\"]\n", "lambda"),
+        (
+            "schedule = [\"800:1:0\"]\n",
+            "learning rate must be a positive number",
+        ),
+        ("max_drop = -0.5\n", "field `max_drop`"),
+        ("val_every = 10\nval_images = 0\n", "`val_images` ≥ 1"),
     ] {
         let f = tmp.path().join("run.toml");
         std::fs::write(&f, text).unwrap();
@@ -206,4 +251,57 @@ fn continuing_from_a_fooled_model_keeps_the_original_as_reference() {
         run(&missing, Some(&shared_data()), &Device::flex()).unwrap_err()
     );
     assert!(e.contains("nope.safetensors"), "{e}");
+}
+
+#[test]
+fn validation_keeps_the_best_model_within_the_accuracy_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = FoolArgs {
+        fooling: Some("topk".into()),
+        interpreter: Some("grad_cam".into()),
+        val_every: Some(2),
+        val_images: Some(20),
+        max_drop: Some(1.0),
+        ..args(tmp.path(), 4)
+    };
+    run(&a, Some(&shared_data()), &Device::flex()).unwrap();
+    let vals: Vec<foolmap_trainer::validate::Validation> =
+        std::fs::read_to_string(tmp.path().join("val.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(vals.iter().map(|v| v.step).collect::<Vec<_>>(), [2, 4]);
+    assert!(
+        vals.iter()
+            .all(|v| v.images == 20 && v.top1_original == vals[0].top1_original)
+    );
+    assert!(
+        vals.iter().all(|v| (0.0..=1.0).contains(&v.score)),
+        "FSR is a fraction"
+    );
+    // With a budget of 100 points the best is the highest FSR (the earlier step on a tie).
+    let best: foolmap_trainer::validate::Validation =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("best.json")).unwrap()).unwrap();
+    let top = vals.iter().map(|v| v.score).fold(f64::MIN, f64::max);
+    let first_top = vals.iter().find(|v| v.score == top).unwrap();
+    assert_eq!(&best, first_top);
+    let sd = read(&tmp.path().join("best.safetensors"));
+    assert_eq!(sd.metadata["step"], best.step.to_string());
+    // A budget nothing meets writes no best model.
+    let none = tempfile::tempdir().unwrap();
+    let strict = FoolArgs {
+        max_drop: Some(0.0),
+        lr: Some(0.01),
+        ..FoolArgs {
+            out: Some(none.path().to_path_buf()),
+            ..a
+        }
+    };
+    run(&strict, Some(&shared_data()), &Device::flex()).unwrap();
+    let vals = std::fs::read_to_string(none.path().join("val.jsonl")).unwrap();
+    assert!(
+        !none.path().join("best.safetensors").exists(),
+        "lr 0.01 should cost accuracy on 20 images: {vals}"
+    );
 }
