@@ -67,9 +67,14 @@ pub struct FoolConfig {
     /// Validate every N steps on images held out of the training data (0: never).
     #[serde(default)]
     pub val_every: u64,
-    /// Training images held out for validation when `val_every` > 0.
+    /// Training images held out for validation when `val_every` > 0 (or, with `val_data`, the
+    /// number of images validated from that folder).
     #[serde(default)]
     pub val_images: usize,
+    /// A separate validation folder (same layout as `data`) instead of held-out training images:
+    /// the original model never trained on it, so its top-1 drop matches a test split's.
+    #[serde(default)]
+    pub val_data: Option<PathBuf>,
     /// Largest top-1 drop (a fraction; 0.02 = 2 points) for a validation to become
     /// `best.safetensors`.
     #[serde(default = "default_max_drop")]
@@ -192,6 +197,9 @@ pub struct FoolArgs {
     /// Training images held out for validation (default 1,000 CIFAR-10, 100 ImageNet).
     #[arg(long)]
     pub val_images: Option<usize>,
+    /// Validate on this folder instead of held-out training images (e.g. an ImageNet val split).
+    #[arg(long)]
+    pub val_data: Option<PathBuf>,
     /// Largest top-1 drop for `best.safetensors`, as a fraction (default 0.02 = 2 points).
     #[arg(long)]
     pub max_drop: Option<f64>,
@@ -296,6 +304,7 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     flag!(out, pth);
     flag!(val_every, u);
     flag!(val_images, i);
+    flag!(val_data, pth);
     flag!(max_drop, f);
     flag!(threshold, f);
     if !a.then.is_empty() {
@@ -312,9 +321,8 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
         .unwrap_or_else(|| "flags".into());
     for (key, value) in &table {
         let expected = match key.as_str() {
-            "arch" | "weights" | "original" | "data" | "fooling" | "interpreter" | "out" => {
-                "a string"
-            }
+            "arch" | "weights" | "original" | "data" | "val_data" | "fooling" | "interpreter"
+            | "out" => "a string",
             "lambda" | "lr" | "max_drop" | "threshold" => "a number",
             "batch_size" | "fool_batch_size" | "steps" | "seed" | "checkpoint_every" | "c1"
             | "c2" | "val_every" | "val_images" => "a non-negative integer",
@@ -659,15 +667,28 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         Dataset::Cifar10 => data::cifar10(&train_dir)?,
         Dataset::ImageNet => data::imagenet(&train_dir)?,
     };
-    let held = if cfg.val_every > 0 { cfg.val_images } else { 0 };
-    if held >= all.len() {
-        bail!(
-            "`val_images` = {held} leaves no training images of the {} in {}",
-            all.len(),
-            train_dir.display()
-        );
-    }
-    let (samples, val_set) = validate::split(all, held);
+    let (samples, val_set) = match (&cfg.val_data, cfg.val_every) {
+        (_, 0) => (all, Vec::new()),
+        (Some(dir), _) => {
+            let v = match net.dataset {
+                Dataset::Cifar10 => data::cifar10(dir)?,
+                Dataset::ImageNet => data::imagenet(dir)?,
+            };
+            let n = cfg.val_images.min(v.len());
+            (all, validate::split(v, n).1)
+        }
+        (None, _) => {
+            if cfg.val_images >= all.len() {
+                bail!(
+                    "`val_images` = {} leaves no training images of the {} in {}",
+                    cfg.val_images,
+                    all.len(),
+                    train_dir.display()
+                );
+            }
+            validate::split(all, cfg.val_images)
+        }
+    };
     let c1s: Vec<Sample> = samples
         .iter()
         .filter(|s| s.label == cfg.c1)

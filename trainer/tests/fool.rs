@@ -288,6 +288,24 @@ fn validation_keeps_the_best_model_within_the_accuracy_budget() {
     assert_eq!(&best, first_top);
     let sd = read(&tmp.path().join("best.safetensors"));
     assert_eq!(sd.metadata["step"], best.step.to_string());
+    // A separate validation folder: the original has not trained on it, nothing is held out.
+    let sep = tempfile::tempdir().unwrap();
+    let b = FoolArgs {
+        val_data: Some(shared_data().join("cifar10/test")),
+        val_images: Some(30),
+        val_every: Some(2),
+        ..args(sep.path(), 2)
+    };
+    run(&b, Some(&shared_data()), &Device::flex()).unwrap();
+    let v: foolmap_trainer::validate::Validation = serde_json::from_str(
+        std::fs::read_to_string(sep.path().join("val.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v.images, 30);
     // A budget nothing meets writes no best model.
     let none = tempfile::tempdir().unwrap();
     let strict = FoolArgs {
