@@ -19,31 +19,39 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-1800}
 PARALLEL=${PARALLEL:-2}
 BATCH=${BATCH:-32}
 VAL_EVERY=${VAL_EVERY:-200}
-PHASE2_AT=${PHASE2_AT:-800}
+# The held-out training images overstate the drop (the original trained on them: 99.9 % top-1);
+# measured: 5.2 points on them for 3.2 on the test split. Raise MAX_DROP to compensate, or pass
+# a real validation folder with EXTRA="--val-data DIR".
+MAX_DROP=${MAX_DROP:-0.02}
+EXTRA=${EXTRA:-}
 OUT=${OUT:-runs/table}
 EVAL_LIMIT=${EVAL_LIMIT:-10000}
 ONLY=${ONLY:-}   # e.g. ONLY=topk-grad_cam: only the recipes whose name contains it
 mkdir -p "$OUT"
 
-# fooling interpreter λ1 lr1 λ2 lr2 (phase 2 from step PHASE2_AT)
+# fooling interpreter λ1 lr1 step2 λ2 lr2: phase 1, then from step2 on phase 2 (--then).
+# Measured on CPU (EXPERIMENTS.md §3, §7): location/topk grad_cam and lrp_t, center-mass grad_cam
+# and lrp_t (λ2 0.1 let LRP's FSR fall from 98 to 66 % within 500 steps, 0.4 held it at 96 % but
+# cost accuracy: 0.2 is the next guess), location simple_grad_t (SimpleGrad needs a 10× larger
+# learning rate, not only a larger λ). topk/center-mass simple_grad_t are untested guesses.
 recipes=(
-  "location grad_cam 10 1e-4 2 5e-5"
-  "location lrp_t 10 1e-4 2 5e-5"
-  "location simple_grad_t 1000 1e-4 300 5e-5"
-  "topk grad_cam 10 1e-4 2 5e-5"
-  "topk lrp_t 10 1e-4 2 5e-5"
-  "topk simple_grad_t 1000 1e-4 300 5e-5"
-  "center-mass grad_cam 1 1e-4 0.1 5e-5"
-  "center-mass lrp_t 1 1e-4 0.1 5e-5"
-  "center-mass simple_grad_t 30 1e-4 10 5e-5"
+  "location grad_cam 10 1e-4 800 2 5e-5"
+  "location lrp_t 10 1e-4 800 2 5e-5"
+  "location simple_grad_t 300 1e-3 600 30 1e-4"
+  "topk grad_cam 10 1e-4 800 2 5e-5"
+  "topk lrp_t 10 1e-4 800 2 5e-5"
+  "topk simple_grad_t 300 1e-3 600 30 1e-4"
+  "center-mass grad_cam 1 1e-4 800 0.1 5e-5"
+  "center-mass lrp_t 1 1e-4 700 0.2 5e-5"
+  "center-mass simple_grad_t 30 1e-3 600 3 1e-4"
 )
 
 one() {
   set -- $1
   local name="$1-$2" dir="$OUT/$1-$2"
   "$BIN" fool --data-root "$DATA_ROOT" --device "$DEVICE" --arch resnet20 --fooling "$1" \
-    --interpreter "$2" --lambda "$3" --lr "$4" --then "$PHASE2_AT:$5:$6" --batch-size "$BATCH" \
-    --steps 1000000 --val-every "$VAL_EVERY" --checkpoint-every 1000 \
+    --interpreter "$2" --lambda "$3" --lr "$4" --then "$5:$6:$7" --batch-size "$BATCH" \
+    --steps 1000000 --val-every "$VAL_EVERY" --max-drop "$MAX_DROP" $EXTRA --checkpoint-every 1000 \
     --time-limit "$SECONDS_PER_RUN" --quiet --out "$dir" >"$OUT/$name.fool.log" 2>&1
   local w="$dir/best.safetensors"
   [ -f "$w" ] || w="$dir/final.safetensors"
