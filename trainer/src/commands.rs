@@ -352,10 +352,7 @@ pub(crate) fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) ->
             Dataset::ImageNet => "imagenet-samples",
         }),
     };
-    let mut samples = match net.dataset {
-        Dataset::Cifar10 => data::cifar10(&dir)?,
-        Dataset::ImageNet => data::imagenet(&dir)?,
-    };
+    let mut samples = data::samples(net.dataset, &dir)?;
     if let Some(l) = a.limit {
         samples.truncate(l);
     }

@@ -248,3 +248,11 @@ pub fn imagenet(path: &Path) -> Result<Vec<Sample>> {
     }
     Ok(out)
 }
+
+/// The labelled images of `path` in the layout of `dataset` ([`cifar10`] or [`imagenet`]).
+pub fn samples(dataset: foolmap::Dataset, path: &Path) -> Result<Vec<Sample>> {
+    match dataset {
+        foolmap::Dataset::Cifar10 => cifar10(path),
+        foolmap::Dataset::ImageNet => imagenet(path),
+    }
+}

@@ -172,10 +172,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
             Dataset::ImageNet => "imagenet-samples",
         }),
     };
-    let mut samples = match net.dataset {
-        Dataset::Cifar10 => data::cifar10(&dir)?,
-        Dataset::ImageNet => data::imagenet(&dir)?,
-    };
+    let mut samples = data::samples(net.dataset, &dir)?;
     if net.dataset == Dataset::Cifar10 {
         // A fixed interleaving over classes, so that `--limit` keeps every class.
         let mut rng = SplitMix::new(20);
@@ -349,10 +346,7 @@ fn active_metrics(
         .and_then(|c| c["interpreter"].as_str())
         .unwrap_or("lrp_t")
         .parse()?;
-    let samples = match net.dataset {
-        Dataset::Cifar10 => data::cifar10(dir)?,
-        Dataset::ImageNet => data::imagenet(dir)?,
-    };
+    let samples = data::samples(net.dataset, dir)?;
     let s1: Vec<Sample> = samples.iter().filter(|s| s.label == c1).cloned().collect();
     let s2: Vec<Sample> = samples.iter().filter(|s| s.label == c2).cloned().collect();
     let mut rng = SplitMix::new(20);

@@ -663,17 +663,11 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
             Dataset::ImageNet => "imagenet-samples",
         }),
     };
-    let all = match net.dataset {
-        Dataset::Cifar10 => data::cifar10(&train_dir)?,
-        Dataset::ImageNet => data::imagenet(&train_dir)?,
-    };
+    let all = data::samples(net.dataset, &train_dir)?;
     let (samples, val_set) = match (&cfg.val_data, cfg.val_every) {
         (_, 0) => (all, Vec::new()),
         (Some(dir), _) => {
-            let v = match net.dataset {
-                Dataset::Cifar10 => data::cifar10(dir)?,
-                Dataset::ImageNet => data::imagenet(dir)?,
-            };
+            let v = data::samples(net.dataset, dir)?;
             let n = cfg.val_images.min(v.len());
             (all, validate::split(v, n).1)
         }
