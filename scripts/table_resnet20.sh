@@ -41,7 +41,7 @@ recipes=(
   "location simple_grad_t 5932 300 1e-3 600:30:1e-4 2942:10:1e-4"
   "topk grad_cam 8715 10 1e-4 753:2:5e-5 6329:1:5e-5"
   "topk lrp_t 2925 10 1e-4 800:2:5e-5"
-  "topk simple_grad_t 3407 300 1e-3 600:30:1e-4"
+  "topk simple_grad_t 4706 300 1e-3 600:30:1e-4 3407:10:1e-4"
   "center-mass grad_cam 7233 1 1e-4 844:0.1:5e-5 3595:0.05:5e-5"
   "center-mass lrp_t 2367 1 1e-4 700:0.1:5e-5 1251:0.4:5e-5"
   "center-mass simple_grad_t 2110 30 1e-3 600:3:1e-4"
