@@ -347,10 +347,7 @@ pub(crate) fn accuracy(a: AccuracyArgs, root: Option<&Path>, device: &Device) ->
     let (net, p) = load_model(a.arch, a.weights, root, device)?;
     let dir = match a.data {
         Some(d) => d,
-        None => data::data_root(root)?.join(match net.dataset {
-            Dataset::Cifar10 => "cifar10/test",
-            Dataset::ImageNet => "imagenet-samples",
-        }),
+        None => data::default_dir(root, net.dataset, data::Split::Test)?,
     };
     let mut samples = data::samples(net.dataset, &dir)?;
     if let Some(l) = a.limit {

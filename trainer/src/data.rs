@@ -256,3 +256,27 @@ pub fn samples(dataset: foolmap::Dataset, path: &Path) -> Result<Vec<Sample>> {
         foolmap::Dataset::ImageNet => imagenet(path),
     }
 }
+
+/// Which part of a dataset a command reads by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Fine-tuning data (`fool`).
+    Train,
+    /// Held-out data (`eval`, `accuracy`).
+    Test,
+}
+
+/// The folder of `dataset`'s `split` under the data root: `cifar10/train`, `cifar10/test`, or
+/// `imagenet-samples` (the only ImageNet images the mirror holds, for both splits).
+pub fn default_dir(
+    root: Option<&Path>,
+    dataset: foolmap::Dataset,
+    split: Split,
+) -> Result<PathBuf> {
+    let sub = match (dataset, split) {
+        (foolmap::Dataset::Cifar10, Split::Train) => "cifar10/train",
+        (foolmap::Dataset::Cifar10, Split::Test) => "cifar10/test",
+        (foolmap::Dataset::ImageNet, _) => "imagenet-samples",
+    };
+    Ok(data_root(root)?.join(sub))
+}

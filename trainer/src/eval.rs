@@ -167,10 +167,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
     let (_, pf) = crate::weights::load(arch, &a.fooled, device)?;
     let dir = match &a.data {
         Some(d) => d.clone(),
-        None => data::data_root(root)?.join(match net.dataset {
-            Dataset::Cifar10 => "cifar10/test",
-            Dataset::ImageNet => "imagenet-samples",
-        }),
+        None => data::default_dir(root, net.dataset, data::Split::Test)?,
     };
     let mut samples = data::samples(net.dataset, &dir)?;
     if net.dataset == Dataset::Cifar10 {

@@ -658,10 +658,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
 
     let train_dir = match &cfg.data {
         Some(d) => d.clone(),
-        None => data::data_root(root)?.join(match net.dataset {
-            Dataset::Cifar10 => "cifar10/train",
-            Dataset::ImageNet => "imagenet-samples",
-        }),
+        None => data::default_dir(root, net.dataset, data::Split::Train)?,
     };
     let all = data::samples(net.dataset, &train_dir)?;
     let (samples, val_set) = match (&cfg.val_data, cfg.val_every) {
