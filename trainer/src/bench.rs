@@ -165,29 +165,40 @@ fn fool_rows(
     Ok(rows)
 }
 
-/// Replaces the part of `old` between the bench markers by `body` (or the whole text when the
-/// markers are missing), so that hand-written sections of `BENCHMARKS.md` survive a rerun.
-fn splice(old: Option<&str>, body: &str) -> String {
-    const BEGIN: &str = "<!-- foolmap bench: begin -->";
-    const END: &str = "<!-- foolmap bench: end -->";
-    let block = format!("{BEGIN}\n{body}{END}\n");
-    match old.and_then(|o| Some((o, o.find(BEGIN)?, o.find(END)?))) {
-        Some((o, b, e)) if b < e => {
-            let rest = o[e + END.len()..].trim_start_matches('\n');
+/// Appends a table row to `md` and echoes it on stderr with the elapsed time, so that a long run
+/// (or one watched from outside, e.g. with `nvidia-smi`) shows which row it is on.
+fn push_row(md: &mut String, row: &str, t0: Instant) {
+    eprintln!("bench {:>7.1} s {row}", t0.elapsed().as_secs_f64());
+    md.push_str(row);
+    md.push('\n');
+}
+
+/// Replaces the block of `old` between the bench markers of `device` by `body`, so that
+/// hand-written sections of `BENCHMARKS.md` and the blocks of other devices survive a rerun. With
+/// no such block (or no file), the block is appended: nothing already written is lost.
+fn splice(old: Option<&str>, body: &str, device: &str) -> String {
+    let begin = format!("<!-- foolmap bench {device}: begin -->");
+    let end = format!("<!-- foolmap bench {device}: end -->");
+    let block = format!("{begin}\n{body}{end}\n");
+    let old = old.unwrap_or("");
+    match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if b < e => {
+            let rest = old[e + end.len()..].trim_start_matches('\n');
             let gap = if rest.is_empty() { "" } else { "\n" };
-            format!("{}{block}{gap}{rest}", &o[..b])
+            format!("{}{block}{gap}{rest}", &old[..b])
         }
-        _ => block,
+        _ if old.trim().is_empty() => block,
+        _ => format!("{}\n\n{block}", old.trim_end_matches('\n')),
     }
 }
 
 /// Runs the benchmarks and rewrites the generated part of `out` (markdown).
 pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) -> Result<()> {
     let root = data::data_root(root)?;
+    let t0 = Instant::now();
     let mut md = String::new();
-    md.push_str("# foolmap benchmarks\n\nThis block is written by `foolmap bench` (release build); figures are medians of repeated runs.\n\n");
     md.push_str(&format!(
-        "Machine: {}; device: {device_name}.\n\n",
+        "## Device `{device_name}` (written by `foolmap bench`)\n\nMachine: {}; device: {device_name}. Release build; figures are medians of repeated runs.\n\n",
         machine()
     ));
 
@@ -209,13 +220,13 @@ pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) 
         let _ = net.seq.forward(&p, x).into_data();
     }
     let ips = n_acc as f64 / t.elapsed().as_secs_f64();
-    md.push_str("## `foolmap accuracy` throughput\n\n| model | device | images/s | command |\n|---|---|---|---|\n");
+    md.push_str("### `foolmap accuracy` throughput\n\n| model | device | images/s | command |\n|---|---|---|---|\n");
     md.push_str(&format!(
         "| resnet20 (CIFAR-10 test, first {n_acc}, batch 200, decode included) | {device_name} | {ips:.0} | `foolmap accuracy --arch resnet20 --limit {n_acc} --batch-size 200` |\n\n"
     ));
 
     // Interpreters.
-    md.push_str("## Explanations: ms per image and ratio to a forward pass\n\n");
+    md.push_str("### Explanations: ms per image and ratio to a forward pass\n\n");
     md.push_str(
         "| model | device | interpreter | ms / image | × forward |\n|---|---|---|---|---|\n",
     );
@@ -226,8 +237,7 @@ pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) 
     let x = foolmap::image::batch(&imgs, device)?;
     let classes: Vec<usize> = samples[..16].iter().map(|s| s.label).collect();
     for r in interp_rows(&net, &p, x, &classes, 5, device_name)? {
-        md.push_str(&r);
-        md.push('\n');
+        push_row(&mut md, &r, t0);
     }
     let (sq, ps) = crate::weights::load(
         Architecture::SqueezeNet1_0,
@@ -244,10 +254,9 @@ pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) 
         .collect::<Result<_>>()?;
     let x = foolmap::image::batch(&photos, device)?;
     for r in interp_rows(&sq, &ps, x, &[180, 285], 3, device_name)? {
-        md.push_str(&r);
-        md.push('\n');
+        push_row(&mut md, &r, t0);
     }
-    md.push_str("\n## Fooling step (Location, λ 1, Adam): images/s and peak host memory\n\n");
+    md.push_str("\n### Fooling step (Location, λ 1, Adam): images/s and peak host memory\n\n");
     md.push_str("| model | device | interpreter | batch | images/s | peak RSS MiB |\n|---|---|---|---|---|---|\n");
     let train = data::cifar10(&root.join("cifar10/test"))?;
     let imgs: Vec<_> = train[..32]
@@ -256,19 +265,17 @@ pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) 
         .collect::<Result<_>>()?;
     let labels: Vec<usize> = train[..32].iter().map(|s| s.label).collect();
     for r in fool_rows(&net, &p, &imgs, &labels, 5, device, device_name)? {
-        md.push_str(&r);
-        md.push('\n');
+        push_row(&mut md, &r, t0);
     }
     for r in fool_rows(&sq, &ps, &photos, &[180, 285], 2, device, device_name)? {
-        md.push_str(&r);
-        md.push('\n');
+        push_row(&mut md, &r, t0);
     }
     md.push_str(&format!(
-        "\nCommand: `cargo run --release -p foolmap-trainer -- bench --out {}` (peak RSS: `VmHWM`, reset per row).\n",
+        "\nCommand: `cargo run --release -p foolmap-trainer -- bench --device {device_name} --out {}` (peak RSS: `VmHWM`, reset per row).\n",
         out.display()
     ));
     let old = std::fs::read_to_string(out).ok();
-    crate::fool::write_atomic(out, splice(old.as_deref(), &md).as_bytes())?;
+    crate::fool::write_atomic(out, splice(old.as_deref(), &md, device_name).as_bytes())?;
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -278,23 +285,37 @@ mod tests {
     use super::splice;
 
     #[test]
-    fn splice_replaces_only_the_generated_block() {
-        let old = "<!-- foolmap bench: begin -->\nold figures\n<!-- foolmap bench: end -->\n\n## Hand-written\nkept\n";
-        let new = splice(Some(old), "new figures\n");
+    fn splice_replaces_only_the_generated_block_of_its_device() {
+        let old = "# Title\n\n<!-- foolmap bench cpu: begin -->\nold cpu\n<!-- foolmap bench cpu: end -->\n\n\
+                   <!-- foolmap bench wgpu: begin -->\nold gpu\n<!-- foolmap bench wgpu: end -->\n\n## Hand-written\nkept\n";
+        let new = splice(Some(old), "new cpu\n", "cpu");
+        assert!(new.contains("new cpu") && !new.contains("old cpu"), "{new}");
         assert!(
-            new.contains("new figures") && !new.contains("old figures"),
+            new.starts_with("# Title\n\n<!-- foolmap bench cpu: begin -->\nnew cpu\n"),
             "{new}"
         );
         assert!(
-            new.ends_with("<!-- foolmap bench: end -->\n\n## Hand-written\nkept\n"),
+            new.ends_with("old gpu\n<!-- foolmap bench wgpu: end -->\n\n## Hand-written\nkept\n"),
             "{new}"
         );
-        // No markers (or no file): the block is the whole file.
-        let fresh = splice(None, "x\n");
+        let gpu = splice(Some(&new), "new gpu\n", "wgpu");
+        assert!(
+            gpu.contains("new cpu") && gpu.contains("new gpu") && !gpu.contains("old gpu"),
+            "{gpu}"
+        );
+    }
+
+    #[test]
+    fn splice_appends_when_the_device_has_no_block() {
+        // No file: the block alone.
         assert_eq!(
-            fresh,
-            "<!-- foolmap bench: begin -->\nx\n<!-- foolmap bench: end -->\n"
+            splice(None, "x\n", "cpu"),
+            "<!-- foolmap bench cpu: begin -->\nx\n<!-- foolmap bench cpu: end -->\n"
         );
-        assert_eq!(splice(Some("hand only\n"), "x\n"), fresh);
+        // Hand-written text without markers is kept, the block goes after it.
+        assert_eq!(
+            splice(Some("hand only\n"), "x\n", "cuda"),
+            "hand only\n\n<!-- foolmap bench cuda: begin -->\nx\n<!-- foolmap bench cuda: end -->\n"
+        );
     }
 }
