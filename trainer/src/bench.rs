@@ -192,7 +192,7 @@ fn splice(old: Option<&str>, body: &str, device: &str) -> String {
     }
 }
 
-/// Runs the benchmarks and rewrites the generated part of `out` (markdown).
+/// Runs the benchmarks and rewrites the block of `device_name` in `out` (markdown), see [`splice`].
 pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) -> Result<()> {
     let root = data::data_root(root)?;
     let t0 = Instant::now();

@@ -70,9 +70,9 @@ pub enum Command {
     Fool(Box<fool::FoolArgs>),
     /// Score a fooled model against the original: accuracy, FSR per interpreter, AOPC.
     Eval(Box<eval::EvalArgs>),
-    /// Measure throughput and latency; writes BENCHMARKS.md.
+    /// Measure throughput and latency on `--device`; writes that device's block of BENCHMARKS.md.
     Bench {
-        /// Output markdown file.
+        /// Output markdown file (only the block of this device is replaced; the rest is kept).
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
