@@ -145,7 +145,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench { out } => crate::bench::run(
             root,
             &device,
-            &format!("{:?}", cli.device).to_lowercase(),
+            // The name the user typed after `--device` (it keys the device's block in the file).
+            &clap::ValueEnum::to_possible_value(&cli.device).map_or_else(
+                || format!("{:?}", cli.device).to_lowercase(),
+                |v| v.get_name().to_string(),
+            ),
             &out,
         ),
         Command::Data {
