@@ -34,8 +34,8 @@ mkdir -p "$OUT"
 # §7–§10), run there as separate continuations (each with a new data order and a fresh Adam state)
 # and here as one run, so the figures will not repeat bit for bit (one phase each of Location/LRP,
 # Top-k/SimpleGrad and Center-mass/SimpleGrad ran on the H200 on 1,500 training images per class,
-# §9). Location, Top-k and Center-mass with Grad-CAM, all three LRP cells and Top-k with
-# SimpleGrad met the target (FSR ≥ 80 % within 2 points); the others are the best measured so far. SimpleGrad needs a 10×
+# §9). All three Grad-CAM cells, all three LRP cells and Top-k with SimpleGrad met the target
+# (FSR ≥ 80 % within 2 points); the others are the best measured so far. SimpleGrad needs a 10×
 # larger learning rate, not only a larger λ.
 recipes=(
   "location grad_cam 4292 10 1e-4 815:2:5e-5"
