@@ -151,7 +151,8 @@ pub struct FoolArgs {
     /// TOML config file.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Continue the run in `--out` from its last checkpoint.
+    /// Continue the run in `--out` from its last checkpoint, with the config saved there (flags
+    /// given beside it override it).
     #[arg(long)]
     pub resume: bool,
     #[arg(long)]
@@ -263,9 +264,31 @@ fn parse<T: std::str::FromStr<Err = foolmap::FoolmapError>>(field: &str, v: &str
         .with_context(|| format!("config field `{field}`"))
 }
 
-/// Resolves the config: file, then flags, then defaults; validates every field.
+/// The config a run saved in `out/checkpoint.safetensors` (metadata `config`), as a TOML table:
+/// the base that `--resume` continues from, so that the run's own settings, not the defaults,
+/// apply when only `--out` is given.
+fn saved_config(out: &Path) -> Result<toml::Table> {
+    let path = out.join("checkpoint.safetensors");
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("--resume: no checkpoint at {}", path.display()))?;
+    let sd = StateDict::from_safetensors(&bytes, &path.display().to_string())?;
+    let text = sd
+        .metadata
+        .get("config")
+        .with_context(|| format!("{}: metadata `config` missing", path.display()))?;
+    let cfg: FoolConfig = serde_json::from_str(text)
+        .with_context(|| format!("{}: metadata `config` is not a run config", path.display()))?;
+    match toml::Value::try_from(&cfg) {
+        Ok(toml::Value::Table(t)) => Ok(t),
+        Ok(_) => bail!("{}: metadata `config` is not a table", path.display()),
+        Err(e) => bail!("{}: metadata `config`: {e}", path.display()),
+    }
+}
+
+/// Resolves the config: with `--resume`, the run's saved config (`out` from the flag or the
+/// config file); then the config file; then flags; then defaults; validates every field.
 pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
-    let mut table: toml::Table = match &a.config {
+    let file: toml::Table = match &a.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read config {}", p.display()))?;
@@ -273,6 +296,17 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
         }
         None => toml::Table::new(),
     };
+    let mut table = if a.resume {
+        let out = match (&a.out, file.get("out").and_then(|v| v.as_str())) {
+            (Some(o), _) => o.clone(),
+            (None, Some(o)) => PathBuf::from(o),
+            (None, None) => bail!("--resume needs the run's folder: pass --out DIR"),
+        };
+        saved_config(&out)?
+    } else {
+        toml::Table::new()
+    };
+    table.extend(file);
     macro_rules! flag {
         ($name:ident, $conv:expr) => {
             if let Some(v) = &a.$name {

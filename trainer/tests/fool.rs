@@ -132,6 +132,66 @@ fn resume_is_bit_for_bit_the_uninterrupted_run() {
 }
 
 #[test]
+fn resume_with_only_the_folder_continues_the_runs_own_config() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let seeded = |x: FoolArgs| FoolArgs {
+        seed: Some(7),
+        ..with_schedule(x)
+    };
+    run(
+        &seeded(args(a.path(), 4)),
+        Some(&shared_data()),
+        &Device::flex(),
+    )
+    .unwrap();
+    run(
+        &seeded(args(b.path(), 2)),
+        Some(&shared_data()),
+        &Device::flex(),
+    )
+    .unwrap();
+    // Only the folder and a new end: λ, lr, the schedule, the seed, the batch size and the
+    // interpreter come from the checkpoint, not from the defaults (λ 3, lr 1e-4, batch 32).
+    let bare = FoolArgs {
+        resume: true,
+        out: Some(b.path().to_path_buf()),
+        steps: Some(4),
+        quiet: true,
+        ..FoolArgs::default()
+    };
+    run(&bare, Some(&shared_data()), &Device::flex()).unwrap();
+    assert_eq!(logged(b.path(), "lambda"), [10.0, 10.0, 2.0, 2.0]);
+    assert_eq!(
+        read(&a.path().join("final.safetensors")).tensors,
+        read(&b.path().join("final.safetensors")).tensors,
+        "a bare --resume did not continue the run it was pointed at"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["config"]["seed"], 7);
+    assert_eq!(cfg["config"]["batch_size"], 8);
+    // Without a folder there is nothing to resume.
+    let lost = FoolArgs {
+        resume: true,
+        ..FoolArgs::default()
+    };
+    let e = resolve(&lost).unwrap_err().to_string();
+    assert!(e.contains("--resume needs the run's folder"), "{e}");
+    let empty = tempfile::tempdir().unwrap();
+    let e = format!(
+        "{:#}",
+        resolve(&FoolArgs {
+            out: Some(empty.path().to_path_buf()),
+            ..lost
+        })
+        .unwrap_err()
+    );
+    assert!(e.contains("no checkpoint at"), "{e}");
+}
+
+#[test]
 fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     run(&args(tmp.path(), 2), Some(&shared_data()), &Device::flex()).unwrap();
