@@ -68,10 +68,7 @@ pub struct EvalArgs {
 
 /// Metadata of a fooled checkpoint (`arch`, `config`).
 fn metadata(path: &Path) -> Option<std::collections::BTreeMap<String, String>> {
-    let bytes = std::fs::read(path).ok()?;
-    foolmap::StateDict::from_safetensors(&bytes, "m")
-        .ok()
-        .map(|s| s.metadata)
+    crate::weights::read_metadata(path).ok()
 }
 
 /// Scores of one model pair on a set of images.

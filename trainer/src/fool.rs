@@ -269,11 +269,11 @@ fn parse<T: std::str::FromStr<Err = foolmap::FoolmapError>>(field: &str, v: &str
 /// apply when only `--out` is given.
 fn saved_config(out: &Path) -> Result<toml::Table> {
     let path = out.join("checkpoint.safetensors");
-    let bytes = std::fs::read(&path)
-        .with_context(|| format!("--resume: no checkpoint at {}", path.display()))?;
-    let sd = StateDict::from_safetensors(&bytes, &path.display().to_string())?;
-    let text = sd
-        .metadata
+    if !path.is_file() {
+        bail!("--resume: no checkpoint at {}", path.display());
+    }
+    let meta = crate::weights::read_metadata(&path)?;
+    let text = meta
         .get("config")
         .with_context(|| format!("{}: metadata `config` missing", path.display()))?;
     let cfg: FoolConfig = serde_json::from_str(text)

@@ -9,6 +9,34 @@ use foolmap::state::{StateDict, TensorRecord};
 use foolmap::{Architecture, Net, ParamStore};
 use pytorch_reader::{DType, PytorchReader};
 
+/// The `__metadata__` strings of a safetensors file, reading only its header (not the tensors:
+/// a checkpoint with Adam state can be gigabytes).
+pub fn read_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .with_context(|| format!("{}: not a safetensors file (no header)", path.display()))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100_000_000 {
+        bail!(
+            "{}: not a safetensors file (header of {n} bytes)",
+            path.display()
+        );
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header)
+        .with_context(|| format!("{}: safetensors header truncated", path.display()))?;
+    let mut h: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+        .with_context(|| format!("{}: safetensors header is not JSON", path.display()))?;
+    match h.remove("__metadata__") {
+        None => Ok(Default::default()),
+        Some(m) => serde_json::from_value(m)
+            .with_context(|| format!("{}: `__metadata__` is not a string map", path.display())),
+    }
+}
+
 /// Reads any supported weight file into a state dict with wrapper prefixes removed.
 pub fn read_state_dict(path: &Path) -> Result<StateDict> {
     let name = path.display().to_string();
