@@ -113,6 +113,17 @@ pub struct ExportArgs {
     pub f16: bool,
 }
 
+/// `foolmap average`.
+#[derive(Debug, Args)]
+pub struct AverageArgs {
+    /// Weight files to average (at least two: e.g. a run's `stepN.safetensors` or checkpoints).
+    #[arg(required = true, num_args = 2.., value_name = "WEIGHTS")]
+    pub inputs: Vec<PathBuf>,
+    /// Output safetensors file (written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// `foolmap data fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -131,6 +142,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Accuracy(a) => accuracy(a, root, &device),
         Command::Explain(a) => explain_cmd(a, root, &device),
         Command::Export(a) => export(a, root, &device),
+        Command::Average(a) => average(a),
         Command::Demo(a) => crate::demo::run(a, root, &device),
         Command::Fool(a) => crate::fool::run(&a, root, &device).map(|_| ()),
         Command::Eval(a) => {
@@ -505,6 +517,19 @@ fn export(a: ExportArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         a.out.display(),
         bytes.len(),
         if a.f16 { "f16" } else { "f32" }
+    );
+    Ok(())
+}
+
+fn average(a: AverageArgs) -> Result<()> {
+    let sd = crate::weights::average(&a.inputs)?;
+    let bytes = sd.to_safetensors(StoreDtype::F32)?;
+    write_atomic(&a.out, &bytes)?;
+    println!(
+        "wrote {} (mean of {} weight files, {} tensors)",
+        a.out.display(),
+        a.inputs.len(),
+        sd.tensors.len()
     );
     Ok(())
 }

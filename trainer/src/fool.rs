@@ -54,6 +54,11 @@ pub struct FoolConfig {
     pub seed: u64,
     /// Checkpoint every N steps (and at the end).
     pub checkpoint_every: u64,
+    /// Also keep the weights of every N-th step as `stepN.safetensors` (0: only the latest
+    /// checkpoint and the final weights), so that any point of a long run can be scored or
+    /// continued from later.
+    #[serde(default)]
+    pub keep_every: u64,
     /// Active fooling: first class (CIFAR-10 default cat = 3; ImageNet 386).
     pub c1: usize,
     /// Active fooling: second class (CIFAR-10 default dog = 5; ImageNet 555).
@@ -182,6 +187,9 @@ pub struct FoolArgs {
     pub seed: Option<u64>,
     #[arg(long)]
     pub checkpoint_every: Option<u64>,
+    /// Keep the weights of every N-th step as `stepN.safetensors` in `--out` (default 0: off).
+    #[arg(long)]
+    pub keep_every: Option<u64>,
     #[arg(long)]
     pub c1: Option<usize>,
     #[arg(long)]
@@ -333,6 +341,7 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     flag!(steps, u);
     flag!(seed, u);
     flag!(checkpoint_every, u);
+    flag!(keep_every, u);
     flag!(c1, i);
     flag!(c2, i);
     flag!(out, pth);
@@ -358,8 +367,8 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
             "arch" | "weights" | "original" | "data" | "val_data" | "fooling" | "interpreter"
             | "out" => "a string",
             "lambda" | "lr" | "max_drop" | "threshold" => "a number",
-            "batch_size" | "fool_batch_size" | "steps" | "seed" | "checkpoint_every" | "c1"
-            | "c2" | "val_every" | "val_images" => "a non-negative integer",
+            "batch_size" | "fool_batch_size" | "steps" | "seed" | "checkpoint_every"
+            | "keep_every" | "c1" | "c2" | "val_every" | "val_images" => "a non-negative integer",
             "schedule" => "a list of \"STEP:LAMBDA:LR\" strings",
             _ => continue,
         };
@@ -612,7 +621,7 @@ fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
     let mut params = StateDict::default();
     let mut adam = BTreeMap::new();
     for (k, t) in sd.tensors {
-        if k.starts_with("adam.") {
+        if k.starts_with(crate::weights::ADAM_PREFIX) {
             adam.insert(k, t.data);
         } else {
             params.insert(k, t);
@@ -873,6 +882,9 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         if step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time {
             save_checkpoint(&out, &cfg, step, &p, &adam)?;
             last_good = step;
+        }
+        if cfg.keep_every > 0 && step % cfg.keep_every == 0 {
+            write_weights(&out.join(format!("step{step}.safetensors")), &p, &cfg, step)?;
         }
         if out_of_time {
             bar.println(format!(

@@ -66,6 +66,8 @@ pub enum Command {
     /// The main job on the embedded default: data, predictions, ResNet-20 fooled with Location
     /// on LRP and Grad-CAM, evaluation and reports, export, web app build, local server.
     Demo(demo::DemoArgs),
+    /// Average the weights of several files of one architecture (checkpoint averaging).
+    Average(commands::AverageArgs),
     /// Fine-tune a model so that an interpreter is fooled (CE + λ·L_F).
     Fool(Box<fool::FoolArgs>),
     /// Score a fooled model against the original: accuracy, FSR per interpreter, AOPC.

@@ -1,7 +1,7 @@
 //! Reading weight files in the three formats users hold: safetensors, PyTorch zip `.pth`
 //! (torchvision checkpoints) and legacy pre-1.6 `torch.save` pickles (e.g. akamaster's `.th`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use foolmap::burn::tensor::Device;
@@ -37,7 +37,14 @@ pub fn read_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, S
     }
 }
 
-/// Reads any supported weight file into a state dict with wrapper prefixes removed.
+/// Prefix of the Adam moments that `foolmap fool` stores beside the weights in a run's
+/// `checkpoint.safetensors` (whose metadata then has `adam_t`).
+pub const ADAM_PREFIX: &str = "adam.";
+
+/// Reads any supported weight file into a state dict with wrapper prefixes removed. A fooling
+/// run's `checkpoint.safetensors` is read as the weights it holds: its optimizer state (metadata
+/// `adam_t`, tensors `adam.*`) is dropped, so a checkpoint can be evaluated or continued from
+/// like any weight file.
 pub fn read_state_dict(path: &Path) -> Result<StateDict> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read weights file {name}"))?;
@@ -51,7 +58,82 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
     } else {
         StateDict::from_safetensors(&bytes, &name)?
     };
-    Ok(remap_legacy_densenet(sd.strip_wrapper_prefixes()))
+    Ok(remap_legacy_densenet(
+        without_optimizer_state(sd).strip_wrapper_prefixes(),
+    ))
+}
+
+/// `sd` without the `adam.*` tensors if its metadata marks it as a fooling checkpoint
+/// (`adam_t`); any other file keeps every tensor (an unexpected `adam.*` still gets reported).
+fn without_optimizer_state(mut sd: StateDict) -> StateDict {
+    if sd.metadata.contains_key("adam_t") {
+        sd.tensors.retain(|k, _| !k.starts_with(ADAM_PREFIX));
+    }
+    sd
+}
+
+/// The uniform average of the weights in `paths` (checkpoint averaging, a "model soup" of one
+/// run's checkpoints or of sibling runs from one parent): `Σ_i W_i / n` per tensor, in f64.
+/// Every file must hold the same tensor names and shapes (checkpoints' Adam state is dropped
+/// first). Metadata: the last file's, plus `averaged_from` (the paths, comma-separated).
+pub fn average(paths: &[PathBuf]) -> Result<StateDict> {
+    let [first, rest @ ..] = paths else {
+        bail!("average: no weight files given");
+    };
+    if rest.is_empty() {
+        bail!(
+            "average: needs at least two weight files, got only {}",
+            first.display()
+        );
+    }
+    let mut out = read_state_dict(first)?;
+    let mut sums: std::collections::BTreeMap<String, Vec<f64>> = out
+        .tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.data.iter().map(|&x| x as f64).collect()))
+        .collect();
+    for path in rest {
+        let sd = read_state_dict(path)?;
+        for k in sd.tensors.keys() {
+            if !out.tensors.contains_key(k) {
+                bail!(
+                    "average: {} has tensor `{k}`, which {} lacks",
+                    path.display(),
+                    first.display()
+                );
+            }
+        }
+        for (k, t) in &out.tensors {
+            let Some(u) = sd.tensors.get(k) else {
+                bail!("average: {} lacks tensor `{k}`", path.display());
+            };
+            if u.shape != t.shape {
+                bail!(
+                    "average: tensor `{k}` has shape {:?} in {} but {:?} in {}",
+                    u.shape,
+                    path.display(),
+                    t.shape,
+                    first.display()
+                );
+            }
+            if let Some(acc) = sums.get_mut(k) {
+                acc.iter_mut()
+                    .zip(&u.data)
+                    .for_each(|(a, &x)| *a += x as f64);
+            }
+        }
+        out.metadata = sd.metadata;
+    }
+    let n = paths.len() as f64;
+    for (k, t) in out.tensors.iter_mut() {
+        if let Some(acc) = sums.get(k) {
+            t.data = acc.iter().map(|&a| (a / n) as f32).collect();
+        }
+    }
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    out.metadata.insert("averaged_from".into(), names.join(","));
+    out.metadata.remove("adam_t");
+    Ok(out)
 }
 
 fn read_pytorch(path: &Path, name: &str) -> Result<StateDict> {
@@ -154,6 +236,92 @@ mod tests {
         assert_eq!(foolmap_half(&0x3c00u16.to_ne_bytes(), false), 1.0);
         assert_eq!(foolmap_half(&0xc000u16.to_ne_bytes(), false), -2.0);
         assert_eq!(foolmap_half(&0x3f80u16.to_ne_bytes(), true), 1.0);
+    }
+
+    #[test]
+    fn a_checkpoints_adam_state_is_dropped_and_any_other_files_kept() {
+        let r = TensorRecord {
+            shape: vec![1],
+            data: vec![0.5],
+        };
+        let mut sd = StateDict::default();
+        sd.insert("conv1.weight", r.clone());
+        sd.insert("adam.m.conv1.weight", r.clone());
+        sd.insert("adam.v.conv1.weight", r);
+        let kept = without_optimizer_state(sd.clone());
+        assert_eq!(kept.tensors.len(), 3, "no `adam_t`: not a checkpoint");
+        sd.metadata.insert("adam_t".into(), "7".into());
+        let kept = without_optimizer_state(sd);
+        assert_eq!(
+            kept.tensors.keys().collect::<Vec<_>>(),
+            vec!["conv1.weight"]
+        );
+    }
+
+    fn write(dir: &Path, name: &str, tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> PathBuf {
+        let mut sd = StateDict::default();
+        for (k, shape, data) in tensors {
+            sd.insert(*k, TensorRecord::new(shape.clone(), data.clone()).unwrap());
+        }
+        sd.metadata.insert("step".into(), name.into());
+        let p = dir.join(format!("{name}.safetensors"));
+        std::fs::write(
+            &p,
+            sd.to_safetensors(foolmap::state::StoreDtype::F32).unwrap(),
+        )
+        .unwrap();
+        p
+    }
+
+    #[test]
+    fn average_is_the_mean_of_each_weight_and_names_mismatches() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let a = write(
+            d,
+            "1",
+            &[("w", vec![2], vec![1.0, -2.0]), ("b", vec![1], vec![0.0])],
+        );
+        let b = write(
+            d,
+            "2",
+            &[("w", vec![2], vec![2.0, 4.0]), ("b", vec![1], vec![1.0])],
+        );
+        let c = write(
+            d,
+            "3",
+            &[("w", vec![2], vec![6.0, 1.0]), ("b", vec![1], vec![2.0])],
+        );
+        let avg = average(&[a.clone(), b.clone(), c.clone()]).unwrap();
+        assert_eq!(avg.tensors["w"].data, vec![3.0, 1.0]);
+        assert_eq!(avg.tensors["b"].data, vec![1.0]);
+        assert_eq!(avg.metadata["step"], "3");
+        assert!(avg.metadata["averaged_from"].ends_with("3.safetensors"));
+
+        let err = |r: Result<StateDict>| format!("{:#}", r.unwrap_err());
+        let shape = write(
+            d,
+            "s",
+            &[("w", vec![1, 2], vec![1.0, 1.0]), ("b", vec![1], vec![0.0])],
+        );
+        let e = err(average(&[a.clone(), shape]));
+        assert!(e.contains("tensor `w` has shape [1, 2]"), "{e}");
+        let missing = write(d, "m", &[("w", vec![2], vec![1.0, 1.0])]);
+        let e = err(average(&[a.clone(), missing]));
+        assert!(e.contains("lacks tensor `b`"), "{e}");
+        let extra = write(
+            d,
+            "x",
+            &[
+                ("w", vec![2], vec![0.0; 2]),
+                ("b", vec![1], vec![0.0]),
+                ("z", vec![1], vec![0.0]),
+            ],
+        );
+        let e = err(average(&[a.clone(), extra]));
+        assert!(e.contains("has tensor `z`"), "{e}");
+        let e = err(average(std::slice::from_ref(&a)));
+        assert!(e.contains("at least two"), "{e}");
     }
 
     #[test]

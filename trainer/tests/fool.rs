@@ -66,7 +66,26 @@ fn location_stat(weights: &Path) -> f64 {
 #[test]
 fn a_short_run_moves_the_location_statistic_down() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run(&args(tmp.path(), 8), Some(&shared_data()), &Device::flex()).unwrap();
+    let a = FoolArgs {
+        keep_every: Some(4),
+        ..args(tmp.path(), 8)
+    };
+    let out = run(&a, Some(&shared_data()), &Device::flex()).unwrap();
+    // `--keep-every 4`: the weights of steps 4 and 8 are kept; step 8 is the final model.
+    let kept: Vec<_> = [4, 8]
+        .map(|s| read(&out.join(format!("step{s}.safetensors"))))
+        .into();
+    let fin = read(&out.join("final.safetensors"));
+    assert_eq!(kept[1].tensors, fin.tensors);
+    assert_ne!(kept[0].tensors, fin.tensors);
+    assert_eq!(kept[0].metadata["step"], "4");
+    assert!(!out.join("step2.safetensors").exists());
+    // The checkpoint (weights + Adam state) loads as the weights it holds.
+    let dev = Device::flex();
+    let ck = out.join("checkpoint.safetensors");
+    assert!(read(&ck).tensors.keys().any(|k| k.starts_with("adam.")));
+    let (_, from_ck) = foolmap_trainer::weights::load(Architecture::ResNet20, &ck, &dev).unwrap();
+    assert_eq!(from_ck.to_state_dict().tensors, fin.tensors);
     let before = location_stat(&shared_data().join("weights/resnet20_cifar10.safetensors"));
     let after = location_stat(&out.join("final.safetensors"));
     assert!(
