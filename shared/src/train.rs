@@ -168,6 +168,9 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// Prefix of every key [`Adam::state`] writes (`adam.m.<param>`, `adam.v.<param>`).
+    pub const STATE_PREFIX: &'static str = "adam.";
+
     /// Fresh state for `p`.
     pub fn new(p: &ParamStore, lr: f64) -> Self {
         Self {
@@ -233,7 +236,7 @@ impl Adam {
                         .convert::<f32>()
                         .try_to_vec::<f32>()
                         .unwrap_or_default();
-                    out.push((format!("adam.{tag}.{}", s.name), v));
+                    out.push((format!("{}{tag}.{}", Self::STATE_PREFIX, s.name), v));
                 }
             }
         }
@@ -251,7 +254,7 @@ impl Adam {
         self.t = t;
         for (i, s) in p.specs().iter().enumerate() {
             let mk = |tag: &str| {
-                get(&format!("adam.{tag}.{}", s.name)).map(|v| {
+                get(&format!("{}{tag}.{}", Self::STATE_PREFIX, s.name)).map(|v| {
                     let n = v.len();
                     Tensor::<1>::from_data(TensorData::new(v, [n]), device)
                 })

@@ -595,7 +595,8 @@ fn save_checkpoint(
         );
     }
     sd.metadata.insert("step".into(), step.to_string());
-    sd.metadata.insert("adam_t".into(), adam.t.to_string());
+    sd.metadata
+        .insert(crate::weights::ADAM_STEP_KEY.into(), adam.t.to_string());
     sd.metadata
         .insert("config".into(), serde_json::to_string(cfg)?);
     sd.metadata.insert("git_revision".into(), git_revision());
@@ -617,11 +618,11 @@ fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("{}: metadata `{k}` missing", path.display()))
     };
-    let (step, adam_t) = (num("step")?, num("adam_t")?);
+    let (step, adam_t) = (num("step")?, num(crate::weights::ADAM_STEP_KEY)?);
     let mut params = StateDict::default();
     let mut adam = BTreeMap::new();
     for (k, t) in sd.tensors {
-        if k.starts_with(crate::weights::ADAM_PREFIX) {
+        if k.starts_with(Adam::STATE_PREFIX) {
             adam.insert(k, t.data);
         } else {
             params.insert(k, t);

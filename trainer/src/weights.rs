@@ -37,9 +37,9 @@ pub fn read_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, S
     }
 }
 
-/// Prefix of the Adam moments that `foolmap fool` stores beside the weights in a run's
-/// `checkpoint.safetensors` (whose metadata then has `adam_t`).
-pub const ADAM_PREFIX: &str = "adam.";
+/// Metadata key of a fooling run's `checkpoint.safetensors` (Adam's step count); its presence
+/// marks the file's `adam.*` tensors ([`foolmap::train::Adam::STATE_PREFIX`]) as optimizer state.
+pub const ADAM_STEP_KEY: &str = "adam_t";
 
 /// Reads any supported weight file into a state dict with wrapper prefixes removed. A fooling
 /// run's `checkpoint.safetensors` is read as the weights it holds: its optimizer state (metadata
@@ -66,8 +66,9 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
 /// `sd` without the `adam.*` tensors if its metadata marks it as a fooling checkpoint
 /// (`adam_t`); any other file keeps every tensor (an unexpected `adam.*` still gets reported).
 fn without_optimizer_state(mut sd: StateDict) -> StateDict {
-    if sd.metadata.contains_key("adam_t") {
-        sd.tensors.retain(|k, _| !k.starts_with(ADAM_PREFIX));
+    if sd.metadata.contains_key(ADAM_STEP_KEY) {
+        sd.tensors
+            .retain(|k, _| !k.starts_with(foolmap::train::Adam::STATE_PREFIX));
     }
     sd
 }
@@ -87,10 +88,11 @@ pub fn average(paths: &[PathBuf]) -> Result<StateDict> {
         );
     }
     let mut out = read_state_dict(first)?;
-    let mut sums: std::collections::BTreeMap<String, Vec<f64>> = out
+    // One f64 sum per tensor, in the (sorted) key order of `out.tensors`.
+    let mut sums: Vec<Vec<f64>> = out
         .tensors
-        .iter()
-        .map(|(k, t)| (k.clone(), t.data.iter().map(|&x| x as f64).collect()))
+        .values()
+        .map(|t| t.data.iter().map(|&x| x as f64).collect())
         .collect();
     for path in rest {
         let sd = read_state_dict(path)?;
@@ -103,7 +105,7 @@ pub fn average(paths: &[PathBuf]) -> Result<StateDict> {
                 );
             }
         }
-        for (k, t) in &out.tensors {
+        for ((k, t), acc) in out.tensors.iter().zip(sums.iter_mut()) {
             let Some(u) = sd.tensors.get(k) else {
                 bail!("average: {} lacks tensor `{k}`", path.display());
             };
@@ -116,23 +118,19 @@ pub fn average(paths: &[PathBuf]) -> Result<StateDict> {
                     first.display()
                 );
             }
-            if let Some(acc) = sums.get_mut(k) {
-                acc.iter_mut()
-                    .zip(&u.data)
-                    .for_each(|(a, &x)| *a += x as f64);
-            }
+            acc.iter_mut()
+                .zip(&u.data)
+                .for_each(|(a, &x)| *a += x as f64);
         }
         out.metadata = sd.metadata;
     }
     let n = paths.len() as f64;
-    for (k, t) in out.tensors.iter_mut() {
-        if let Some(acc) = sums.get(k) {
-            t.data = acc.iter().map(|&a| (a / n) as f32).collect();
-        }
+    for (t, acc) in out.tensors.values_mut().zip(sums) {
+        t.data = acc.iter().map(|&a| (a / n) as f32).collect();
     }
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     out.metadata.insert("averaged_from".into(), names.join(","));
-    out.metadata.remove("adam_t");
+    out.metadata.remove(ADAM_STEP_KEY);
     Ok(out)
 }
 
@@ -250,7 +248,7 @@ mod tests {
         sd.insert("adam.v.conv1.weight", r);
         let kept = without_optimizer_state(sd.clone());
         assert_eq!(kept.tensors.len(), 3, "no `adam_t`: not a checkpoint");
-        sd.metadata.insert("adam_t".into(), "7".into());
+        sd.metadata.insert(ADAM_STEP_KEY.into(), "7".into());
         let kept = without_optimizer_state(sd);
         assert_eq!(
             kept.tensors.keys().collect::<Vec<_>>(),
