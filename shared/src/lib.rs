@@ -22,6 +22,7 @@ pub mod maps;
 pub mod metrics;
 pub mod model;
 pub mod params;
+pub mod recalibrate;
 pub mod state;
 pub mod train;
 

@@ -124,6 +124,32 @@ pub struct AverageArgs {
     pub out: PathBuf,
 }
 
+/// `foolmap recalibrate-bn`.
+#[derive(Debug, Args)]
+pub struct RecalibrateArgs {
+    /// Weights whose BatchNorm running statistics are re-estimated (e.g. a fooled model or an average).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Architecture id; default: the `arch` in the file's metadata.
+    #[arg(long)]
+    pub arch: Option<Architecture>,
+    /// Output safetensors file (written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training images to measure on (augmented as in fooling, drawn with replacement).
+    #[arg(long, default_value_t = 10_000)]
+    pub images: usize,
+    /// Images per train-mode batch (≥ 2).
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Seed of the image draw and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Training data folder; default: the data root's training split.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
 /// `foolmap data fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -143,6 +169,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Explain(a) => explain_cmd(a, root, &device),
         Command::Export(a) => export(a, root, &device),
         Command::Average(a) => average(a),
+        Command::RecalibrateBn(a) => recalibrate_bn(a, root, &device),
         Command::Demo(a) => crate::demo::run(a, root, &device),
         Command::Fool(a) => crate::fool::run(&a, root, &device).map(|_| ()),
         Command::Eval(a) => {
@@ -530,6 +557,69 @@ fn average(a: AverageArgs) -> Result<()> {
         a.out.display(),
         a.inputs.len(),
         sd.tensors.len()
+    );
+    Ok(())
+}
+
+/// Architecture of a weight file: `explicit`, else its metadata's `arch`.
+pub(crate) fn arch_of(path: &Path, explicit: Option<Architecture>) -> Result<Architecture> {
+    if let Some(a) = explicit {
+        return Ok(a);
+    }
+    let meta = weights::read_metadata(path)?;
+    match meta.get("arch") {
+        Some(s) => s
+            .parse()
+            .with_context(|| format!("{}: metadata `arch`", path.display())),
+        None => bail!("{}: no `arch` in its metadata; pass --arch", path.display()),
+    }
+}
+
+fn recalibrate_bn(a: RecalibrateArgs, root: Option<&Path>, device: &Device) -> Result<()> {
+    if a.batch_size < 2 || a.images < a.batch_size {
+        bail!(
+            "recalibrate-bn: needs --batch-size ≥ 2 and --images ≥ --batch-size (got {} and {})",
+            a.batch_size,
+            a.images
+        );
+    }
+    let arch = arch_of(&a.weights, a.arch)?;
+    let (net, p) = weights::load(arch, &a.weights, device)?;
+    let dir = match a.data {
+        Some(d) => d,
+        None => data::default_dir(root, net.dataset, data::Split::Train)?,
+    };
+    let samples = data::samples(net.dataset, &dir)?;
+    if samples.is_empty() {
+        bail!("recalibrate-bn: no images in {}", dir.display());
+    }
+    let mut rng = foolmap::params::SplitMix::new(a.seed);
+    let mut stats = foolmap::recalibrate::BatchNormStatistics::new();
+    let batches = a.images / a.batch_size;
+    for _ in 0..batches {
+        let (imgs, _) = crate::fool::train_batch(&samples, net.dataset, a.batch_size, &mut rng)?;
+        let x = foolmap::image::batch(&imgs, device)?;
+        stats.observe(&net.seq, &p, x);
+    }
+    let p = stats.apply(&p)?;
+    let mut sd = p.to_state_dict();
+    sd.metadata = weights::read_metadata(&a.weights)?;
+    sd.metadata.insert(
+        "bn_recalibrated".into(),
+        format!(
+            "{} training images from {} in batches of {}, seed {}",
+            batches * a.batch_size,
+            dir.display(),
+            a.batch_size,
+            a.seed
+        ),
+    );
+    write_atomic(&a.out, &sd.to_safetensors(StoreDtype::F32)?)?;
+    println!(
+        "wrote {} ({} BatchNorm layers re-estimated on {} images)",
+        a.out.display(),
+        stats.num_layers(),
+        batches * a.batch_size
     );
     Ok(())
 }

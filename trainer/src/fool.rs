@@ -527,7 +527,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// A batch: augmented training images, preprocessed.
-fn train_batch(
+pub(crate) fn train_batch(
     samples: &[Sample],
     dataset: Dataset,
     n: usize,

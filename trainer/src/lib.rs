@@ -68,6 +68,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Average the weights of several files of one architecture (checkpoint averaging).
     Average(commands::AverageArgs),
+    /// Re-estimate the BatchNorm running statistics from training images (SWA's `update_bn`).
+    RecalibrateBn(commands::RecalibrateArgs),
     /// Fine-tune a model so that an interpreter is fooled (CE + λ·L_F).
     Fool(Box<fool::FoolArgs>),
     /// Score a fooled model against the original: accuracy, FSR per interpreter, AOPC.
