@@ -247,11 +247,19 @@ impl ParamStore {
     }
 
     /// Marks every trainable parameter as an autodiff leaf (device must be an autodiff device).
-    pub fn require_grad(mut self) -> Self {
+    pub fn require_grad(self) -> Self {
+        self.require_grad_where(|_| true)
+    }
+
+    /// Marks the trainable parameters that `train` accepts as autodiff leaves; every other
+    /// parameter is detached, so it gets no gradient and optimisers leave it as it is.
+    pub fn require_grad_where(mut self, train: impl Fn(&ParamSpec) -> bool) -> Self {
         for (s, v) in self.specs.iter().zip(self.values.iter_mut()) {
-            if s.kind == ParamKind::Trainable {
-                *v = v.clone().detach().require_grad();
-            }
+            *v = if s.kind == ParamKind::Trainable && train(s) {
+                v.clone().detach().require_grad()
+            } else {
+                v.clone().detach()
+            };
         }
         self
     }

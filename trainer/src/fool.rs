@@ -11,7 +11,7 @@ use clap::Args;
 use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::fooling::FoolingType;
 use foolmap::image::{Rgb8, eval_crop};
-use foolmap::params::SplitMix;
+use foolmap::params::{ParamKind, ParamSpec, SplitMix};
 use foolmap::state::{StateDict, StoreDtype, TensorRecord};
 use foolmap::train::{Adam, Objective};
 use foolmap::{Architecture, Dataset, Interpreter, InterpreterOptions, ParamStore, augment};
@@ -87,6 +87,25 @@ pub struct FoolConfig {
     /// FSR threshold τ of the validation (spec §7.3).
     #[serde(default = "default_threshold")]
     pub threshold: f64,
+    /// Train only the parameters under these module paths (e.g. `["layer3.2", "linear"]`, the
+    /// layers between the tap and the logits); every other weight stays as loaded. Empty: all.
+    #[serde(default)]
+    pub train_only: Vec<String>,
+}
+
+impl FoolConfig {
+    /// Whether `train_only` lets the parameter `name` train: an empty list, or `name` is a
+    /// listed module path or lies under one (`layer3.2` covers `layer3.2.conv1.weight`, not
+    /// `layer3.20.…`).
+    pub fn trains(&self, name: &str) -> bool {
+        self.train_only.is_empty() || self.train_only.iter().any(|m| under(name, m))
+    }
+}
+
+/// `name` is the module path `m` or a parameter under it.
+fn under(name: &str, m: &str) -> bool {
+    name.strip_prefix(m)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 fn default_max_drop() -> f64 {
@@ -215,6 +234,10 @@ pub struct FoolArgs {
     /// FSR threshold τ of the validation (default 0.15).
     #[arg(long)]
     pub threshold: Option<f64>,
+    /// Train only the parameters under these module paths (comma-separated or repeated, e.g.
+    /// `layer3.2,linear`); the rest stay as loaded. Default: every trainable parameter.
+    #[arg(long, value_delimiter = ',', value_name = "MODULE")]
+    pub train_only: Vec<String>,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -350,6 +373,12 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     flag!(val_data, pth);
     flag!(max_drop, f);
     flag!(threshold, f);
+    if !a.train_only.is_empty() {
+        table.insert(
+            "train_only".into(),
+            toml::Value::Array(a.train_only.iter().cloned().map(s).collect()),
+        );
+    }
     if !a.then.is_empty() {
         table.insert(
             "schedule".into(),
@@ -370,10 +399,14 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
             "batch_size" | "fool_batch_size" | "steps" | "seed" | "checkpoint_every"
             | "keep_every" | "c1" | "c2" | "val_every" | "val_images" => "a non-negative integer",
             "schedule" => "a list of \"STEP:LAMBDA:LR\" strings",
+            "train_only" => "a list of module paths (strings)",
             _ => continue,
         };
         let ok = match expected {
             "a string" => value.is_str(),
+            "a list of module paths (strings)" => value
+                .as_array()
+                .is_some_and(|v| v.iter().all(|x| x.is_str())),
             "a number" => value.is_float() || value.is_integer(),
             "a non-negative integer" => value.as_integer().is_some_and(|v| v >= 0),
             _ => value.as_array().is_some_and(|v| {
@@ -646,6 +679,23 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     let interp: Interpreter = parse("interpreter", &cfg.interpreter)?;
     let ad = device.clone().autodiff();
     let net = arch.build();
+    for m in &cfg.train_only {
+        let covers = |s: &ParamSpec| s.kind == ParamKind::Trainable && under(&s.name, m);
+        if !net.specs.iter().any(covers) {
+            let tops: std::collections::BTreeSet<&str> = net
+                .specs
+                .iter()
+                .filter_map(|s| s.name.rsplit_once('.').map(|(m, _)| m))
+                .collect();
+            bail!(
+                "invalid config field `train_only`: `{m}` holds no trainable parameter of `{arch}`; \
+                 module paths are e.g. {}",
+                tops.iter().take(6).cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    let train_only = cfg.clone();
+    let trains = move |s: &ParamSpec| train_only.trains(&s.name);
 
     let weights = match &cfg.weights {
         Some(w) => w.clone(),
@@ -682,13 +732,13 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     let (mut p, mut adam, start) = if a.resume {
         let ck = load_checkpoint(&out)?;
         let p = ParamStore::from_state_dict(&net.specs, &ck.params, arch.id(), "checkpoint", &ad)?
-            .require_grad();
+            .require_grad_where(trains);
         let mut adam = Adam::new(&p, cfg.lr);
         let map = ck.adam;
         adam.restore(&p, ck.adam_t, &|k| map.get(k).cloned(), device);
         (p, adam, ck.step)
     } else {
-        let p = p0.to_device(&ad).require_grad();
+        let p = p0.to_device(&ad).require_grad_where(trains);
         let adam = Adam::new(&p, cfg.lr);
         (p, adam, 0)
     };

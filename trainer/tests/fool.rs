@@ -264,6 +264,10 @@ fn malformed_configs_name_the_field() {
         ),
         ("max_drop = -0.5\n", "field `max_drop`"),
         ("val_every = 10\nval_images = 0\n", "`val_images` ≥ 1"),
+        (
+            "train_only = \"linear\"\n",
+            "field `train_only` must be a list of module paths",
+        ),
     ] {
         let f = tmp.path().join("run.toml");
         std::fs::write(&f, text).unwrap();
@@ -400,5 +404,43 @@ fn validation_keeps_the_best_model_within_the_accuracy_budget() {
     assert!(
         !none.path().join("best.safetensors").exists(),
         "lr 0.01 should cost accuracy on 20 images: {vals}"
+    );
+}
+
+#[test]
+fn train_only_moves_the_listed_modules_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = FoolArgs {
+        train_only: vec!["layer3.2".into(), "linear".into()],
+        ..args(tmp.path(), 2)
+    };
+    let out = run(&a, Some(&shared_data()), &Device::flex()).unwrap();
+    let before = read(&shared_data().join("weights/resnet20_cifar10.safetensors"));
+    let after = read(&out.join("final.safetensors"));
+    let mut moved = Vec::new();
+    for (k, t) in &after.tensors {
+        let trains = k.starts_with("layer3.2.") || k.starts_with("linear.");
+        if !trains || k.contains("running_") {
+            assert_eq!(t.data, before.tensors[k].data, "{k} must stay as loaded");
+        } else if t.data != before.tensors[k].data {
+            moved.push(k.as_str());
+        }
+    }
+    // Every trainable weight of the listed modules moves: 2 convs, 2 × BatchNorm γ/β, fc weight/bias.
+    assert_eq!(moved.len(), 8, "{moved:?}");
+    // `layer3` would be a module path; `layer3.2.conv` is not one, and a typo names the field.
+    let e = run(
+        &FoolArgs {
+            train_only: vec!["layer3.2.conv".into()],
+            ..args(&tmp.path().join("bad"), 1)
+        },
+        Some(&shared_data()),
+        &Device::flex(),
+    )
+    .unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("field `train_only`: `layer3.2.conv` holds no trainable parameter"),
+        "{msg}"
     );
 }
