@@ -116,8 +116,9 @@ fn default_threshold() -> f64 {
     0.15
 }
 
-/// A phase of a fooling run: from `from_step` on (inclusive), train with `lambda` and `lr`.
-/// Written `"STEP:LAMBDA:LR"` in configs and flags.
+/// A phase of a fooling run: from `from_step` on (inclusive), train with `lambda` and `lr`, and
+/// optionally another batch size. Written `"STEP:LAMBDA:LR"` or `"STEP:LAMBDA:LR:BATCH"` in
+/// configs and flags.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Phase {
@@ -127,20 +128,30 @@ pub struct Phase {
     pub lambda: f64,
     /// Adam learning rate from that step on.
     pub lr: f64,
+    /// Images per CE batch from that step on (`None`: the batch size in force before).
+    pub batch_size: Option<usize>,
 }
 
 impl std::str::FromStr for Phase {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let bad = || format!("`{s}`: expected STEP:LAMBDA:LR, e.g. 800:2:5e-5");
+        let bad = || {
+            format!("`{s}`: expected STEP:LAMBDA:LR[:BATCH], e.g. 800:2:5e-5 or 750:1.5:5e-5:32")
+        };
         let parts: Vec<&str> = s.trim().split(':').collect();
-        let [step, lambda, lr] = parts.as_slice() else {
-            return Err(bad());
+        let (step, lambda, lr, batch) = match parts.as_slice() {
+            [step, lambda, lr] => (step, lambda, lr, None),
+            [step, lambda, lr, batch] => (step, lambda, lr, Some(batch)),
+            _ => return Err(bad()),
         };
         Ok(Phase {
             from_step: step.trim().parse().map_err(|_| bad())?,
             lambda: lambda.trim().parse().map_err(|_| bad())?,
             lr: lr.trim().parse().map_err(|_| bad())?,
+            batch_size: match batch {
+                Some(b) => Some(b.trim().parse().map_err(|_| bad())?),
+                None => None,
+            },
         })
     }
 }
@@ -154,7 +165,10 @@ impl TryFrom<String> for Phase {
 
 impl From<Phase> for String {
     fn from(p: Phase) -> String {
-        format!("{}:{}:{}", p.from_step, p.lambda, p.lr)
+        match p.batch_size {
+            Some(b) => format!("{}:{}:{}:{b}", p.from_step, p.lambda, p.lr),
+            None => format!("{}:{}:{}", p.from_step, p.lambda, p.lr),
+        }
     }
 }
 
@@ -166,6 +180,16 @@ impl FoolConfig {
             .rev()
             .find(|p| p.from_step <= step)
             .map_or((self.lambda, self.lr), |p| (p.lambda, p.lr))
+    }
+
+    /// Images per CE batch at `step`: the last started phase that sets one, else `batch_size`.
+    pub fn batch_at(&self, step: u64) -> usize {
+        self.schedule
+            .iter()
+            .rev()
+            .filter(|p| p.from_step <= step)
+            .find_map(|p| p.batch_size)
+            .unwrap_or(self.batch_size)
     }
 }
 
@@ -215,8 +239,9 @@ pub struct FoolArgs {
     pub c2: Option<usize>,
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A later phase `STEP:LAMBDA:LR` (repeatable): from STEP on, train with that λ and lr.
-    #[arg(long = "then", value_name = "STEP:LAMBDA:LR")]
+    /// A later phase `STEP:LAMBDA:LR[:BATCH]` (repeatable): from STEP on, train with that λ and
+    /// lr (and batch size).
+    #[arg(long = "then", value_name = "STEP:LAMBDA:LR[:BATCH]")]
     pub then: Vec<String>,
     /// Validate every N steps on training images held out of training; keeps the best model
     /// within `--max-drop` as `best.safetensors` (0: off).
@@ -398,7 +423,7 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
             "lambda" | "lr" | "max_drop" | "threshold" => "a number",
             "batch_size" | "fool_batch_size" | "steps" | "seed" | "checkpoint_every"
             | "keep_every" | "c1" | "c2" | "val_every" | "val_images" => "a non-negative integer",
-            "schedule" => "a list of \"STEP:LAMBDA:LR\" strings",
+            "schedule" => "a list of \"STEP:LAMBDA:LR[:BATCH]\" strings",
             "train_only" => "a list of module paths (strings)",
             _ => continue,
         };
@@ -505,6 +530,9 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
         .with_context(|| at.clone())?;
         if !(ph.lr.is_finite() && ph.lr > 0.0) {
             bail!("{at}: the learning rate must be a positive number");
+        }
+        if ph.batch_size == Some(0) {
+            bail!("{at}: the batch size must be ≥ 1");
         }
     }
     if !(cfg.max_drop.is_finite() && cfg.max_drop >= 0.0) {
@@ -841,7 +869,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         adam.lr = lr;
         // The data of step `step` depends only on (seed, step): resuming replays it exactly.
         let mut rng = SplitMix::new(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step));
-        let (imgs, labels) = train_batch(&samples, net.dataset, cfg.batch_size, &mut rng)?;
+        let (imgs, labels) = train_batch(&samples, net.dataset, cfg.batch_at(step), &mut rng)?;
         let x: Tensor<4> = foolmap::image::batch(&imgs, &ad)?;
         let loss = if kind == FoolingType::Active {
             let comp = composite_batch(&[&c1s, &c2s], net.dataset, cfg.fool_batch_size, &mut rng)?;
@@ -895,7 +923,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
             log,
             "{}",
             json!({"step": step, "ce": ce, "fool": fl, "total": total, "batch_acc": acc,
-                   "images_per_s": ips, "lambda": lambda, "lr": lr})
+                   "images_per_s": ips, "lambda": lambda, "lr": lr, "batch_size": labels.len()})
         )?;
         if let Some(v) = &validator
             && step % cfg.val_every == 0

@@ -53,7 +53,8 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
     }
     let is_zip = bytes.starts_with(b"PK\x03\x04");
     let is_pickle = bytes.first() == Some(&0x80) || bytes.starts_with(b"\x8a\x0a");
-    let sd = if is_zip || is_pickle {
+    // A safetensors header length can begin with the byte 0x80 too: check its layout first.
+    let sd = if !looks_like_safetensors(&bytes) && (is_zip || is_pickle) {
         read_pytorch(path, &name)?
     } else {
         StateDict::from_safetensors(&bytes, &name)?
@@ -61,6 +62,16 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
     Ok(remap_legacy_densenet(
         without_optimizer_state(sd).strip_wrapper_prefixes(),
     ))
+}
+
+/// A safetensors layout: an 8-byte little-endian header length `n` that fits the file, then a
+/// JSON object (`{`) as the header.
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else {
+        return false;
+    };
+    let n = u64::from_le_bytes(*len);
+    n >= 2 && n <= rest.len() as u64 && rest.first() == Some(&b'{')
 }
 
 /// `sd` without the `adam.*` tensors if its metadata marks it as a fooling checkpoint
@@ -228,12 +239,40 @@ pub fn load(arch: Architecture, path: &Path, device: &Device) -> Result<(Net, Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use foolmap::state::StoreDtype;
 
     #[test]
     fn half_conversion() {
         assert_eq!(foolmap_half(&0x3c00u16.to_ne_bytes(), false), 1.0);
         assert_eq!(foolmap_half(&0xc000u16.to_ne_bytes(), false), -2.0);
         assert_eq!(foolmap_half(&0x3f80u16.to_ne_bytes(), true), 1.0);
+    }
+
+    #[test]
+    fn a_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickle() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sd = StateDict::default();
+        sd.tensors.insert(
+            "w".into(),
+            TensorRecord {
+                shape: vec![2],
+                data: vec![1.0, 2.0],
+            },
+        );
+        // Pad the metadata until the header length's low byte is 0x80 (a pickle's first byte).
+        let mut pad = String::new();
+        let bytes = loop {
+            sd.metadata.insert("pad".into(), pad.clone());
+            let b = sd.to_safetensors(StoreDtype::F32).unwrap();
+            if b[0] == 0x80 {
+                break b;
+            }
+            pad.push('x');
+        };
+        let p = dir.path().join("w.safetensors");
+        std::fs::write(&p, &bytes).unwrap();
+        assert_eq!(read_state_dict(&p).unwrap().tensors["w"].data, [1.0, 2.0]);
+        assert!(!looks_like_safetensors(b"\x80\x02}q\x00"));
     }
 
     #[test]

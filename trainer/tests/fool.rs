@@ -250,7 +250,7 @@ fn malformed_configs_name_the_field() {
         ("c1 = 12\n", "field `c1`"),
         (
             "schedule = [\"800:2\"]\n",
-            "field `schedule` must be a list of \"STEP:LAMBDA:LR\"",
+            "field `schedule` must be a list of \"STEP:LAMBDA:LR[:BATCH]\"",
         ),
         ("schedule = 3\n", "field `schedule`"),
         (
@@ -262,6 +262,11 @@ fn malformed_configs_name_the_field() {
             "schedule = [\"800:1:0\"]\n",
             "learning rate must be a positive number",
         ),
+        (
+            "schedule = [\"800:1:1e-5:0\"]\n",
+            "phase `800:1:0.00001:0`: the batch size must be ≥ 1",
+        ),
+        ("schedule = [\"800:1:1e-5:32:9\"]\n", "field `schedule`"),
         ("max_drop = -0.5\n", "field `max_drop`"),
         ("val_every = 10\nval_images = 0\n", "`val_images` ≥ 1"),
         (
@@ -443,4 +448,20 @@ fn train_only_moves_the_listed_modules_and_nothing_else() {
         msg.contains("field `train_only`: `layer3.2.conv` holds no trainable parameter"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_phase_can_change_the_batch_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = FoolArgs {
+        then: vec!["3:2:5e-4:4".into(), "4:1:5e-4".into()],
+        ..args(tmp.path(), 4)
+    };
+    let cfg = resolve(&a).unwrap();
+    // Batch 8 until step 2, 4 from step 3 on; a later phase without a batch size keeps 4.
+    assert_eq!([1, 2, 3, 4].map(|s| cfg.batch_at(s)), [8, 8, 4, 4]);
+    assert_eq!(String::from(cfg.schedule[0]), "3:2:0.0005:4");
+    let out = run(&a, Some(&shared_data()), &Device::flex()).unwrap();
+    assert_eq!(logged(&out, "lambda"), [10.0, 10.0, 2.0, 1.0]);
+    assert_eq!(logged(&out, "batch_size"), [8.0, 8.0, 4.0, 4.0]);
 }
