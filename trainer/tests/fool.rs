@@ -2,20 +2,16 @@
 //! a run moves the statistic in the fooled direction; resume ≡ uninterrupted; a NaN loss stops
 //! the run and keeps the last good checkpoint; malformed configs name the field.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::shared_data;
 use foolmap::burn::tensor::Device;
 use foolmap::explain::interpreter::explain;
 use foolmap::fooling;
 use foolmap::{Architecture, Interpreter, InterpreterOptions, StateDict};
 use foolmap_trainer::fool::{FoolArgs, resolve, run};
-
-fn shared_data() -> PathBuf {
-    std::env::var("FOOLMAP_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-        .join("data")
-}
 
 fn args(out: &Path, steps: u64) -> FoolArgs {
     FoolArgs {

@@ -2,22 +2,14 @@
 //! the BatchNorm statistics of the original model keeps its accuracy (its statistics already fit
 //! the data), the output keeps the architecture and says how it was made, and bad input is named.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::shared_data;
 use foolmap::state::StoreDtype;
 use foolmap_trainer::weights::{read_metadata, read_state_dict};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn shared_data() -> PathBuf {
-    std::env::var("FOOLMAP_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("../shared"))
-        .join("data")
-}
 
 fn foolmap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_foolmap"))

@@ -1,23 +1,14 @@
 //! Weight import in the three formats users hold, the single error listing every mismatch, and
 //! bad inputs (empty, truncated, another architecture, non-image, missing data folder).
 
-use std::path::PathBuf;
+mod common;
 
+
+use common::{repo, shared_data};
 use foolmap::arch;
 use foolmap::burn::tensor::Device;
 use foolmap::{Architecture, ParamStore, StateDict};
 use foolmap_trainer::weights::{load, read_state_dict};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn shared_data() -> PathBuf {
-    std::env::var("FOOLMAP_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("../shared"))
-        .join("data")
-}
 
 fn tiny() -> foolmap::Net {
     arch::cifar_resnet("tiny_resnet", 1, 4, 10)
