@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{repo, shared_data};
 use foolmap::arch;
 use foolmap::burn::tensor::Device;
