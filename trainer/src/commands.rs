@@ -561,20 +561,6 @@ fn average(a: AverageArgs) -> Result<()> {
     Ok(())
 }
 
-/// Architecture of a weight file: `explicit`, else its metadata's `arch`.
-pub(crate) fn arch_of(path: &Path, explicit: Option<Architecture>) -> Result<Architecture> {
-    if let Some(a) = explicit {
-        return Ok(a);
-    }
-    let meta = weights::read_metadata(path)?;
-    match meta.get("arch") {
-        Some(s) => s
-            .parse()
-            .with_context(|| format!("{}: metadata `arch`", path.display())),
-        None => bail!("{}: no `arch` in its metadata; pass --arch", path.display()),
-    }
-}
-
 fn recalibrate_bn(a: RecalibrateArgs, root: Option<&Path>, device: &Device) -> Result<()> {
     if a.batch_size < 2 || a.images < a.batch_size {
         bail!(
@@ -583,7 +569,8 @@ fn recalibrate_bn(a: RecalibrateArgs, root: Option<&Path>, device: &Device) -> R
             a.images
         );
     }
-    let arch = arch_of(&a.weights, a.arch)?;
+    let meta = weights::read_metadata(&a.weights)?;
+    let arch = weights::arch_of(&a.weights, &meta, a.arch)?;
     let (net, p) = weights::load(arch, &a.weights, device)?;
     let dir = match a.data {
         Some(d) => d,
@@ -603,7 +590,7 @@ fn recalibrate_bn(a: RecalibrateArgs, root: Option<&Path>, device: &Device) -> R
     }
     let p = stats.apply(&p)?;
     let mut sd = p.to_state_dict();
-    sd.metadata = weights::read_metadata(&a.weights)?;
+    sd.metadata = meta;
     sd.metadata.insert(
         "bn_recalibrated".into(),
         format!(

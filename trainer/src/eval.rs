@@ -134,16 +134,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
     let cfg: Option<Value> = meta
         .get("config")
         .and_then(|c| serde_json::from_str(c).ok());
-    let arch = match (a.arch, meta.get("arch")) {
-        (Some(x), _) => x,
-        (None, Some(s)) => s
-            .parse()
-            .with_context(|| format!("{}: metadata arch", a.fooled.display()))?,
-        (None, None) => bail!(
-            "{}: no `arch` in its metadata; pass --arch",
-            a.fooled.display()
-        ),
-    };
+    let arch = crate::weights::arch_of(&a.fooled, &meta, a.arch)?;
     let kind = match (a.fooling, cfg.as_ref().and_then(|c| c["fooling"].as_str())) {
         (Some(k), _) => k,
         (None, Some(s)) => s.parse()?,

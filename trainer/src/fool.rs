@@ -93,13 +93,11 @@ pub struct FoolConfig {
     pub train_only: Vec<String>,
 }
 
-impl FoolConfig {
-    /// Whether `train_only` lets the parameter `name` train: an empty list, or `name` is a
-    /// listed module path or lies under one (`layer3.2` covers `layer3.2.conv1.weight`, not
-    /// `layer3.20.…`).
-    pub fn trains(&self, name: &str) -> bool {
-        self.train_only.is_empty() || self.train_only.iter().any(|m| under(name, m))
-    }
+/// Whether the list `train_only` lets the parameter `name` train: an empty list, or `name` is a
+/// listed module path or lies under one (`layer3.2` covers `layer3.2.conv1.weight`, not
+/// `layer3.20.…`).
+pub fn trains(train_only: &[String], name: &str) -> bool {
+    train_only.is_empty() || train_only.iter().any(|m| under(name, m))
 }
 
 /// `name` is the module path `m` or a parameter under it.
@@ -722,8 +720,8 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
             );
         }
     }
-    let train_only = cfg.clone();
-    let trains = move |s: &ParamSpec| train_only.trains(&s.name);
+    let train_only = cfg.train_only.clone();
+    let trainable = move |s: &ParamSpec| trains(&train_only, &s.name);
 
     let weights = match &cfg.weights {
         Some(w) => w.clone(),
@@ -760,13 +758,13 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     let (mut p, mut adam, start) = if a.resume {
         let ck = load_checkpoint(&out)?;
         let p = ParamStore::from_state_dict(&net.specs, &ck.params, arch.id(), "checkpoint", &ad)?
-            .require_grad_where(trains);
+            .require_grad_where(trainable);
         let mut adam = Adam::new(&p, cfg.lr);
         let map = ck.adam;
         adam.restore(&p, ck.adam_t, &|k| map.get(k).cloned(), device);
         (p, adam, ck.step)
     } else {
-        let p = p0.to_device(&ad).require_grad_where(trains);
+        let p = p0.to_device(&ad).require_grad_where(trainable);
         let adam = Adam::new(&p, cfg.lr);
         (p, adam, 0)
     };

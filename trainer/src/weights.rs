@@ -37,6 +37,22 @@ pub fn read_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, S
     }
 }
 
+/// The architecture of the weight file `path`: `explicit` (an `--arch` flag), else the `arch`
+/// in its metadata `meta`.
+pub fn arch_of(
+    path: &Path,
+    meta: &std::collections::BTreeMap<String, String>,
+    explicit: Option<Architecture>,
+) -> Result<Architecture> {
+    match (explicit, meta.get("arch")) {
+        (Some(a), _) => Ok(a),
+        (None, Some(s)) => s
+            .parse()
+            .with_context(|| format!("{}: metadata `arch`", path.display())),
+        (None, None) => bail!("{}: no `arch` in its metadata; pass --arch", path.display()),
+    }
+}
+
 /// Metadata key of a fooling run's `checkpoint.safetensors` (Adam's step count); its presence
 /// marks the file's `adam.*` tensors ([`foolmap::train::Adam::STATE_PREFIX`]) as optimizer state.
 pub const ADAM_STEP_KEY: &str = "adam_t";
