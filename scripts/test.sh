@@ -27,6 +27,18 @@ step "rust components, trunk, wasm-bindgen-cli"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 bash scripts/web-tools.sh
 
+step "Burn's fast paths are compiled in the default build (cargo tree)"
+# The workspace takes burn with default-features = false, which once silently turned off flex's
+# SIMD and threads and wgpu's fusion and autotuning: check the real dependency graph.
+features() { cargo tree -p foolmap-trainer -e features -i "$1" --offline 2>/dev/null || cargo tree -p foolmap-trainer -e features -i "$1"; }
+flex=$(features burn-flex); cubecl=$(features burn-cubecl)
+for f in 'burn-flex feature "simd"' 'burn-flex feature "rayon"'; do
+  grep -qF "$f" <<<"$flex" || { echo "missing in the default build: $f"; exit 1; }; echo "ok: $f"
+done
+for f in 'burn-cubecl feature "fusion"' 'burn-cubecl feature "autotune"'; do
+  grep -qF "$f" <<<"$cubecl" || { echo "missing in the default build: $f"; exit 1; }; echo "ok: $f"
+done
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -6,6 +6,7 @@
 //! the input of one top-level node. All activations are rank-4 `[N, C, H, W]`; fully connected
 //! layers act on `[N, F, 1, 1]`, so one sweep handles convolutional and dense parts alike.
 
+use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Int, Tensor};
@@ -319,7 +320,7 @@ impl Node {
         match self {
             Node::Conv(c) => c.apply(p, x),
             Node::BatchNorm(b) => b.apply(p, x),
-            Node::Relu => x.clamp_min(0.0),
+            Node::Relu => relu(x),
             Node::MaxPool(m) => match trace {
                 None => max_pool2d(x, m.options()),
                 Some(t) => {
@@ -345,7 +346,7 @@ impl Node {
                         Shortcut::OptionA { pad } => option_a(x, *pad),
                         Shortcut::Projection(seq) => seq.forward(p, x),
                     };
-                    b.add(s).clamp_min(0.0)
+                    relu(b.add(s))
                 }
                 Some(t) => {
                     let branch = r.branch.trace(p, x.clone());
@@ -358,7 +359,7 @@ impl Node {
                         }
                     };
                     let b = branch.output.clone();
-                    let y = b.clone().add(s.clone()).clamp_min(0.0);
+                    let y = relu(b.clone().add(s.clone()));
                     *t = NodeTrace::Residual(Box::new(ResidualTrace {
                         branch,
                         shortcut,

@@ -61,7 +61,7 @@ impl BatchNormStatistics {
                     Shortcut::OptionA { pad } => option_a(x, *pad),
                     Shortcut::Projection(seq) => self.observe(seq, p, x),
                 };
-                branch.add(s).clamp_min(0.0)
+                burn::tensor::activation::relu(branch.add(s))
             }
             Node::Dense(branch) => {
                 let new = self.observe(branch, p, x.clone());

@@ -181,7 +181,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { out } => crate::bench::run(
+        Command::Bench(a) => crate::bench::run(
+            &a,
             root,
             &device,
             // The name the user typed after `--device` (it keys the device's block in the file).
@@ -189,7 +190,6 @@ pub fn run(cli: Cli) -> Result<()> {
                 || format!("{:?}", cli.device).to_lowercase(),
                 |v| v.get_name().to_string(),
             ),
-            &out,
         ),
         Command::Data {
             action: DataAction::Fetch(a),
@@ -201,6 +201,9 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+// `Device::libtorch*` is deprecated in Burn 0.22 (burn-tch will be removed); it is kept as an
+// optional, measured backend (BENCHMARKS.md).
+#[allow(deprecated)]
 fn device(d: DeviceArg) -> Result<Device> {
     match d {
         DeviceArg::Cpu => Ok(Device::flex()),
@@ -217,6 +220,19 @@ fn device(d: DeviceArg) -> Result<Device> {
         #[cfg(not(feature = "cuda"))]
         DeviceArg::Cuda => bail!(
             "--device cuda: this build has no CUDA support: rebuild with `cargo build --release --features cuda` (or use `--device wgpu`)"
+        ),
+        #[cfg(feature = "tch")]
+        DeviceArg::Libtorch => Ok(Device::libtorch()),
+        #[cfg(feature = "tch")]
+        DeviceArg::LibtorchCuda => Ok(Device::libtorch_cuda(0)),
+        #[cfg(not(feature = "tch"))]
+        DeviceArg::Libtorch | DeviceArg::LibtorchCuda => bail!(
+            "--device {}: this build has no LibTorch backend: see the README (`--features tch`, libtorch 2.9.0)",
+            if d == DeviceArg::Libtorch {
+                "libtorch"
+            } else {
+                "libtorch-cuda"
+            }
         ),
     }
 }

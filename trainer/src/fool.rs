@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::data::{self, Sample};
+use crate::prefetch::Prefetch;
 use crate::validate;
 
 /// A fooling run. Every field can come from `--config run.toml` and be overridden by a flag.
@@ -860,17 +861,31 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         .filter(|_| a.resume)
         .and_then(|b| serde_json::from_slice(&b).ok());
     let started = Instant::now();
+    // Decode and augmentation run on a prefetch thread, ahead of the tensor work.
+    let mut batches = {
+        let (dataset, seed, fool_n) = (net.dataset, cfg.seed, cfg.fool_batch_size);
+        let schedule = cfg.clone();
+        let active = kind == FoolingType::Active;
+        Prefetch::new(start + 1..=cfg.steps, 2, move |step| {
+            // The data of step `step` depends only on (seed, step): resuming replays it exactly.
+            let mut rng = SplitMix::new(seed.wrapping_mul(1_000_003).wrapping_add(step));
+            let (imgs, labels) = train_batch(&samples, dataset, schedule.batch_at(step), &mut rng)?;
+            let comp = if active {
+                Some(composite_batch(&[&c1s, &c2s], dataset, fool_n, &mut rng)?)
+            } else {
+                None
+            };
+            Ok((imgs, labels, comp))
+        })
+    };
     for step in start + 1..=cfg.steps {
         let t0 = Instant::now();
         let (lambda, lr) = cfg.hyper_at(step);
         obj.lambda = lambda;
         adam.lr = lr;
-        // The data of step `step` depends only on (seed, step): resuming replays it exactly.
-        let mut rng = SplitMix::new(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step));
-        let (imgs, labels) = train_batch(&samples, net.dataset, cfg.batch_at(step), &mut rng)?;
+        let (imgs, labels, comp) = batches.take(step)?;
         let x: Tensor<4> = foolmap::image::batch(&imgs, &ad)?;
-        let loss = if kind == FoolingType::Active {
-            let comp = composite_batch(&[&c1s, &c2s], net.dataset, cfg.fool_batch_size, &mut rng)?;
+        let loss = if let Some(comp) = comp {
             let xf = foolmap::image::batch(&comp, &ad)?;
             obj.active(&net, &p, reference, x, &labels, xf, cfg.c1, cfg.c2)?
         } else {

@@ -10,6 +10,7 @@ pub mod export_web;
 pub mod fetch;
 pub mod fool;
 pub mod npy;
+pub mod prefetch;
 pub mod report;
 pub mod validate;
 pub mod weights;
@@ -33,6 +34,40 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The backend features this binary was built with, e.g.
+/// `cpu: flex [simd, rayon]; gpu: wgpu [fusion, autotune]` (shown by `foolmap --version` and in
+/// every `foolmap bench` block, so a figure names the build it measured).
+pub fn build_features() -> String {
+    let list = |v: &[(bool, &str)]| {
+        let on: Vec<&str> = v.iter().filter(|(b, _)| *b).map(|(_, s)| *s).collect();
+        format!("[{}]", on.join(", "))
+    };
+    let cpu = list(&[
+        (cfg!(feature = "simd"), "simd"),
+        (cfg!(feature = "rayon"), "rayon"),
+    ]);
+    let fast = list(&[
+        (cfg!(feature = "fusion"), "fusion"),
+        (cfg!(feature = "autotune"), "autotune"),
+    ]);
+    let mut gpus = Vec::new();
+    if cfg!(feature = "wgpu") {
+        gpus.push(format!("wgpu {fast}"));
+    }
+    if cfg!(feature = "cuda") {
+        gpus.push(format!("cuda {fast}"));
+    }
+    if cfg!(feature = "tch") {
+        gpus.push("libtorch (cpu, cuda)".to_string());
+    }
+    let gpu = if gpus.is_empty() {
+        "none".to_string()
+    } else {
+        gpus.join(", ")
+    };
+    format!("cpu: flex {cpu}; gpu: {gpu}")
+}
+
 /// Where tensors live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceArg {
@@ -42,6 +77,10 @@ pub enum DeviceArg {
     Wgpu,
     /// NVIDIA GPU 0 through CUDA (needs the `cuda` cargo feature).
     Cuda,
+    /// CPU through LibTorch (needs the `tch` cargo feature and libtorch 2.9.0, see README).
+    Libtorch,
+    /// NVIDIA GPU 0 through LibTorch (the `tch` feature with a CUDA build of libtorch).
+    LibtorchCuda,
 }
 
 /// The sub-commands.
@@ -75,11 +114,7 @@ pub enum Command {
     /// Score a fooled model against the original: accuracy, FSR per interpreter, AOPC.
     Eval(Box<eval::EvalArgs>),
     /// Measure throughput and latency on `--device`; writes that device's block of BENCHMARKS.md.
-    Bench {
-        /// Output markdown file (only the block of this device is replaced; the rest is kept).
-        #[arg(long, default_value = "BENCHMARKS.md")]
-        out: PathBuf,
-    },
+    Bench(bench::BenchArgs),
     /// Data management.
     Data {
         #[command(subcommand)]

@@ -1,10 +1,17 @@
 //! `foolmap`: the command line of the foolmap toolkit.
 
-use clap::Parser;
-use foolmap_trainer::{Cli, commands};
+use clap::{CommandFactory, FromArgMatches};
+use foolmap_trainer::{Cli, build_features, commands};
 
 fn main() {
-    let cli = Cli::parse();
+    let long = format!("{}\n{}", env!("CARGO_PKG_VERSION"), build_features());
+    // One string for the life of the process: clap wants it `'static`.
+    let long: &'static str = Box::leak(long.into_boxed_str());
+    let matches = Cli::command().long_version(long).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     if let Err(e) = commands::run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -1,6 +1,8 @@
 //! `foolmap bench`: measured figures written to `BENCHMARKS.md` (never asserted in tests).
 
-use std::path::Path;
+pub mod compare;
+
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -26,6 +28,50 @@ fn machine() -> String {
         .map(|n| n.get())
         .unwrap_or(1);
     format!("{cpu}, {cores} cores")
+}
+
+/// `foolmap bench` arguments.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Output markdown file (only the blocks this run writes are replaced; the rest is kept).
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub out: PathBuf,
+    /// What to measure: `device` (accuracy, explanations, fooling steps), `compare` (the same
+    /// steps as PyTorch, see `--reference`), or `all`.
+    #[arg(long, value_enum, default_value_t = Suite::Device)]
+    pub suite: Suite,
+    /// Also time the same steps in PyTorch (`bench/torch_reference.py`, run with `--python`) and
+    /// write foolmap ÷ PyTorch ratios. Only with `--suite compare` or `all`.
+    #[arg(long, value_enum)]
+    pub reference: Option<Reference>,
+    /// Python interpreter that has `torch` (for `--reference torch`).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Models and batch sizes of the comparison, `ARCH:BATCH,...` (224² models other than
+    /// SqueezeNet run with random weights).
+    #[arg(
+        long,
+        default_value = "resnet20:32,resnet20:128,squeezenet1_0:4,vgg16:2,resnet50:2"
+    )]
+    pub cases: String,
+}
+
+/// Which benchmarks `foolmap bench` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Accuracy throughput, explanation latency, fooling steps (the device block).
+    Device,
+    /// The same-run comparison of inference, training and fooling steps.
+    Compare,
+    /// Both.
+    All,
+}
+
+/// A reference implementation for `--suite compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reference {
+    /// PyTorch (`bench/torch_reference.py`).
+    Torch,
 }
 
 fn sync(t: Tensor<3>) {
@@ -97,7 +143,7 @@ fn interp_rows(
 
 /// Peak resident memory of this process since the last [`reset_peak_rss`], in MiB (Linux
 /// `VmHWM`; `None` elsewhere).
-fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -105,7 +151,7 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 /// Resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`), best effort.
-fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
@@ -192,14 +238,93 @@ fn splice(old: Option<&str>, body: &str, device: &str) -> String {
     }
 }
 
-/// Runs the benchmarks and rewrites the block of `device_name` in `out` (markdown), see [`splice`].
-pub fn run(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) -> Result<()> {
+/// Runs the chosen suites and rewrites their blocks of `out` (markdown), see [`splice`].
+pub fn run(a: &BenchArgs, root: Option<&Path>, device: &Device, device_name: &str) -> Result<()> {
+    if a.reference.is_some() && a.suite == Suite::Device {
+        anyhow::bail!("--reference compares steps: use it with `--suite compare` or `--suite all`");
+    }
+    let cases = compare::parse_cases(&a.cases).context("--cases")?;
+    if matches!(a.suite, Suite::Device | Suite::All) {
+        run_device(root, device, device_name, &a.out)?;
+    }
+    if matches!(a.suite, Suite::Compare | Suite::All) {
+        run_compare(a, &cases, root, device, device_name)?;
+    }
+    Ok(())
+}
+
+fn run_compare(
+    a: &BenchArgs,
+    cases: &[compare::Case],
+    root: Option<&Path>,
+    device: &Device,
+    device_name: &str,
+) -> Result<()> {
+    let root = data::data_root(root)?;
+    let t0 = Instant::now();
+    let kinds = compare::Kind::all();
+    let mut measured = Vec::new();
+    for &case in cases {
+        let samples = compare::samples_for(case.arch, &root);
+        measured.extend(compare::measure_case(
+            case,
+            &kinds,
+            &root,
+            &samples,
+            device,
+            &mut |m| {
+                eprintln!(
+                    "bench {:>7.1} s {} b{} {}: {:.1} img/s step alone, {} end to end",
+                    t0.elapsed().as_secs_f64(),
+                    m.case.arch.id(),
+                    m.case.batch,
+                    m.kind.id(),
+                    m.step_ips,
+                    m.e2e_ips.map_or("—".into(), |v| format!("{v:.1} img/s"))
+                )
+            },
+        )?);
+    }
+    let torch = match a.reference {
+        None => Err("not requested (`--reference torch`)".to_string()),
+        Some(Reference::Torch) => {
+            let script = compare::script_path()?;
+            compare::torch_reference(
+                &a.python,
+                &script,
+                cases,
+                &kinds,
+                &root,
+                matches!(device_name, "wgpu" | "cuda" | "libtorch-cuda"),
+            )
+        }
+    };
+    if let Err(e) = &torch {
+        eprintln!("bench: no PyTorch figures: {e}");
+    }
+    let md = compare::table(
+        device_name,
+        &format!("{}; machine: {}", crate::build_features(), machine()),
+        &measured,
+        &torch,
+        t0.elapsed().as_secs_f64(),
+    );
+    let key = format!("{device_name} compare");
+    let old = std::fs::read_to_string(&a.out).ok();
+    crate::fool::write_atomic(&a.out, splice(old.as_deref(), &md, &key).as_bytes())?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+/// The device block: accuracy throughput, explanation latency, fooling steps.
+fn run_device(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) -> Result<()> {
     let root = data::data_root(root)?;
     let t0 = Instant::now();
     let mut md = String::new();
     md.push_str(&format!(
-        "## Device `{device_name}` (written by `foolmap bench`)\n\nMachine: {}; device: {device_name}. Release build; figures are medians of repeated runs.\n\n",
-        machine()
+        "## Device `{device_name}` (written by `foolmap bench`)\n\nMachine: {}; device: {device_name}; build: {}. Release build; figures are medians of repeated runs.\n\n",
+        machine(),
+        crate::build_features()
     ));
 
     // Accuracy throughput.

@@ -1,0 +1,520 @@
+//! `foolmap bench --suite compare`: the same steps in foolmap and (with `--reference torch`) in
+//! PyTorch, in one run on the same cores or GPU, as ratio rows of BENCHMARKS.md.
+//!
+//! Steps (Location fooling, λ 1, Adam lr 1e-5, models in eval mode as in `foolmap fool`):
+//! `inference` (forward only), `train` (cross-entropy, backward, Adam) and `fool:<interpreter>`
+//! (forward, the interpreter's map at the tap as an explicit backward, `CE + λ·L_F`, backward
+//! through all of it, Adam). PyTorch runs the same step with `torch.autograd.grad(...,
+//! create_graph=True)` for the map (`bench/torch_reference.py`).
+//!
+//! foolmap is measured twice: on the *step alone* (a random input tensor made before timing,
+//! exactly what the PyTorch script times) and *end to end* (each step also decodes and augments
+//! real images through the same prefetching pipeline as `foolmap fool`).
+
+use std::path::Path;
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use foolmap::burn::tensor::{Device, Tensor, TensorData};
+use foolmap::fooling::FoolingType;
+use foolmap::params::SplitMix;
+use foolmap::train::{Adam, Objective, cross_entropy};
+use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore};
+use serde::Deserialize;
+
+use super::{peak_rss_mib, reset_peak_rss};
+use crate::data::{self, Sample};
+use crate::prefetch::Prefetch;
+
+/// One step kind of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Forward pass without autodiff.
+    Inference,
+    /// Cross-entropy, backward, Adam.
+    Train,
+    /// A fooling step with the given tap-level interpreter.
+    Fool(Interpreter),
+}
+
+impl Kind {
+    /// Every kind, in table order.
+    pub fn all() -> Vec<Kind> {
+        let mut v = vec![Kind::Inference, Kind::Train];
+        v.extend(Interpreter::FOOLABLE.iter().map(|&i| Kind::Fool(i)));
+        v
+    }
+
+    /// The id shared with `bench/torch_reference.py` (`inference`, `train`, `fool:grad_cam`).
+    pub fn id(self) -> String {
+        match self {
+            Kind::Inference => "inference".into(),
+            Kind::Train => "train".into(),
+            Kind::Fool(i) => format!("fool:{}", i.id()),
+        }
+    }
+}
+
+/// A model and batch size of the comparison (`resnet20:32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Case {
+    /// Architecture.
+    pub arch: Architecture,
+    /// Images per step.
+    pub batch: usize,
+}
+
+impl FromStr for Case {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (a, b) = s
+            .split_once(':')
+            .ok_or_else(|| anyhow!("`{s}`: expected ARCH:BATCH, e.g. resnet20:32"))?;
+        let batch: usize = b
+            .parse()
+            .map_err(|_| anyhow!("`{s}`: batch `{b}` is not a positive integer"))?;
+        if batch == 0 {
+            bail!("`{s}`: the batch size must be at least 1");
+        }
+        Ok(Case {
+            arch: a.parse()?,
+            batch,
+        })
+    }
+}
+
+/// Parses `resnet20:32,squeezenet1_0:4`.
+pub fn parse_cases(s: &str) -> Result<Vec<Case>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| p.trim().parse())
+        .collect()
+}
+
+/// foolmap's figures of one row.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Case.
+    pub case: Case,
+    /// Step kind.
+    pub kind: Kind,
+    /// Images/s, step alone.
+    pub step_ips: f64,
+    /// Images/s, decode + augmentation + step.
+    pub e2e_ips: Option<f64>,
+    /// Peak host memory of the row, MiB.
+    pub peak_mib: Option<f64>,
+}
+
+/// One row of `bench/torch_reference.py`'s output.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TorchRow {
+    /// Architecture id.
+    pub arch: String,
+    /// Batch size.
+    pub batch: usize,
+    /// Step kind id.
+    pub kind: String,
+    /// Images/s (absent where the reference has no such step).
+    pub images_per_s: Option<f64>,
+    /// Peak memory, MiB.
+    pub peak_mib: Option<f64>,
+    /// Why a row is missing.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The output of `bench/torch_reference.py`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TorchReport {
+    /// `torch.__version__`.
+    pub torch_version: String,
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// GPU name on CUDA.
+    pub device_name: Option<String>,
+    /// Intra-op threads.
+    pub threads: usize,
+    /// Rows.
+    pub rows: Vec<TorchRow>,
+}
+
+/// Repetitions: (warm-up, timed) per case; 224² models get fewer.
+fn reps(case: Case) -> (usize, usize) {
+    if case.arch.dataset().input_size() > 64 {
+        (1, 2)
+    } else {
+        (2, 6)
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Random normal input `[N, 3, s, s]` and labels, fixed by `seed`.
+fn random_batch(net: &Net, n: usize, seed: u64, device: &Device) -> (Tensor<4>, Vec<usize>) {
+    let s = net.dataset.input_size();
+    let mut rng = SplitMix::new(seed);
+    let v: Vec<f32> = (0..n * 3 * s * s).map(|_| rng.normal() as f32).collect();
+    let labels = (0..n).map(|_| rng.below(net.num_classes)).collect();
+    (
+        Tensor::from_data(TensorData::new(v, [n, 3, s, s]), device),
+        labels,
+    )
+}
+
+/// The pretrained weights where the data root has them, else random ones (timing only).
+fn params(net: &Net, arch: Architecture, root: &Path, device: &Device) -> Result<ParamStore> {
+    match arch.weights_file().map(|f| root.join("weights").join(f)) {
+        Some(path) if path.exists() => Ok(crate::weights::load(arch, &path, device)?.1),
+        _ => Ok(ParamStore::random(&net.specs, 7, device)),
+    }
+}
+
+/// One step of `kind` on `(x, labels)`; returns the updated parameters.
+fn step(
+    kind: Kind,
+    net: &Net,
+    p: ParamStore,
+    p0: &ParamStore,
+    adam: &mut Adam,
+    x: Tensor<4>,
+    labels: &[usize],
+) -> Result<ParamStore> {
+    match kind {
+        Kind::Inference => {
+            let _ = net.seq.forward(p0, x.inner()).into_data();
+            Ok(p)
+        }
+        Kind::Train => {
+            let out = net.seq.forward(&p, x);
+            let [n, k, _, _] = out.dims();
+            let lg = out.reshape([n, k]);
+            let grads = cross_entropy(lg, labels)?.backward();
+            let p = adam.step(&p, &grads);
+            sync(&p);
+            Ok(p)
+        }
+        Kind::Fool(interpreter) => {
+            let obj = Objective {
+                kind: FoolingType::Location,
+                interpreter,
+                lambda: 1.0,
+                options: InterpreterOptions::default(),
+            };
+            let grads = obj.passive(net, &p, p0, x, labels)?.total.backward();
+            let p = adam.step(&p, &grads);
+            sync(&p);
+            Ok(p)
+        }
+    }
+}
+
+fn sync(p: &ParamStore) {
+    if let Some(t) = p.values().last() {
+        let _ = t.clone().into_data();
+    }
+}
+
+/// Measures every kind of one case.
+pub fn measure_case(
+    case: Case,
+    kinds: &[Kind],
+    root: &Path,
+    samples: &[Sample],
+    device: &Device,
+    progress: &mut dyn FnMut(&Measured),
+) -> Result<Vec<Measured>> {
+    let net = case.arch.build();
+    let p0 = params(&net, case.arch, root, device)?;
+    let ad = device.clone().autodiff();
+    let (warm, timed) = reps(case);
+    let mut out = Vec::new();
+    for &kind in kinds {
+        reset_peak_rss();
+        // Step alone: the input is a tensor already.
+        let (x, labels) = random_batch(&net, case.batch, 1, &ad);
+        let mut p = p0.to_device(&ad).require_grad();
+        let mut adam = Adam::new(&p, 1e-5);
+        let mut times = Vec::new();
+        for r in 0..warm + timed {
+            let t = Instant::now();
+            p = step(kind, &net, p, &p0, &mut adam, x.clone(), &labels)?;
+            if r >= warm {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let step_ips = case.batch as f64 / median(times);
+        // End to end: decode + augmentation on the prefetch thread, as `foolmap fool` does.
+        let e2e_ips = if samples.is_empty() {
+            None
+        } else {
+            let owned: Vec<Sample> = samples.to_vec();
+            let (dataset, n) = (net.dataset, case.batch);
+            let total = (warm + timed) as u64;
+            let mut pre = Prefetch::new(1..=total, 2, move |s| {
+                let mut rng = SplitMix::new(1000 + s);
+                crate::fool::train_batch(&owned, dataset, n, &mut rng)
+            });
+            let mut p = p0.to_device(&ad).require_grad();
+            let mut adam = Adam::new(&p, 1e-5);
+            let mut times = Vec::new();
+            for s in 1..=total {
+                let t = Instant::now();
+                let (imgs, labels) = pre.take(s)?;
+                let labels: Vec<usize> = labels.iter().map(|&l| l % net.num_classes).collect();
+                let x = foolmap::image::batch(&imgs, &ad)?;
+                p = step(kind, &net, p, &p0, &mut adam, x, &labels)?;
+                if s > warm as u64 {
+                    times.push(t.elapsed().as_secs_f64());
+                }
+            }
+            Some(case.batch as f64 / median(times))
+        };
+        let m = Measured {
+            case,
+            kind,
+            step_ips,
+            e2e_ips,
+            peak_mib: peak_rss_mib(),
+        };
+        progress(&m);
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Real images for the end-to-end rows: CIFAR-10 training images for CIFAR models, the
+/// ImageNet samples for the others (empty when the data root lacks them).
+pub fn samples_for(arch: Architecture, root: &Path) -> Vec<Sample> {
+    let dir = data::default_dir(Some(root), arch.dataset(), data::Split::Train);
+    dir.ok()
+        .and_then(|d| data::samples(arch.dataset(), &d).ok())
+        .map(|mut v| {
+            v.truncate(2000);
+            v
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `bench/torch_reference.py` with `python` for the same cases; `None` (with the reason)
+/// when Python or torch is missing.
+pub fn torch_reference(
+    python: &str,
+    script: &Path,
+    cases: &[Case],
+    kinds: &[Kind],
+    root: &Path,
+    cuda: bool,
+) -> std::result::Result<TorchReport, String> {
+    let rows: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{}:{}", c.arch.id(), c.batch))
+        .collect();
+    let kinds: Vec<String> = kinds.iter().map(|k| k.id()).collect();
+    let tmp = std::env::temp_dir().join(format!("foolmap-torch-{}.json", std::process::id()));
+    let status = Command::new(python)
+        .arg(script)
+        .args(["--device", if cuda { "cuda" } else { "cpu" }])
+        .args(["--rows", &rows.join(",")])
+        .args(["--kinds", &kinds.join(",")])
+        .arg("--weights-dir")
+        .arg(root.join("weights"))
+        .arg("--json")
+        .arg(&tmp)
+        .status()
+        .map_err(|e| format!("cannot run `{python}`: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "`{python} {}` failed ({status}); is `torch` installed (`{python} -c 'import torch'`)?",
+            script.display()
+        ));
+    }
+    let text = std::fs::read_to_string(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", tmp.display()))
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("—".into(), |x| format!("{x:.digits$}"))
+}
+
+/// The markdown of the comparison block.
+pub fn table(
+    device_name: &str,
+    features: &str,
+    measured: &[Measured],
+    torch: &std::result::Result<TorchReport, String>,
+    wall_s: f64,
+) -> String {
+    let mut md = format!(
+        "## Same-run comparison with PyTorch, device `{device_name}` (written by `foolmap bench --suite compare`)\n\n\
+         foolmap build: {features}. "
+    );
+    match torch {
+        Ok(t) => md.push_str(&format!(
+            "PyTorch {} on {}{} with {} threads, in the same run.\n\n",
+            t.torch_version,
+            t.device,
+            t.device_name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            t.threads
+        )),
+        Err(e) => md.push_str(&format!("No PyTorch reference: {e}.\n\n")),
+    }
+    md.push_str(
+        "Images/s, median of the timed steps after warm-up. *Step alone*: the input is a tensor already \
+         (what the PyTorch script times). *End to end*: each step also decodes and augments real images \
+         (CIFAR-10 training PNGs, or the ImageNet samples' JPEGs) through `foolmap fool`'s prefetch thread. \
+         Fooling steps: Location, λ 1, Adam; models in eval mode. Peak memory: host `VmHWM` reset per row \
+         (CPU), `torch.cuda.max_memory_allocated` (PyTorch on CUDA).\n\n\
+         | model | input | batch | step | foolmap img/s (step alone) | foolmap img/s (end to end) | PyTorch img/s | foolmap ÷ PyTorch | foolmap peak MiB | PyTorch peak MiB |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for m in measured {
+        let t = torch.as_ref().ok().and_then(|t| {
+            t.rows.iter().find(|r| {
+                r.arch == m.case.arch.id() && r.batch == m.case.batch && r.kind == m.kind.id()
+            })
+        });
+        let t_ips = t.and_then(|r| r.images_per_s);
+        let ratio = t_ips.map(|ti| m.step_ips / ti);
+        let side = m.case.arch.dataset().input_size();
+        md.push_str(&format!(
+            "| {} | {side}² | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
+            m.case.arch.id(),
+            m.case.batch,
+            m.kind.id(),
+            m.step_ips,
+            fmt(m.e2e_ips, 1),
+            match (t_ips, t.and_then(|r| r.note.as_deref())) {
+                (Some(v), _) => format!("{v:.1}"),
+                (None, Some(note)) => format!("— ({note})"),
+                (None, None) => "—".into(),
+            },
+            ratio.map_or("—".into(), |r| format!("**{r:.2}×**")),
+            fmt(m.peak_mib, 0),
+            fmt(t.and_then(|r| r.peak_mib), 0),
+        ));
+    }
+    md.push_str(&format!(
+        "\nWall time of the whole comparison: {wall_s:.0} s. Command: `foolmap bench --device {device_name} --suite compare --reference torch`.\n"
+    ));
+    md
+}
+
+/// Resolves `bench/torch_reference.py` next to the working directory or the source tree.
+pub fn script_path() -> Result<std::path::PathBuf> {
+    let candidates = [
+        std::path::PathBuf::from("bench/torch_reference.py"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/torch_reference.py"),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .context("bench/torch_reference.py not found (run from the repository root)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_parse_and_errors_name_the_part() {
+        let c = parse_cases("resnet20:32, squeezenet1_0:4").unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].arch, Architecture::SqueezeNet1_0);
+        assert_eq!(c[1].batch, 4);
+        let e = parse_cases("resnet20").unwrap_err().to_string();
+        assert!(e.contains("ARCH:BATCH"), "{e}");
+        let e = parse_cases("resnet20:0").unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
+        let e = parse_cases("resnet21:4").unwrap_err().to_string();
+        assert!(e.contains("resnet20"), "{e}");
+    }
+
+    #[test]
+    fn kind_ids_match_the_torch_script() {
+        let script = include_str!("../../../bench/torch_reference.py");
+        for k in Kind::all() {
+            assert!(
+                script.contains(&k.id()) || script.contains(k.id().split(':').next().unwrap_or("")),
+                "{}",
+                k.id()
+            );
+        }
+        let ids: Vec<String> = Kind::all().iter().map(|k| k.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "inference",
+                "train",
+                "fool:lrp_t",
+                "fool:grad_cam",
+                "fool:simple_grad_t"
+            ]
+        );
+    }
+
+    #[test]
+    fn table_joins_the_reference_rows_and_says_why_one_is_missing() {
+        let case = Case {
+            arch: Architecture::ResNet20,
+            batch: 32,
+        };
+        let m = vec![
+            Measured {
+                case,
+                kind: Kind::Fool(Interpreter::GradCam),
+                step_ips: 100.0,
+                e2e_ips: Some(90.0),
+                peak_mib: Some(150.0),
+            },
+            Measured {
+                case,
+                kind: Kind::Fool(Interpreter::LrpT),
+                step_ips: 80.0,
+                e2e_ips: None,
+                peak_mib: None,
+            },
+        ];
+        let t = Ok(TorchReport {
+            torch_version: "2.x".into(),
+            device: "cpu".into(),
+            device_name: None,
+            threads: 2,
+            rows: vec![
+                TorchRow {
+                    arch: "resnet20".into(),
+                    batch: 32,
+                    kind: "fool:grad_cam".into(),
+                    images_per_s: Some(400.0),
+                    peak_mib: Some(700.0),
+                    note: None,
+                },
+                TorchRow {
+                    arch: "resnet20".into(),
+                    batch: 32,
+                    kind: "fool:lrp_t".into(),
+                    images_per_s: None,
+                    peak_mib: None,
+                    note: Some("not implemented".into()),
+                },
+            ],
+        });
+        let md = table("cpu", "flex", &m, &t, 1.0);
+        assert!(
+            md.contains("| resnet20 | 32² | 32 | fool:grad_cam | 100.0 | 90.0 | 400.0 | **0.25×** | 150 | 700 |"),
+            "{md}"
+        );
+        assert!(md.contains("— (not implemented)"), "{md}");
+        let none = table("cpu", "flex", &m, &Err("no torch".into()), 1.0);
+        assert!(none.contains("No PyTorch reference: no torch"), "{none}");
+    }
+}
