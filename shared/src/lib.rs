@@ -7,8 +7,11 @@
 //! statistics ([`fooling`]) and image preprocessing ([`image`]). It does no file or network I/O
 //! and compiles for `wasm32-unknown-unknown`.
 //!
-//! The specification is `shared/spec/method.md` of the steering repository; section numbers in
-//! doc comments (§N) refer to it.
+//! `docs/method.md` of this repository explains the method in its own words (models and taps,
+//! interpreters and rules, fooling losses, training, metrics, the selection / report protocol,
+//! and the choices where the authors' code and paper differ). Section numbers in the older doc
+//! comments (§N) follow the specification the project started from; new ones cite
+//! `docs/method.md`.
 
 pub mod arch;
 pub mod augment;
@@ -23,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod params;
 pub mod recalibrate;
+pub mod split;
 pub mod state;
 pub mod train;
 

@@ -158,6 +158,17 @@ pub struct FetchArgs {
     pub dest: Option<PathBuf>,
 }
 
+/// `foolmap data split`.
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// CIFAR-10 test data (default: `cifar10/test` under the data root).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output file.
+    #[arg(long, default_value = "splits/cifar10-test.json")]
+    pub out: PathBuf,
+}
+
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let device = device(cli.device)?;
@@ -197,6 +208,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data {
             action: DataAction::Info,
         } => info(root),
+        Command::Data {
+            action: DataAction::Split(a),
+        } => split(a, root),
         Command::ExportWeb(a) => crate::export_web::run(&a, root).map(|_| ()),
     }
 }
@@ -650,6 +664,29 @@ fn info(root: Option<&Path>) -> Result<()> {
             }
         );
     }
+    Ok(())
+}
+
+fn split(a: SplitArgs, root: Option<&Path>) -> Result<()> {
+    let dir = match a.data {
+        Some(d) => d,
+        None => data::default_dir(root, Dataset::Cifar10, data::Split::Test)?,
+    };
+    let samples = data::cifar10(&dir)?;
+    let file = crate::split::generate("cifar10-test", &samples, 10)?;
+    crate::split::write(&a.out, &file)?;
+    println!(
+        "{}: {} selection + {} report images of {} ({} per class and half)",
+        a.out.display(),
+        file.selection.len(),
+        file.report.len(),
+        dir.display(),
+        file.per_class
+            .iter()
+            .map(|[s, r]| format!("{s}/{r}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     Ok(())
 }
 

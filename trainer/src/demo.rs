@@ -147,6 +147,8 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
                 checkpoint_every: Some(50),
                 out: Some(dir.clone()),
                 resume,
+                // A run of another length is kept aside (`<dir>.old-N`), never overwritten.
+                force: !resume,
                 ..FoolArgs::default()
             };
             crate::fool::run(&fa, root_arg, device)?;
@@ -176,6 +178,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
                 fooled: dir.join("final.safetensors"),
                 data: None,
                 limit,
+                split: crate::split::SplitArg::All,
                 fooling: None,
                 threshold: 0.15,
                 interpreters: vec![

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::commands::{to_vec, top_k as topk};
 use crate::data::{self, Sample};
+use crate::split::SplitArg;
 
 /// Flags of `foolmap eval`.
 #[derive(Debug, Args)]
@@ -32,9 +33,15 @@ pub struct EvalArgs {
     /// Evaluation data (default: `cifar10/test` or `imagenet-samples`).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Only the first N images.
+    /// Only the first N images (after `--split`).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Which images: `all`, or one half of the committed split of the CIFAR-10 test set
+    /// (`splits/cifar10-test.json`): `selection` for every choice of recipe, checkpoint or
+    /// average; `report` to score a final model, once. Every evaluation is recorded in the
+    /// weights' folder (`evaluations.jsonl`: file, SHA-256, split, images).
+    #[arg(long, value_enum, default_value_t = SplitArg::All)]
+    pub split: SplitArg,
     /// Fooling type to score (default: from the fooled checkpoint).
     #[arg(long)]
     pub fooling: Option<FoolingType>,
@@ -158,6 +165,16 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
         None => data::default_dir(root, net.dataset, data::Split::Test)?,
     };
     let mut samples = data::samples(net.dataset, &dir)?;
+    if let Some(half) = a.split.half() {
+        if net.dataset != Dataset::Cifar10 {
+            bail!(
+                "--split {}: the committed split covers the CIFAR-10 test set only (`{arch}` is an ImageNet model)",
+                a.split.id()
+            );
+        }
+        samples = crate::split::select(samples, &crate::split::cifar10_test()?, half)
+            .with_context(|| format!("--split {} of {}", a.split.id(), dir.display()))?;
+    }
     if net.dataset == Dataset::Cifar10 {
         // A fixed interleaving over classes, so that `--limit` keeps every class.
         let mut rng = SplitMix::new(20);
@@ -233,7 +250,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
     }
     let mut out = json!({
         "arch": arch.id(), "fooling": kind.id(), "fooled_with": fooled_with.map(|i| i.id()),
-        "data": dir.display().to_string(), "n": n,
+        "data": dir.display().to_string(), "split": a.split.id(), "n": n, "threshold": a.threshold,
         "original": {"weights": original.display().to_string(), "top1": acc[0][0] as f64 / n as f64, "top5": acc[0][1] as f64 / n as f64},
         "fooled": {"weights": a.fooled.display().to_string(), "top1": acc[1][0] as f64 / n as f64, "top5": acc[1][1] as f64 / n as f64},
         "direction": kind.direction().map(|d| d.id()),
@@ -268,7 +285,57 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
             .unwrap_or((&imgs[..imgs.len().min(6)], &labels[..labels.len().min(6)]));
         crate::report::write(rep, &mut out, &net, &p0, &pf, &imgs, &labels, grid, device)?;
     }
+    record_evaluation(&a.fooled, a.split, n)?;
     Ok(out)
+}
+
+/// One line of a run folder's `evaluations.jsonl`: which weights were scored on which images.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EvaluationRecord {
+    /// File name of the scored weights.
+    pub file: String,
+    /// Their SHA-256.
+    pub sha256: String,
+    /// `all`, `selection` or `report`.
+    pub split: SplitArg,
+    /// Images scored.
+    pub images: usize,
+}
+
+/// Appends the evaluation of `weights` to `evaluations.jsonl` beside it (the count of
+/// report-half evaluations of a model and its run is read from there).
+fn record_evaluation(weights: &Path, split: SplitArg, images: usize) -> Result<()> {
+    let bytes =
+        std::fs::read(weights).with_context(|| format!("cannot read {}", weights.display()))?;
+    let rec = EvaluationRecord {
+        file: weights
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: crate::fetch::sha256_bytes(&bytes),
+        split,
+        images,
+    };
+    let ledger = weights
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("evaluations.jsonl");
+    crate::fool::append_line(&ledger, &serde_json::to_string(&rec)?)
+}
+
+/// Evaluations of the run folder `dir` (empty when it has none).
+pub fn evaluations(dir: &Path) -> Result<Vec<EvaluationRecord>> {
+    let path = dir.join("evaluations.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
+        })
+        .collect()
 }
 
 /// Six AOPC curves (spec §7.5 `get_aopc2`): each model perturbed in the MoRF order of its own

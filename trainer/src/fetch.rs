@@ -38,6 +38,11 @@ fn curl(url: &str, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 fn sha256_hex(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path)?;
     Ok(format!("{:x}", Sha256::digest(&bytes)))

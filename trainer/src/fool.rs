@@ -202,6 +202,10 @@ pub struct FoolArgs {
     /// given beside it override it).
     #[arg(long)]
     pub resume: bool,
+    /// Start a new run in a non-empty `--out`: its contents are moved to `<out>.old-N` first
+    /// (never deleted). Without it (or `--resume`) a non-empty `--out` is refused.
+    #[arg(long)]
+    pub force: bool,
     #[arg(long)]
     pub arch: Option<String>,
     #[arg(long)]
@@ -549,6 +553,11 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     if cfg.val_every > 0 && cfg.val_images == 0 {
         bail!("invalid config: `val_every` > 0 needs `val_images` ≥ 1");
     }
+    if cfg.steps == 0 {
+        bail!(
+            "invalid config field `steps`: must be at least 1 (a run of 0 steps would label the original weights as fooled)"
+        );
+    }
     if cfg.batch_size == 0 || cfg.fool_batch_size == 0 || cfg.checkpoint_every == 0 {
         bail!("invalid config: `batch_size`, `fool_batch_size` and `checkpoint_every` must be ≥ 1");
     }
@@ -696,10 +705,85 @@ fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
     })
 }
 
+/// Refuses to start a new run over an existing one: a non-empty `out` needs `--resume` (continue)
+/// or `--force` (move it to `<out>.old-N`, the first free N, and start anew). Returns where the
+/// old contents went, if they were moved.
+pub fn claim_out_dir(out: &Path, resume: bool, force: bool) -> Result<Option<PathBuf>> {
+    let entries: Vec<String> = match std::fs::read_dir(out) {
+        Ok(d) => d
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if resume || entries.is_empty() {
+        return Ok(None);
+    }
+    if !force {
+        let mut shown = entries.clone();
+        shown.sort();
+        shown.truncate(4);
+        bail!(
+            "{} already holds a run ({}{}): pass --resume to continue it, or --force to move it aside \
+             (to {}.old-N) and start a new run",
+            out.display(),
+            shown.join(", "),
+            if entries.len() > 4 { ", …" } else { "" },
+            out.display()
+        );
+    }
+    let name = out
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let parent = out.parent().unwrap_or(Path::new("."));
+    let aside = (1u32..)
+        .map(|n| parent.join(format!("{name}.old-{n}")))
+        .find(|p| !p.exists())
+        .context("no free name to move the old run to")?;
+    std::fs::rename(out, &aside).with_context(|| {
+        format!(
+            "--force: cannot move {} to {}",
+            out.display(),
+            aside.display()
+        )
+    })?;
+    Ok(Some(aside))
+}
+
+/// Drops the lines of a JSONL log whose `step` is after `step` (the steps a resumed run repeats),
+/// atomically; a missing file is left missing.
+pub fn truncate_log(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
+        .collect();
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    write_atomic(path, body.as_bytes())
+}
+
 /// Runs (or resumes) a fooling run; returns the output folder.
 pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf> {
     let mut cfg = resolve(a)?;
     let out = cfg.out.clone();
+    if let Some(aside) = claim_out_dir(&out, a.resume, a.force)? {
+        eprintln!(
+            "--force: the old run in {} is now {}",
+            out.display(),
+            aside.display()
+        );
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let arch: Architecture = parse("arch", &cfg.arch)?;
     let kind: FoolingType = parse("fooling", &cfg.fooling)?;
@@ -763,6 +847,9 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         let mut adam = Adam::new(&p, cfg.lr);
         let map = ck.adam;
         adam.restore(&p, ck.adam_t, &|k| map.get(k).cloned(), device);
+        // The steps after the checkpoint are run again: their old log lines go.
+        truncate_log(&out.join("log.jsonl"), ck.step)?;
+        truncate_log(&out.join("val.jsonl"), ck.step)?;
         (p, adam, ck.step)
     } else {
         let p = p0.to_device(&ad).require_grad_where(trainable);
@@ -904,10 +991,19 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         let (ce, fl, total) = (scalars(&loss.ce), scalars(&loss.fool), scalars(&loss.total));
         if !total.is_finite() {
             bar.abandon();
+            let ck = out.join("checkpoint.safetensors");
+            if ck.is_file() {
+                bail!(
+                    "the loss became {total} at step {step} (CE {ce}, fooling loss {fl}); stopping. The last good \
+                     checkpoint is {} (step {last_good}); lower `lr` or `lambda` and resume with --resume",
+                    ck.display()
+                );
+            }
             bail!(
-                "the loss became {total} at step {step} (CE {ce}, fooling loss {fl}); stopping. The last good \
-                 checkpoint is {} (step {last_good}); lower `lr` or `lambda` and resume with --resume",
-                out.join("checkpoint.safetensors").display()
+                "the loss became {total} at step {step} (CE {ce}, fooling loss {fl}); stopping before any \
+                 checkpoint was written (the starting weights {} are unchanged); check them for NaN/Inf or lower \
+                 `lr` or `lambda`",
+                weights.display()
             );
         }
         let lg = loss
@@ -1016,7 +1112,7 @@ fn write_weights(path: &Path, p: &ParamStore, cfg: &FoolConfig, step: u64) -> Re
     write_atomic(path, &sd.to_safetensors(StoreDtype::F32)?)
 }
 
-fn append_line(path: &Path, line: &str) -> Result<()> {
+pub(crate) fn append_line(path: &Path, line: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

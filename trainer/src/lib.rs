@@ -12,6 +12,7 @@ pub mod fool;
 pub mod npy;
 pub mod prefetch;
 pub mod report;
+pub mod split;
 pub mod validate;
 pub mod weights;
 
@@ -129,4 +130,7 @@ pub enum DataAction {
     Fetch(commands::FetchArgs),
     /// Show the resolved data root and what it holds.
     Info,
+    /// Write the selection / report split of the CIFAR-10 test set (the committed
+    /// `splits/cifar10-test.json` is its output on the official test images).
+    Split(commands::SplitArgs),
 }

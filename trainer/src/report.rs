@@ -245,7 +245,8 @@ pub fn write(
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let kind: fooling::FoolingType = eval["fooling"].as_str().unwrap_or("location").parse()?;
     let fooled_with: Interpreter = eval["fooled_with"].as_str().unwrap_or("lrp_t").parse()?;
-    let tau = 0.15;
+    // τ of `eval --threshold` (0.15 for eval files written before it was recorded).
+    let tau = eval["threshold"].as_f64().unwrap_or(0.15);
     // Grid of the first images.
     let interps = [
         Interpreter::LrpT,
@@ -374,12 +375,14 @@ fn pct(v: &Value) -> String {
 /// The report as markdown.
 pub fn markdown(e: &Value) -> String {
     let mut s = format!(
-        "# foolmap report: {} fooled for `{}` with `{}`\n\nData: {} ({} images). Threshold τ = 0.15 (spec §7.3).\n\n",
+        "# foolmap report: {} fooled for `{}` with `{}`\n\nData: {} ({} images, split `{}`). Threshold τ = {} (spec §7.3).\n\n",
         e["arch"].as_str().unwrap_or(""),
         e["fooling"].as_str().unwrap_or(""),
         e["fooled_with"].as_str().unwrap_or("?"),
         e["data"].as_str().unwrap_or(""),
-        e["n"]
+        e["n"],
+        e["split"].as_str().unwrap_or("all"),
+        e["threshold"].as_f64().unwrap_or(0.15)
     );
     s += "## Accuracy\n\n| model | top-1 | top-5 |\n|---|---|---|\n";
     for m in ["original", "fooled"] {
@@ -438,4 +441,25 @@ pub fn markdown(e: &Value) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown;
+    use serde_json::json;
+
+    #[test]
+    fn the_report_states_the_threshold_and_split_it_was_scored_with() {
+        let e = json!({"arch": "resnet20", "fooling": "location", "fooled_with": "grad_cam",
+            "data": "d", "n": 10, "split": "report", "threshold": 0.3,
+            "original": {"top1": 0.9, "top5": 1.0}, "fooled": {"top1": 0.8, "top5": 1.0},
+            "interpreters": {}});
+        let md = markdown(&e);
+        assert!(md.contains("Threshold τ = 0.3 "), "{md}");
+        assert!(md.contains("split `report`"), "{md}");
+        // An eval.json written before the threshold was recorded keeps the old default.
+        let mut old = e.clone();
+        old.as_object_mut().unwrap().remove("threshold");
+        assert!(markdown(&old).contains("Threshold τ = 0.15 "));
+    }
 }

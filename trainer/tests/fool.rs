@@ -461,3 +461,66 @@ fn a_phase_can_change_the_batch_size() {
     assert_eq!(logged(&out, "lambda"), [10.0, 10.0, 2.0, 1.0]);
     assert_eq!(logged(&out, "batch_size"), [8.0, 8.0, 4.0, 4.0]);
 }
+
+#[test]
+fn a_run_is_never_overwritten_without_resume_or_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    run(&args(&out, 2), Some(&shared_data()), &Device::flex()).unwrap();
+    let before = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    // A second run into the same folder is refused and changes nothing.
+    let e = run(&args(&out, 1), Some(&shared_data()), &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("already holds a run") && e.contains("--resume") && e.contains("--force"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("checkpoint.safetensors")).unwrap(),
+        before
+    );
+    // --force moves the old run aside and starts anew.
+    let forced = FoolArgs {
+        force: true,
+        ..args(&out, 1)
+    };
+    run(&forced, Some(&shared_data()), &Device::flex()).unwrap();
+    let aside = tmp.path().join("run.old-1");
+    assert_eq!(
+        std::fs::read(aside.join("checkpoint.safetensors")).unwrap(),
+        before
+    );
+    assert_eq!(logged(&aside, "step"), [1.0, 2.0]);
+    assert_eq!(logged(&out, "step"), [1.0]);
+    // A second --force finds the next free name.
+    run(&forced, Some(&shared_data()), &Device::flex()).unwrap();
+    assert!(tmp.path().join("run.old-2").join("log.jsonl").is_file());
+}
+
+#[test]
+fn resume_drops_the_log_lines_of_the_steps_it_repeats() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(&args(tmp.path(), 2), Some(&shared_data()), &Device::flex()).unwrap();
+    // A process killed after step 3, whose last checkpoint was step 2, left this behind.
+    let log = tmp.path().join("log.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"step\":3,\"total\":1.0}\n");
+    std::fs::write(&log, text).unwrap();
+    let resumed = FoolArgs {
+        resume: true,
+        ..args(tmp.path(), 4)
+    };
+    run(&resumed, Some(&shared_data()), &Device::flex()).unwrap();
+    assert_eq!(logged(tmp.path(), "step"), [1.0, 2.0, 3.0, 4.0]);
+}
+
+#[test]
+fn zero_steps_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = run(&args(tmp.path(), 0), Some(&shared_data()), &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`steps`") && e.contains("at least 1"), "{e}");
+    assert!(!tmp.path().join("final.safetensors").exists());
+}

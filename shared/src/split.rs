@@ -1,0 +1,119 @@
+//! The selection / report split of an evaluation set (docs/method.md, "Protocol").
+//!
+//! Every choice of a recipe, a checkpoint or an average is made on the *selection* half; a final
+//! model is scored once on the *report* half. The split must not depend on how the data are laid
+//! out on disk: the data mirror stores CIFAR-10 as class folders of PNGs in file-name order, the
+//! official archive as binary batches in another order. So an image is identified by its
+//! content: [`content_key`], a 64-bit FNV-1a hash of its RGB bytes (row-major, RGB interleaved).
+//! Within each class the images are sorted by key, and the first half of that order is the
+//! selection half ([`stratified_halves`]): class-stratified, disjoint, and stable.
+
+use std::collections::BTreeMap;
+
+use crate::error::{FoolmapError, Result};
+
+/// Which half of an evaluation set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Half {
+    /// Where recipes, checkpoints and averages are chosen.
+    Selection,
+    /// Where a final model is scored, once.
+    Report,
+}
+
+impl Half {
+    /// Stable id (`selection`, `report`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Half::Selection => "selection",
+            Half::Report => "report",
+        }
+    }
+}
+
+/// 64-bit FNV-1a of `bytes`: the identity of an image in the split.
+pub fn content_key(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Key as the 16 hex digits used in split files.
+pub fn key_hex(key: u64) -> String {
+    format!("{key:016x}")
+}
+
+/// Assigns each image (its key and class) to a half: per class, sorted by key, the first
+/// `⌊n_c / 2⌋` go to [`Half::Selection`], the rest to [`Half::Report`].
+///
+/// Two images with the same key (identical pixels) are an error naming the class, since their
+/// order, and so their half, would then depend on the layout.
+pub fn stratified_halves(items: &[(u64, usize)]) -> Result<Vec<Half>> {
+    let mut by_class: BTreeMap<usize, Vec<(u64, usize)>> = BTreeMap::new();
+    for (i, &(key, class)) in items.iter().enumerate() {
+        by_class.entry(class).or_default().push((key, i));
+    }
+    let mut out = vec![Half::Report; items.len()];
+    for (class, mut v) in by_class {
+        v.sort_unstable();
+        if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(FoolmapError::invalid(
+                "split",
+                format!(
+                    "images {} and {} of class {class} have identical pixels (key {}); the split needs distinct images",
+                    w[0].1,
+                    w[1].1,
+                    key_hex(w[0].0)
+                ),
+            ));
+        }
+        for &(_, i) in &v[..v.len() / 2] {
+            out[i] = Half::Selection;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_test_vectors() {
+        assert_eq!(content_key(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(content_key(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(content_key(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn halves_are_stratified_disjoint_and_independent_of_order() {
+        // 3 classes × 7 images with distinct keys.
+        let items: Vec<(u64, usize)> = (0..21u64)
+            .map(|i| (content_key(&i.to_le_bytes()), (i % 3) as usize))
+            .collect();
+        let h = stratified_halves(&items).unwrap();
+        for c in 0..3 {
+            let sel = (0..21)
+                .filter(|&i| items[i].1 == c && h[i] == Half::Selection)
+                .count();
+            assert_eq!(sel, 3, "class {c}: ⌊7/2⌋ selection images");
+        }
+        // Reversing the input order changes nothing about which image goes where.
+        let rev: Vec<(u64, usize)> = items.iter().rev().copied().collect();
+        let hr = stratified_halves(&rev).unwrap();
+        for i in 0..21 {
+            assert_eq!(h[i], hr[20 - i]);
+        }
+    }
+
+    #[test]
+    fn identical_images_are_named() {
+        let e = stratified_halves(&[(5, 0), (9, 0), (5, 0)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("identical pixels") && e.contains("class 0"),
+            "{e}"
+        );
+    }
+}

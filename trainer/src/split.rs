@@ -1,0 +1,162 @@
+//! The committed selection / report split of the CIFAR-10 test set (`splits/cifar10-test.json`,
+//! embedded in the binary) and `eval --split`. The rule is [`foolmap::split`]'s: per class, images
+//! sorted by the FNV-1a hash of their pixels, first half = selection. The file lists the keys of
+//! each half, so the split can be read without foolmap and checked against any copy of the data.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use foolmap::split::{Half, content_key, key_hex, stratified_halves};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Sample;
+
+/// The split file committed with the repository.
+pub const CIFAR10_TEST: &str = include_str!("../../splits/cifar10-test.json");
+
+/// Which images `eval` scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitArg {
+    /// Every image of the evaluation set.
+    All,
+    /// The selection half: choose recipes, checkpoints and averages here.
+    Selection,
+    /// The report half: score a final model here, once.
+    Report,
+}
+
+impl SplitArg {
+    /// The half, or `None` for `all`.
+    pub fn half(self) -> Option<Half> {
+        match self {
+            SplitArg::All => None,
+            SplitArg::Selection => Some(Half::Selection),
+            SplitArg::Report => Some(Half::Report),
+        }
+    }
+
+    /// Stable id (`all`, `selection`, `report`).
+    pub fn id(self) -> &'static str {
+        match self {
+            SplitArg::All => "all",
+            SplitArg::Selection => "selection",
+            SplitArg::Report => "report",
+        }
+    }
+}
+
+/// `splits/<dataset>-test.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitFile {
+    /// Format version (1).
+    pub version: u32,
+    /// Dataset id (`cifar10-test`).
+    pub dataset: String,
+    /// The rule in words.
+    pub rule: String,
+    /// Images per class in each half, in class order.
+    pub per_class: Vec<[usize; 2]>,
+    /// Content keys (16 hex digits) of the selection half, sorted.
+    pub selection: Vec<String>,
+    /// Content keys of the report half, sorted.
+    pub report: Vec<String>,
+}
+
+/// The rule, as written into split files.
+pub const RULE: &str = "per class, images sorted by the 64-bit FNV-1a hash of their RGB bytes \
+(row-major, RGB interleaved, 32x32x3 = 3,072 bytes for CIFAR-10); the first half of each class \
+(floor(n/2)) is the selection half, the rest the report half";
+
+/// Computes the split of `samples` (decodes every image).
+pub fn generate(dataset: &str, samples: &[Sample], classes: usize) -> Result<SplitFile> {
+    let keyed = keys(samples)?;
+    let halves = stratified_halves(&keyed)?;
+    let mut per_class = vec![[0usize; 2]; classes];
+    let (mut selection, mut report) = (Vec::new(), Vec::new());
+    for ((key, class), half) in keyed.iter().zip(&halves) {
+        if *class >= classes {
+            bail!("label {class} out of range for {classes} classes");
+        }
+        match half {
+            Half::Selection => {
+                per_class[*class][0] += 1;
+                selection.push(key_hex(*key));
+            }
+            Half::Report => {
+                per_class[*class][1] += 1;
+                report.push(key_hex(*key));
+            }
+        }
+    }
+    selection.sort();
+    report.sort();
+    Ok(SplitFile {
+        version: 1,
+        dataset: dataset.to_string(),
+        rule: RULE.to_string(),
+        per_class,
+        selection,
+        report,
+    })
+}
+
+fn keys(samples: &[Sample]) -> Result<Vec<(u64, usize)>> {
+    samples
+        .iter()
+        .map(|s| Ok((content_key(&s.rgb()?.data), s.label)))
+        .collect()
+}
+
+/// Parses a split file; errors name the file and the field.
+pub fn parse(text: &str, name: &str) -> Result<SplitFile> {
+    let f: SplitFile = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    if f.version != 1 {
+        bail!(
+            "{name}: `version` {} is not supported (expected 1)",
+            f.version
+        );
+    }
+    Ok(f)
+}
+
+/// The images of `samples` in `half` of `file`. Every image must be in the file: an image of
+/// another copy of the data (or another dataset) is an error, not silently dropped.
+pub fn select(samples: Vec<Sample>, file: &SplitFile, half: Half) -> Result<Vec<Sample>> {
+    let sel: HashSet<&str> = file.selection.iter().map(String::as_str).collect();
+    let rep: HashSet<&str> = file.report.iter().map(String::as_str).collect();
+    let mut out = Vec::with_capacity(samples.len() / 2);
+    for s in samples {
+        let key = key_hex(content_key(&s.rgb()?.data));
+        let h = if sel.contains(key.as_str()) {
+            Half::Selection
+        } else if rep.contains(key.as_str()) {
+            Half::Report
+        } else {
+            bail!(
+                "image {} (key {key}) is not in the split `{}`: is this the {} set?",
+                s.name(),
+                file.dataset,
+                file.dataset
+            );
+        };
+        if h == half {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// The committed CIFAR-10 test split.
+pub fn cifar10_test() -> Result<SplitFile> {
+    parse(CIFAR10_TEST, "splits/cifar10-test.json")
+}
+
+/// Writes `file` as pretty JSON (atomic).
+pub fn write(path: &Path, file: &SplitFile) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(file)?;
+    text.push('\n');
+    crate::fool::write_atomic(path, text.as_bytes())
+}

@@ -1,0 +1,131 @@
+//! The selection / report split of the CIFAR-10 test set: the committed file is the rule applied
+//! to the real test images (stable), it is class-stratified, disjoint and complete, `select`
+//! returns exactly the listed images, and `eval --split` scores that half and records it.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use foolmap::split::{Half, content_key, key_hex};
+use foolmap_trainer::{data, eval, split};
+
+fn test_set() -> Vec<data::Sample> {
+    data::cifar10(&common::shared_data().join("cifar10/test")).expect("CIFAR-10 test set")
+}
+
+#[test]
+fn the_committed_split_is_the_rule_on_the_test_set_stratified_disjoint_and_complete() {
+    let samples = test_set();
+    let committed = split::cifar10_test().unwrap();
+    let regenerated = split::generate("cifar10-test", &samples, 10).unwrap();
+    assert_eq!(
+        committed, regenerated,
+        "splits/cifar10-test.json is out of date"
+    );
+    assert_eq!(committed.per_class, vec![[500, 500]; 10]);
+    let sel: HashSet<&String> = committed.selection.iter().collect();
+    let rep: HashSet<&String> = committed.report.iter().collect();
+    assert_eq!((sel.len(), rep.len()), (5000, 5000), "keys are distinct");
+    assert!(sel.is_disjoint(&rep));
+    assert_eq!(sel.len() + rep.len(), samples.len());
+}
+
+#[test]
+fn select_returns_exactly_the_listed_images_of_each_half() {
+    let samples = test_set();
+    let f = split::cifar10_test().unwrap();
+    for (half, keys) in [(Half::Selection, &f.selection), (Half::Report, &f.report)] {
+        let got = split::select(samples.clone(), &f, half).unwrap();
+        let mut k: Vec<String> = got
+            .iter()
+            .map(|s| key_hex(content_key(&s.rgb().unwrap().data)))
+            .collect();
+        k.sort();
+        assert_eq!(&k, keys, "{half:?}");
+        for c in 0..10 {
+            assert_eq!(
+                got.iter().filter(|s| s.label == c).count(),
+                500,
+                "class {c}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_image_outside_the_split_is_an_error_naming_it() {
+    let train = data::cifar10(&common::shared_data().join("cifar10/train")).unwrap();
+    let f = split::cifar10_test().unwrap();
+    let e = split::select(vec![train[0].clone()], &f, Half::Report)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not in the split") && e.contains(&train[0].name()),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_malformed_split_file_names_the_field() {
+    let ok = r#"{"version":1,"dataset":"x","rule":"","per_class":[],"selection":[],"report":[]}"#;
+    assert!(split::parse(ok, "ok.json").is_ok());
+    let e = split::parse(
+        &ok.replace("\"report\":[]", "\"report\":[],\"extra\":1"),
+        "a.json",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("a.json") && e.contains("extra"), "{e}");
+    let e = split::parse(&ok.replace("\"version\":1", "\"version\":2"), "b.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("b.json") && e.contains("version"), "{e}");
+}
+
+#[test]
+fn eval_on_a_half_scores_it_and_records_each_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let fooled = dir.path().join("final.safetensors");
+    std::fs::copy(
+        common::shared_data().join("weights/resnet20_cifar10.safetensors"),
+        &fooled,
+    )
+    .unwrap();
+    let run = |split: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_foolmap"))
+            .arg("--data-root")
+            .arg(common::shared_data())
+            .args(["eval", "--arch", "resnet20", "--fooled"])
+            .arg(&fooled)
+            .args([
+                "--split",
+                split,
+                "--limit",
+                "12",
+                "--interpreters",
+                "grad_cam",
+            ])
+            .args(["--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["split"], split);
+        assert_eq!(v["n"], 12);
+    };
+    run("report");
+    run("selection");
+    let recs = eval::evaluations(dir.path()).unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].split, split::SplitArg::Report);
+    assert_eq!(recs[1].split, split::SplitArg::Selection);
+    assert_eq!(recs[0].images, 12);
+    assert_eq!(recs[0].file, "final.safetensors");
+    let sha = foolmap_trainer::fetch::sha256_bytes(&std::fs::read(&fooled).unwrap());
+    assert_eq!(recs[0].sha256, sha);
+}
