@@ -343,6 +343,15 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
     v.map_or("—".into(), |x| format!("{x:.digits$}"))
 }
 
+/// Images/s with three significant figures for slow rows (0.43, 7.12, 134.5).
+fn ips(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 /// The markdown of the comparison block.
 pub fn table(
     device_name: &str,
@@ -387,14 +396,14 @@ pub fn table(
         let ratio = t_ips.map(|ti| m.step_ips / ti);
         let side = m.case.arch.dataset().input_size();
         md.push_str(&format!(
-            "| {} | {side}² | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
+            "| {} | {side}² | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             m.case.arch.id(),
             m.case.batch,
             m.kind.id(),
-            m.step_ips,
-            fmt(m.e2e_ips, 1),
+            ips(m.step_ips),
+            m.e2e_ips.map_or("—".into(), ips),
             match (t_ips, t.and_then(|r| r.note.as_deref())) {
-                (Some(v), _) => format!("{v:.1}"),
+                (Some(v), _) => ips(v),
                 (None, Some(note)) => format!("— ({note})"),
                 (None, None) => "—".into(),
             },
