@@ -26,8 +26,8 @@ pub struct PredictArgs {
     /// Weights file (safetensors, .pth or legacy .th); default: the data root's pretrained file.
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Number of classes to show.
-    #[arg(long, default_value_t = 5)]
+    /// Number of classes to show (≥ 1).
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     pub top: usize,
     /// Print one JSON object.
     #[arg(long)]
@@ -52,8 +52,8 @@ pub struct AccuracyArgs {
     /// Images per batch.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// Evaluate only the first N images.
-    #[arg(long)]
+    /// Evaluate only the first N images (≥ 1).
+    #[arg(long, value_parser = at_least_one)]
     pub limit: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
@@ -156,6 +156,15 @@ pub struct FetchArgs {
     /// Destination (default: the resolved data root, or ./data).
     #[arg(long)]
     pub dest: Option<PathBuf>,
+}
+
+/// A count flag that must be at least 1 (`--top`, `--limit`): 0 would print or score nothing.
+pub fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{s}` is not a count: {e}")),
+    }
 }
 
 /// `foolmap data split`.

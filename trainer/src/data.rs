@@ -95,10 +95,23 @@ fn is_image(p: &Path) -> bool {
     )
 }
 
+/// The entries of `dir`, sorted. Special files (FIFOs, sockets, devices) are skipped with a
+/// warning: reading one would block or never end.
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list data folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            // `metadata` follows symbolic links: a link to a regular file or folder is kept.
+            let ok = std::fs::metadata(p).is_ok_and(|m| m.is_file() || m.is_dir());
+            if !ok {
+                eprintln!(
+                    "warning: skipping {} (not a regular file or folder)",
+                    p.display()
+                );
+            }
+            ok
+        })
         .collect();
     v.sort();
     Ok(v)

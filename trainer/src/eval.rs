@@ -33,8 +33,8 @@ pub struct EvalArgs {
     /// Evaluation data (default: `cifar10/test` or `imagenet-samples`).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Only the first N images (after `--split`).
-    #[arg(long)]
+    /// Only the first N images (after `--split`; ≥ 1).
+    #[arg(long, value_parser = crate::commands::at_least_one)]
     pub limit: Option<usize>,
     /// Which images: `all`, or one half of the committed split of the CIFAR-10 test set
     /// (`splits/cifar10-test.json`): `selection` for every choice of recipe, checkpoint or

@@ -1,0 +1,110 @@
+//! Bad input and interrupted writes: nothing already written is lost, no temporary file is left
+//! behind, special files in data folders are skipped instead of hanging, zero counts are refused.
+
+mod common;
+
+use std::process::Command;
+
+use foolmap_trainer::fool::write_atomic;
+
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+#[test]
+fn a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("a.json");
+    write_atomic(&f, b"old").unwrap();
+    // The target is a non-empty folder: the rename fails.
+    let d = tmp.path().join("folder");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("x"), b"x").unwrap();
+    let e = format!("{:#}", write_atomic(&d, b"new").unwrap_err());
+    assert!(e.contains("folder"), "{e}");
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "{:?}",
+        leftovers(tmp.path())
+    );
+    assert_eq!(std::fs::read(&f).unwrap(), b"old");
+}
+
+#[test]
+fn concurrent_atomic_writes_never_mix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("shared.bin");
+    let payloads: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 200_000]).collect();
+    std::thread::scope(|s| {
+        for p in &payloads {
+            let f = f.clone();
+            s.spawn(move || {
+                for _ in 0..5 {
+                    write_atomic(&f, p).unwrap();
+                }
+            });
+        }
+    });
+    let got = std::fs::read(&f).unwrap();
+    assert!(payloads.contains(&got), "the file holds a mix of writes");
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_fifo_in_a_data_folder_is_skipped_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    std::fs::create_dir(&cat).unwrap();
+    let png = common::shared_data().join("cifar10/test/cat");
+    let first = std::fs::read_dir(&png)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .min()
+        .unwrap();
+    std::fs::copy(&first, cat.join("real.png")).unwrap();
+    let ok = Command::new("mkfifo")
+        .arg(cat.join("fifo.png"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("mkfifo unavailable: skipped");
+        return;
+    }
+    let samples = foolmap_trainer::data::cifar10(tmp.path()).unwrap();
+    assert_eq!(samples.len(), 1);
+    assert!(samples[0].name().contains("real"));
+}
+
+#[test]
+fn zero_counts_are_refused_by_name() {
+    let data = common::shared_data();
+    let img = data.join("photos/cat.png");
+    for args in [
+        vec![
+            "predict",
+            "--arch",
+            "resnet20",
+            "--top",
+            "0",
+            img.to_str().unwrap(),
+        ],
+        vec!["accuracy", "--arch", "resnet20", "--limit", "0"],
+        vec!["eval", "--fooled", "x.safetensors", "--limit", "0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_foolmap"))
+            .arg("--data-root")
+            .arg(&data)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains("at least 1"), "{args:?}: {err}");
+    }
+}
