@@ -4,19 +4,13 @@
 #![cfg(feature = "tch")]
 #![allow(deprecated)] // `Device::libtorch` is deprecated in Burn 0.22; kept as an optional backend.
 
-use std::path::PathBuf;
+mod common;
 
 use foolmap::burn::tensor::{Device, Tensor, TensorData};
 use foolmap::explain::interpreter::explain;
 use foolmap::fooling::FoolingType;
 use foolmap::train::{Adam, Objective};
-use foolmap::{Architecture, Interpreter, InterpreterOptions, StateDict};
-
-fn shared() -> PathBuf {
-    std::env::var("FOOLMAP_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
+use foolmap::{Architecture, Interpreter, InterpreterOptions};
 
 fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
@@ -32,23 +26,13 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn flex_and_libtorch_agree_on_logits_maps_and_a_fooling_step() {
-    let fx = StateDict::from_safetensors(
-        &std::fs::read(shared().join("fixtures/resnet20_cifar10.safetensors")).unwrap(),
-        "fixture",
-    )
-    .unwrap();
-    let weights = shared().join("data/weights/resnet20_cifar10.safetensors");
-    let input = &fx.tensors["input"];
-    let labels: Vec<usize> = fx.tensors["labels"]
-        .data
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
+    let (input, labels) = common::resnet20_fixture_batch();
+    let weights = common::resnet20_weights();
     let mut out = Vec::new();
     for dev in [Device::flex(), Device::libtorch()] {
         let (net, p) =
             foolmap_trainer::weights::load(Architecture::ResNet20, &weights, &dev).unwrap();
-        let x = Tensor::<4>::from_data(TensorData::new(input.data.clone(), [4, 3, 32, 32]), &dev);
+        let x = Tensor::<4>::from_data(TensorData::new(input.clone(), [4, 3, 32, 32]), &dev);
         let o = InterpreterOptions::default();
         let logits = vals(net.seq.forward(&p, x.clone()));
         let mut maps = Vec::new();
@@ -64,7 +48,7 @@ fn flex_and_libtorch_agree_on_logits_maps_and_a_fooling_step() {
             lambda: 1.0,
             options: o,
         };
-        let xa = Tensor::<4>::from_data(TensorData::new(input.data.clone(), [4, 3, 32, 32]), &ad);
+        let xa = Tensor::<4>::from_data(TensorData::new(input.clone(), [4, 3, 32, 32]), &ad);
         let loss = obj.passive(&net, &pa, &p, xa, &labels).unwrap();
         let total = vals(loss.total.clone().inner());
         let mut adam = Adam::new(&pa, 1e-3);
