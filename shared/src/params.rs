@@ -128,7 +128,8 @@ impl ParamStore {
     /// Loads every declared parameter from `sd`, checking names and shapes.
     ///
     /// All problems are collected into one [`FoolmapError::WeightMismatch`]: missing keys,
-    /// unexpected keys and shape mismatches (expected vs found). `num_batches_tracked` is ignored.
+    /// unexpected keys, shape mismatches (expected vs found) and tensors holding NaN or ±Inf (a
+    /// model with them predicts nothing meaningful). `num_batches_tracked` is ignored.
     pub fn from_state_dict(
         specs: &[ParamSpec],
         sd: &StateDict,
@@ -148,6 +149,11 @@ impl ParamStore {
                 Some(t) if t.shape != s.shape => problems.push(format!(
                     "  tensor `{}` has shape {:?}, expected {:?}",
                     s.name, t.shape, s.shape
+                )),
+                Some(t) if t.data.iter().any(|v| !v.is_finite()) => problems.push(format!(
+                    "  tensor `{}` holds {} non-finite value(s) (NaN or ±Inf)",
+                    s.name,
+                    t.data.iter().filter(|v| !v.is_finite()).count()
                 )),
                 Some(t) => {
                     used.insert(s.name.as_str());

@@ -243,24 +243,118 @@ impl Adam {
         out
     }
 
-    /// Restores moments saved by [`Adam::state`] (missing entries stay empty).
+    /// Restores moments saved by [`Adam::state`] (missing entries stay empty), after checking
+    /// them: every moment must have its parameter's number of values and be finite (second
+    /// moments ≥ 0), and the step count must be usable (≤ 2³¹ − 1). Errors name the tensor.
     pub fn restore(
         &mut self,
         p: &ParamStore,
         t: u64,
         get: &dyn Fn(&str) -> Option<Vec<f32>>,
         device: &burn::tensor::Device,
-    ) {
-        self.t = t;
-        for (i, s) in p.specs().iter().enumerate() {
-            let mk = |tag: &str| {
-                get(&format!("{}{tag}.{}", Self::STATE_PREFIX, s.name)).map(|v| {
-                    let n = v.len();
-                    Tensor::<1>::from_data(TensorData::new(v, [n]), device)
-                })
-            };
-            self.m[i] = mk("m");
-            self.v[i] = mk("v");
+    ) -> Result<()> {
+        if t > i32::MAX as u64 {
+            return Err(FoolmapError::invalid(
+                "adam_t",
+                format!(
+                    "the optimizer step count {t} is out of range (at most {})",
+                    i32::MAX
+                ),
+            ));
         }
+        let mut m = vec![None; p.len()];
+        let mut v = vec![None; p.len()];
+        for (i, s) in p.specs().iter().enumerate() {
+            let numel: usize = s.shape.iter().product();
+            for (tag, slot) in [("m", &mut m[i]), ("v", &mut v[i])] {
+                let key = format!("{}{tag}.{}", Self::STATE_PREFIX, s.name);
+                let Some(vals) = get(&key) else { continue };
+                if vals.len() != numel {
+                    return Err(FoolmapError::Tensor {
+                        name: key,
+                        expected: format!(
+                            "{numel} values (the shape {:?} of `{}`)",
+                            s.shape, s.name
+                        ),
+                        found: format!("{} values", vals.len()),
+                    });
+                }
+                if let Some(bad) = vals
+                    .iter()
+                    .find(|x| !x.is_finite() || (tag == "v" && **x < 0.0))
+                {
+                    return Err(FoolmapError::invalid(
+                        key,
+                        format!("holds {bad}; optimizer moments must be finite (and ≥ 0 for `v`)"),
+                    ));
+                }
+                *slot = Some(Tensor::<1>::from_data(
+                    TensorData::new(vals, [numel]),
+                    device,
+                ));
+            }
+        }
+        self.t = t;
+        self.m = m;
+        self.v = v;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Architecture;
+    use burn::tensor::Device;
+
+    #[test]
+    fn restore_checks_every_moment_and_the_step_count() {
+        let dev = Device::flex();
+        let net = Architecture::ResNet20.build();
+        let p = ParamStore::random(&net.specs, 1, &dev);
+        let first = &net.specs[0];
+        let numel: usize = first.shape.iter().product();
+        let key = |tag: &str| format!("{}{tag}.{}", Adam::STATE_PREFIX, first.name);
+        let restore = |t: u64, m: Vec<f32>, v: Vec<f32>| {
+            let (km, kv) = (key("m"), key("v"));
+            let mut a = Adam::new(&p, 1e-3);
+            a.restore(
+                &p,
+                t,
+                &|k| {
+                    if k == km {
+                        Some(m.clone())
+                    } else if k == kv {
+                        Some(v.clone())
+                    } else {
+                        None
+                    }
+                },
+                &dev,
+            )
+            .map(|_| a)
+        };
+        let a = restore(7, vec![0.5; numel], vec![0.25; numel]).unwrap();
+        assert_eq!(a.t, 7);
+        assert!(a.m[0].is_some() && a.m[1].is_none());
+        let e = restore(7, vec![0.5; numel - 1], vec![0.25; numel])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&key("m")) && e.contains(&format!("{numel} values")),
+            "{e}"
+        );
+        let mut nan = vec![0.25; numel];
+        nan[3] = f32::NAN;
+        let e = restore(7, vec![0.5; numel], nan).unwrap_err().to_string();
+        assert!(e.contains(&key("v")) && e.contains("finite"), "{e}");
+        let e = restore(7, vec![0.5; numel], vec![-1.0; numel])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&key("v")), "{e}");
+        let e = restore((1 << 32) + 5, vec![0.5; numel], vec![0.25; numel])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("adam_t") && e.contains("out of range"), "{e}");
     }
 }

@@ -868,7 +868,13 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
             .require_grad_where(trainable);
         let mut adam = Adam::new(&p, cfg.lr);
         let map = ck.adam;
-        adam.restore(&p, ck.adam_t, &|k| map.get(k).cloned(), device);
+        adam.restore(&p, ck.adam_t, &|k| map.get(k).cloned(), device)
+            .with_context(|| {
+                format!(
+                    "--resume: the optimizer state of {}",
+                    out.join("checkpoint.safetensors").display()
+                )
+            })?;
         // The steps after the checkpoint are run again: their old log lines go.
         truncate_log(&out.join("log.jsonl"), ck.step)?;
         truncate_log(&out.join("val.jsonl"), ck.step)?;

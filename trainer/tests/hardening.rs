@@ -108,3 +108,68 @@ fn zero_counts_are_refused_by_name() {
         assert!(err.contains("at least 1"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_checkpoint_with_a_bad_optimizer_moment_is_an_error_not_a_panic() {
+    use foolmap::state::{StateDict, StoreDtype, TensorRecord};
+    use foolmap_trainer::fool::{FoolArgs, run};
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |steps: u64, resume: bool| FoolArgs {
+        arch: Some("resnet20".into()),
+        fooling: Some("location".into()),
+        interpreter: Some("grad_cam".into()),
+        steps: Some(steps),
+        batch_size: Some(4),
+        checkpoint_every: Some(1),
+        out: Some(tmp.path().to_path_buf()),
+        quiet: true,
+        resume,
+        ..FoolArgs::default()
+    };
+    let dev = foolmap::burn::tensor::Device::flex();
+    run(&args(1, false), Some(&common::shared_data()), &dev).unwrap();
+    let ck = tmp.path().join("checkpoint.safetensors");
+    let mut sd = StateDict::from_safetensors(&std::fs::read(&ck).unwrap(), "ck").unwrap();
+    let key = sd
+        .tensors
+        .keys()
+        .find(|k| k.starts_with("adam.m."))
+        .cloned()
+        .unwrap();
+    sd.insert(
+        key.clone(),
+        TensorRecord::new(vec![3], vec![0.0; 3]).unwrap(),
+    );
+    std::fs::write(&ck, sd.to_safetensors(StoreDtype::F32).unwrap()).unwrap();
+    let e = format!(
+        "{:#}",
+        run(&args(2, true), Some(&common::shared_data()), &dev).unwrap_err()
+    );
+    assert!(
+        e.contains(&key) && e.contains("checkpoint.safetensors"),
+        "{e}"
+    );
+}
+
+#[test]
+fn weights_holding_nan_are_refused_naming_the_tensor() {
+    use foolmap::state::{StateDict, StoreDtype};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = common::resnet20_weights();
+    let mut sd = StateDict::from_safetensors(&std::fs::read(&src).unwrap(), "w").unwrap();
+    sd.tensors.get_mut("layer2.0.conv1.weight").unwrap().data[5] = f32::NAN;
+    let bad = tmp.path().join("nan.safetensors");
+    std::fs::write(&bad, sd.to_safetensors(StoreDtype::F32).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_foolmap"))
+        .args(["predict", "--arch", "resnet20", "--weights"])
+        .arg(&bad)
+        .arg(common::shared_data().join("photos/cat.png"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("layer2.0.conv1.weight") && err.contains("non-finite"),
+        "{err}"
+    );
+}
