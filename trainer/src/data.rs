@@ -293,3 +293,52 @@ pub fn default_dir(
     };
     Ok(data_root(root)?.join(sub))
 }
+
+/// Converts the official binary batches in `bin_dir` (`data_batch_1..5.bin`, `test_batch.bin`)
+/// into the layout every command reads, the data mirror's: `<cifar10>/train/<class>/*.png` from
+/// the five training batches and `<cifar10>/test/<class>/*.png` from the test batch, never one for
+/// the other. PNG names are `<batch>_<index>.png` (the binary format has no file names). Each
+/// split is written into a temporary folder and renamed into place when complete, so an
+/// interrupted conversion leaves no half-filled `train/` or `test/`. Returns the image counts.
+pub fn cifar_bin_to_folders(bin_dir: &Path, cifar10: &Path) -> Result<(usize, usize)> {
+    let train: Vec<String> = (1..=5).map(|i| format!("data_batch_{i}.bin")).collect();
+    let test = vec!["test_batch.bin".to_string()];
+    let mut counts = [0usize; 2];
+    for (k, (split, files)) in [("train", train), ("test", test)].into_iter().enumerate() {
+        let final_dir = cifar10.join(split);
+        if final_dir.is_dir() {
+            continue;
+        }
+        let tmp = cifar10.join(format!(".{split}.partial"));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)
+                .with_context(|| format!("cannot clear {}", tmp.display()))?;
+        }
+        for class in CIFAR10 {
+            std::fs::create_dir_all(tmp.join(class))
+                .with_context(|| format!("cannot create {}", tmp.join(class).display()))?;
+        }
+        for f in &files {
+            let path = bin_dir.join(f);
+            let stem = f.trim_end_matches(".bin");
+            for (i, s) in cifar_bin(&path)?.into_iter().enumerate() {
+                let Source::Pixels(img) = &s.source else {
+                    bail!("{}: a binary batch yields pixels", path.display());
+                };
+                let mut png = Vec::new();
+                image::RgbImage::from_raw(32, 32, img.data.clone())
+                    .context("a 32×32 RGB image")?
+                    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+                let out = tmp
+                    .join(CIFAR10[s.label])
+                    .join(format!("{stem}_{i:05}.png"));
+                std::fs::write(&out, &png)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                counts[k] += 1;
+            }
+        }
+        std::fs::rename(&tmp, &final_dir)
+            .with_context(|| format!("cannot move {} to {}", tmp.display(), final_dir.display()))?;
+    }
+    Ok((counts[0], counts[1]))
+}

@@ -57,11 +57,13 @@ pub fn fetch(dest: Option<PathBuf>, root: Option<&Path>) -> Result<()> {
     std::fs::create_dir_all(dest.join("weights"))?;
     std::fs::create_dir_all(dest.join("labels"))?;
     let mut missing = 0;
-    // CIFAR-10: the mirror holds class-folder PNGs; a download keeps the official batches,
-    // which every loader reads as well.
-    let cifar_png = dest.join("cifar10/test");
-    let cifar_bin = dest.join("cifar10/cifar-10-batches-bin/test_batch.bin");
-    if !cifar_png.is_dir() && !cifar_bin.is_file() {
+    // CIFAR-10: every command reads the mirror's layout, `cifar10/{train,test}/<class>/*.png`;
+    // the official binary archive is converted into it (train = data_batch_1..5, test =
+    // test_batch), then its unpacked batches are removed.
+    let cifar = dest.join("cifar10");
+    let batches = cifar.join("cifar-10-batches-bin");
+    let have_png = cifar.join("train").is_dir() && cifar.join("test").is_dir();
+    if !have_png && !batches.join("test_batch.bin").is_file() {
         missing += 1;
         let tgz = dest.join("cifar-10-binary.tar.gz");
         println!("downloading {CIFAR_URL}");
@@ -84,6 +86,16 @@ pub fn fetch(dest: Option<PathBuf>, root: Option<&Path>) -> Result<()> {
             bail!("could not unpack {}", tgz.display());
         }
         std::fs::remove_file(&tgz)?;
+    }
+    if !have_png {
+        println!(
+            "converting the CIFAR-10 batches into {}/{{train,test}}",
+            cifar.display()
+        );
+        let (train, test) = data::cifar_bin_to_folders(&batches, &cifar)?;
+        println!("  {train} training and {test} test images");
+        std::fs::remove_dir_all(&batches)
+            .with_context(|| format!("cannot remove {}", batches.display()))?;
     }
     let labels = dest.join("labels/imagenet-simple-labels.json");
     if !labels.is_file() {

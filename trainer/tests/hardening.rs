@@ -173,3 +173,82 @@ fn weights_holding_nan_are_refused_naming_the_tensor() {
         "{err}"
     );
 }
+
+/// Official-format batch bytes: per record a label byte and 3,072 pixel bytes (R plane, G, B).
+fn batch(records: &[(u8, u8)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &(label, seed) in records {
+        out.push(label);
+        out.extend((0..3072u32).map(|i| (i as u8).wrapping_mul(seed).wrapping_add(label)));
+    }
+    out
+}
+
+#[test]
+fn fetched_cifar_batches_become_the_layout_every_command_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bins = tmp.path().join("cifar10/cifar-10-batches-bin");
+    std::fs::create_dir_all(&bins).unwrap();
+    for i in 1..=5u8 {
+        std::fs::write(
+            bins.join(format!("data_batch_{i}.bin")),
+            batch(&[(i, 3), (9, i + 10)]),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        bins.join("test_batch.bin"),
+        batch(&[(0, 7), (3, 11), (3, 13)]),
+    )
+    .unwrap();
+    let cifar = tmp.path().join("cifar10");
+    let (train, test) = foolmap_trainer::data::cifar_bin_to_folders(&bins, &cifar).unwrap();
+    assert_eq!((train, test), (10, 3));
+    let tr = foolmap_trainer::data::cifar10(&cifar.join("train")).unwrap();
+    let te = foolmap_trainer::data::cifar10(&cifar.join("test")).unwrap();
+    assert_eq!((tr.len(), te.len()), (10, 3));
+    // Training images come from the training batches only, test images from the test batch.
+    assert_eq!(tr.iter().filter(|s| s.label == 9).count(), 5);
+    assert!(
+        tr.iter().all(|s| s.name().starts_with("data_batch_")),
+        "{:?}",
+        tr[0].name()
+    );
+    assert!(te.iter().all(|s| s.name().starts_with("test_batch_")));
+    let mut labels: Vec<usize> = te.iter().map(|s| s.label).collect();
+    labels.sort();
+    assert_eq!(labels, [0, 3, 3]);
+    // Pixels survive the PNG round trip (CHW planes → HWC).
+    let expected = foolmap_trainer::data::cifar_bin(&bins.join("test_batch.bin")).unwrap();
+    let first = te.iter().find(|s| s.label == 0).unwrap();
+    assert_eq!(first.rgb().unwrap().data, expected[0].rgb().unwrap().data);
+    // A second conversion finds both folders and changes nothing.
+    assert_eq!(
+        foolmap_trainer::data::cifar_bin_to_folders(&bins, &cifar).unwrap(),
+        (0, 0)
+    );
+}
+
+#[test]
+fn a_truncated_batch_leaves_no_half_converted_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bins = tmp.path().join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    for i in 1..=5u8 {
+        let mut b = batch(&[(1, i)]);
+        if i == 4 {
+            b.truncate(100);
+        }
+        std::fs::write(bins.join(format!("data_batch_{i}.bin")), b).unwrap();
+    }
+    let cifar = tmp.path().join("cifar10");
+    let e = format!(
+        "{:#}",
+        foolmap_trainer::data::cifar_bin_to_folders(&bins, &cifar).unwrap_err()
+    );
+    assert!(e.contains("data_batch_4.bin"), "{e}");
+    assert!(
+        !cifar.join("train").exists(),
+        "a half-filled train/ was left"
+    );
+}
