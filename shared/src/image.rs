@@ -9,6 +9,40 @@ use crate::error::{FoolmapError, Result};
 /// Largest accepted image side (pixels): larger headers are refused before decoding.
 pub const MAX_SIDE: u32 = 12_000;
 
+/// Most pixels accepted in one image (a 48-megapixel photo fits): 150 MB of RGB at most.
+pub const MAX_PIXELS: u64 = 50_000_000;
+
+/// Largest accepted ratio of the long to the short side. Preprocessing resizes the short side
+/// to 256 pixels, so an extreme strip (1 × 12,000) would otherwise become a 256 × 3,072,000
+/// image: the ratio, not the file size, bounds that memory.
+pub const MAX_ASPECT: u32 = 16;
+
+/// Refuses dimensions beyond [`MAX_SIDE`], [`MAX_PIXELS`] or [`MAX_ASPECT`], before any pixel is
+/// decoded or resized (the CLI and the browser worker share this check).
+pub fn check_dimensions(w: u32, h: u32) -> std::result::Result<(), String> {
+    if w == 0 || h == 0 {
+        return Err(format!("the image is {w}×{h} pixels: empty"));
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(format!(
+            "the header claims {w}×{h} pixels; at most {MAX_SIDE} per side are accepted"
+        ));
+    }
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(format!(
+            "the header claims {w}×{h} = {} pixels; at most {MAX_PIXELS} are accepted",
+            w as u64 * h as u64
+        ));
+    }
+    let (long, short) = (w.max(h), w.min(h));
+    if long > short.saturating_mul(MAX_ASPECT) {
+        return Err(format!(
+            "the image is {w}×{h} pixels; sides more than {MAX_ASPECT}:1 apart are not accepted"
+        ));
+    }
+    Ok(())
+}
+
 /// An RGB image, 8 bits per channel, row-major `[h, w, 3]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rgb8 {
@@ -41,12 +75,8 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Rgb8> {
         ));
     }
     // Read the header alone first, so that an oversized image is refused with its size.
-    if let Some((w, h)) = header_dimensions(bytes)
-        && (w > MAX_SIDE || h > MAX_SIDE)
-    {
-        return Err(err(format!(
-            "the header claims {w}×{h} pixels; at most {MAX_SIDE} per side are accepted"
-        )));
+    if let Some((w, h)) = header_dimensions(bytes) {
+        check_dimensions(w, h).map_err(err)?;
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -54,7 +84,9 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Rgb8> {
     limits.max_alloc = Some(1 << 30);
     reader.limits(limits);
     let img = reader.decode().map_err(|e| err(e.to_string()))?;
-    let rgb = img.to_rgb8();
+    check_dimensions(img.width(), img.height()).map_err(err)?;
+    // `into_rgb8` reuses the buffer of an RGB image instead of copying it.
+    let rgb = img.into_rgb8();
     Ok(Rgb8 {
         width: rgb.width() as usize,
         height: rgb.height() as usize,
@@ -344,6 +376,33 @@ mod tests {
         png.extend(crc32(&ihdr).to_be_bytes());
         let e = decode(&png, "huge.png").unwrap_err().to_string();
         assert!(e.contains("huge.png") && e.contains("30000×30000"), "{e}");
+    }
+
+    #[test]
+    fn strips_and_too_many_pixels_are_refused_before_decoding() {
+        let png = |w: u32, h: u32| {
+            let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+            let mut ihdr = b"IHDR".to_vec();
+            ihdr.extend(w.to_be_bytes());
+            ihdr.extend(h.to_be_bytes());
+            ihdr.extend([8, 2, 0, 0, 0]);
+            png.extend(13u32.to_be_bytes());
+            png.extend(&ihdr);
+            png.extend(crc32(&ihdr).to_be_bytes());
+            png
+        };
+        let e = decode(&png(1, 12_000), "strip.png")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("strip.png") && e.contains("16:1"), "{e}");
+        let e = decode(&png(11_000, 11_000), "big.png")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("121000000 pixels"), "{e}");
+        assert!(check_dimensions(8000, 6000).is_ok(), "a 48 MP photo");
+        assert!(check_dimensions(4096, 256).is_ok());
+        assert!(check_dimensions(4097, 256).is_err());
+        assert!(check_dimensions(0, 5).is_err());
     }
 
     fn crc32(bytes: &[u8]) -> u32 {
