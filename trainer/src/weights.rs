@@ -62,6 +62,29 @@ pub const ADAM_STEP_KEY: &str = "adam_t";
 /// `adam_t`, tensors `adam.*`) is dropped, so a checkpoint can be evaluated or continued from
 /// like any weight file.
 pub fn read_state_dict(path: &Path) -> Result<StateDict> {
+    read_state_dict_within(path, None)
+}
+
+/// The weights of `arch` from `path`: like [`read_state_dict`], but a PyTorch checkpoint may not
+/// hold more values than the architecture has (plus 1 % and 1,000 for counters), so a file whose
+/// tensors would inflate beyond the model is refused from its headers, before any tensor is
+/// decompressed or decoded.
+pub fn read_for(arch: Architecture, path: &Path) -> Result<StateDict> {
+    let n: usize = arch
+        .build()
+        .specs
+        .iter()
+        .map(|s| s.shape.iter().product::<usize>())
+        .sum();
+    read_state_dict_within(path, Some((arch, n + n / 100 + 1000)))
+}
+
+/// [`read_state_dict`] with an optional budget: at most `budget.1` values in a PyTorch checkpoint
+/// (named after `budget.0` in the error), checked on the headers before any tensor is read.
+pub fn read_state_dict_within(
+    path: &Path,
+    budget: Option<(Architecture, usize)>,
+) -> Result<StateDict> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read weights file {name}"))?;
     if bytes.is_empty() {
@@ -71,7 +94,7 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
     let is_pickle = bytes.first() == Some(&0x80) || bytes.starts_with(b"\x8a\x0a");
     // A safetensors header length can begin with the byte 0x80 too: check its layout first.
     let sd = if !looks_like_safetensors(&bytes) && (is_zip || is_pickle) {
-        read_pytorch(path, &name)?
+        read_pytorch(path, &name, budget)?
     } else {
         StateDict::from_safetensors(&bytes, &name)?
     };
@@ -161,12 +184,41 @@ pub fn average(paths: &[PathBuf]) -> Result<StateDict> {
     Ok(out)
 }
 
-fn read_pytorch(path: &Path, name: &str) -> Result<StateDict> {
+fn read_pytorch(
+    path: &Path,
+    name: &str,
+    budget: Option<(Architecture, usize)>,
+) -> Result<StateDict> {
     let reader = PytorchReader::new(path).map_err(|e| {
         anyhow::anyhow!("cannot read weights from {name}: not a readable PyTorch checkpoint ({e})")
     })?;
+    let tensors = reader.into_tensors();
+    // Names, dtypes and shapes come from the pickle; nothing is decoded until they fit.
+    if let Some((arch, max)) = budget {
+        let mut total = 0usize;
+        for (key, t) in &tensors {
+            let n = t
+                .shape()
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .with_context(|| {
+                    format!(
+                        "{name}: tensor `{key}` has an impossible shape {:?}",
+                        t.shape()
+                    )
+                })?;
+            total = total.saturating_add(n);
+            if total > max {
+                bail!(
+                    "cannot read weights from {name}: its tensors hold more than {max} values (at tensor \
+                     `{key}`, shape {:?}), more than `{arch}` has; refused before decoding",
+                    t.shape()
+                );
+            }
+        }
+    }
     let mut sd = StateDict::default();
-    for (key, t) in reader.into_tensors() {
+    for (key, t) in tensors {
         let raw = t.read().with_context(|| {
             format!("cannot read weights from {name}: tensor `{key}` is truncated or corrupt")
         })?;
@@ -241,7 +293,7 @@ fn remap_legacy_densenet(mut sd: StateDict) -> StateDict {
 /// Builds `arch` and loads `path` into it, with one error listing every mismatch.
 pub fn load(arch: Architecture, path: &Path, device: &Device) -> Result<(Net, ParamStore)> {
     let net = arch.build();
-    let sd = read_state_dict(path)?;
+    let sd = read_for(arch, path)?;
     let p = ParamStore::from_state_dict(
         &net.specs,
         &sd,

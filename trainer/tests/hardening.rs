@@ -252,3 +252,25 @@ fn a_truncated_batch_leaves_no_half_converted_split() {
         "a half-filled train/ was left"
     );
 }
+
+#[test]
+fn a_pytorch_checkpoint_larger_than_its_architecture_is_refused_from_its_headers() {
+    use foolmap::Architecture;
+    use foolmap_trainer::weights::{read_for, read_state_dict_within};
+    let pth = common::repo().join("tests/data/tiny_resnet.pth");
+    let whole = read_state_dict_within(&pth, None).unwrap();
+    let n: usize = whole.tensors.values().map(|t| t.data.len()).sum();
+    // Exactly the values it holds fit; one fewer is refused, naming the file and the budget.
+    assert!(read_state_dict_within(&pth, Some((Architecture::ResNet20, n))).is_ok());
+    let e = format!(
+        "{:#}",
+        read_state_dict_within(&pth, Some((Architecture::ResNet20, n - 1))).unwrap_err()
+    );
+    assert!(
+        e.contains("tiny_resnet.pth") && e.contains(&format!("more than {}", n - 1)),
+        "{e}"
+    );
+    // The architecture's own budget admits its real checkpoint.
+    let real = common::shared_data().join("weights/resnet20-12fca82f.th");
+    assert!(read_for(Architecture::ResNet20, &real).is_ok());
+}
