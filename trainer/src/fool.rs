@@ -840,7 +840,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         }
     };
     cfg.weights = Some(weights.clone());
-    let sd0 = crate::weights::read_for(arch, &weights)?;
+    let sd0 = crate::weights::read_for_specs(arch, &net.specs, &weights)?;
     let p0 = ParamStore::from_state_dict(
         &net.specs,
         &sd0,
@@ -851,7 +851,7 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     // The reference model of the fooling loss: the original, even when training starts elsewhere.
     let p_ref = match &cfg.original {
         Some(w) if Some(w) != cfg.weights.as_ref() => {
-            let sd = crate::weights::read_for(arch, w)?;
+            let sd = crate::weights::read_for_specs(arch, &net.specs, w)?;
             Some(ParamStore::from_state_dict(
                 &net.specs,
                 &sd,

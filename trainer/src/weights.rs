@@ -70,9 +70,16 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict> {
 /// tensors would inflate beyond the model is refused from its headers, before any tensor is
 /// decompressed or decoded.
 pub fn read_for(arch: Architecture, path: &Path) -> Result<StateDict> {
-    let n: usize = arch
-        .build()
-        .specs
+    read_for_specs(arch, &arch.build().specs, path)
+}
+
+/// [`read_for`] with the architecture's parameter declarations already at hand.
+pub fn read_for_specs(
+    arch: Architecture,
+    specs: &[foolmap::params::ParamSpec],
+    path: &Path,
+) -> Result<StateDict> {
+    let n: usize = specs
         .iter()
         .map(|s| s.shape.iter().product::<usize>())
         .sum();
@@ -293,7 +300,7 @@ fn remap_legacy_densenet(mut sd: StateDict) -> StateDict {
 /// Builds `arch` and loads `path` into it, with one error listing every mismatch.
 pub fn load(arch: Architecture, path: &Path, device: &Device) -> Result<(Net, ParamStore)> {
     let net = arch.build();
-    let sd = read_for(arch, path)?;
+    let sd = read_for_specs(arch, &net.specs, path)?;
     let p = ParamStore::from_state_dict(
         &net.specs,
         &sd,
