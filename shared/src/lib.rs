@@ -28,6 +28,7 @@ pub mod params;
 pub mod recalibrate;
 pub mod split;
 pub mod state;
+pub mod stats;
 pub mod train;
 
 pub use arch::{Architecture, Dataset, Net};

@@ -88,25 +88,45 @@ impl StateDict {
         Ok(out)
     }
 
-    /// Encodes to safetensors bytes, in `dtype` precision, keeping the metadata.
+    /// Encodes to safetensors bytes, in `dtype` precision, keeping the metadata. The bytes are a
+    /// function of the contents alone: the metadata is written in key order (the `safetensors`
+    /// crate takes it as a `HashMap`, whose order changes from one map to the next), so the same
+    /// weights always have the same SHA-256.
     pub fn to_safetensors(&self, dtype: StoreDtype) -> Result<Vec<u8>> {
         let views: Vec<(String, OwnedView)> = self
             .tensors
             .iter()
             .map(|(k, t)| (k.clone(), OwnedView::encode(t, dtype)))
             .collect();
-        let meta = if self.metadata.is_empty() {
-            None
-        } else {
-            Some(
-                self.metadata
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            )
-        };
-        safetensors::serialize(views, meta)
-            .map_err(|e| FoolmapError::invalid("safetensors export", e.to_string()))
+        let bad = |e: String| FoolmapError::invalid("safetensors export", e);
+        let bytes = safetensors::serialize(views, None).map_err(|e| bad(e.to_string()))?;
+        if self.metadata.is_empty() {
+            return Ok(bytes);
+        }
+        let n = bytes
+            .first_chunk::<8>()
+            .map(|b| u64::from_le_bytes(*b) as usize)
+            .filter(|&n| 8 + n <= bytes.len())
+            .ok_or_else(|| bad("header length out of range".into()))?;
+        let tensors: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| bad(e.to_string()))?;
+        let meta: serde_json::Map<String, serde_json::Value> = self
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), serde_json::Value::Object(meta));
+        header.extend(tensors);
+        let mut h = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
+        while h.len() % 8 != 0 {
+            h.push(b' ');
+        }
+        let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+        out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(&bytes[8 + n..]);
+        Ok(out)
     }
 
     /// Removes a common wrapper prefix from every key (`module.` from `nn.DataParallel`,
@@ -220,6 +240,41 @@ impl View for OwnedView {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_same_dict_always_gives_the_same_bytes_and_round_trips_its_metadata() {
+        let mut sd = StateDict::default();
+        sd.insert(
+            "b.weight",
+            TensorRecord {
+                shape: vec![2, 3],
+                data: vec![1.0, -2.0, 3.5, 0.0, 1e-3, 7.0],
+            },
+        );
+        sd.insert(
+            "a.bias",
+            TensorRecord {
+                shape: vec![3],
+                data: vec![0.5, 0.25, -1.0],
+            },
+        );
+        for (i, k) in ["zeta", "alpha", "mid", "config", "arch", "step", "tap"]
+            .iter()
+            .enumerate()
+        {
+            sd.metadata.insert((*k).into(), format!("value {i}"));
+        }
+        for dtype in [StoreDtype::F32, StoreDtype::F16] {
+            let first = sd.to_safetensors(dtype).unwrap();
+            for _ in 0..20 {
+                assert_eq!(sd.to_safetensors(dtype).unwrap(), first);
+            }
+            let back = StateDict::from_safetensors(&first, "t").unwrap();
+            assert_eq!(back.metadata, sd.metadata);
+            assert_eq!(back.tensors["b.weight"].shape, vec![2, 3]);
+            assert_eq!(back.tensors["a.bias"].data, vec![0.5, 0.25, -1.0]);
+        }
+    }
+
     use super::*;
 
     #[test]

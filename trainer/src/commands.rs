@@ -220,6 +220,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data {
             action: DataAction::Split(a),
         } => split(a, root),
+        Command::Table(a) => crate::table::run(&a, root, &device),
         Command::ExportWeb(a) => crate::export_web::run(&a, root).map(|_| ()),
     }
 }

@@ -192,6 +192,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
                 report: Some(dir.join("report")),
                 grid_images: None,
                 json: false,
+                per_image: false,
             };
             let v = crate::eval::run(&ea, root_arg, device)?;
             write_atomic(&eval_path, serde_json::to_string_pretty(&v)?.as_bytes())?;

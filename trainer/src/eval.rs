@@ -71,6 +71,11 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Add each image's outcome to the JSON (`per_image`: top-1 / top-5 hits of both models and
+    /// the fooled model's statistic per interpreter, in evaluation order), for bootstrap
+    /// intervals over images.
+    #[arg(long)]
+    pub per_image: bool,
 }
 
 /// Metadata of a fooled checkpoint (`arch`, `config`).
@@ -193,6 +198,8 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut acc = [[0usize; 2]; 2];
+    // Per image, per model: (top-1 hit, top-5 hit).
+    let mut hits: [Vec<(bool, bool)>; 2] = [Vec::with_capacity(n), Vec::with_capacity(n)];
     let mut stats: Vec<(Vec<f32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); a.interpreters.len()];
     let k = net.num_classes;
     let mut seen = 0usize;
@@ -206,6 +213,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
                 let t = topk(&l[i * k..(i + 1) * k], 5.min(k));
                 acc[m][0] += (t[0] == y) as usize;
                 acc[m][1] += t.contains(&y) as usize;
+                hits[m].push((t[0] == y, t.contains(&y)));
             }
         }
         for (ii, interp) in a.interpreters.iter().enumerate() {
@@ -256,6 +264,27 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
         "direction": kind.direction().map(|d| d.id()),
         "interpreters": per,
     });
+    if a.per_image {
+        let bits = |m: usize, top5: bool| -> String {
+            hits[m]
+                .iter()
+                .map(|&(t1, t5)| if top5 { t5 } else { t1 })
+                .map(|hit| if hit { '1' } else { '0' })
+                .collect()
+        };
+        let statistic: serde_json::Map<String, Value> = a
+            .interpreters
+            .iter()
+            .zip(&stats)
+            .filter(|(_, (sf, _))| !sf.is_empty())
+            .map(|(i, (sf, _))| (i.id().to_string(), json!(sf)))
+            .collect();
+        out["per_image"] = json!({
+            "top1_original": bits(0, false), "top5_original": bits(0, true),
+            "top1_fooled": bits(1, false), "top5_fooled": bits(1, true),
+            "statistic": statistic,
+        });
+    }
     if a.aopc_images > 0 {
         let interp = fooled_with.unwrap_or(Interpreter::LrpT);
         out["aopc"] = aopc(

@@ -2,6 +2,7 @@
 //! that integration tests can drive the same code as the binary.
 
 pub mod bench;
+pub mod card;
 pub mod commands;
 pub mod data;
 pub mod demo;
@@ -9,10 +10,12 @@ pub mod eval;
 pub mod export_web;
 pub mod fetch;
 pub mod fool;
+pub mod ids;
 pub mod npy;
 pub mod prefetch;
 pub mod report;
 pub mod split;
+pub mod table;
 pub mod validate;
 pub mod weights;
 
@@ -114,6 +117,10 @@ pub enum Command {
     Fool(Box<fool::FoolArgs>),
     /// Score a fooled model against the original: accuracy, FSR per interpreter, AOPC.
     Eval(Box<eval::EvalArgs>),
+    /// Regenerate a results table from the original weights: every cell × seed trained
+    /// (resumable), its checkpoint chosen on the selection half, scored once on the report half;
+    /// writes the results folder, RESULTS.md and the released models with their cards.
+    Table(table::TableArgs),
     /// Measure throughput and latency on `--device`; writes that device's block of BENCHMARKS.md.
     Bench(bench::BenchArgs),
     /// Data management.

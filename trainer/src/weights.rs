@@ -97,6 +97,7 @@ pub fn read_state_dict_within(
     if bytes.is_empty() {
         bail!("cannot read weights from {name}: the file is empty (0 bytes)");
     }
+    crate::card::verify(path, &bytes)?;
     let is_zip = bytes.starts_with(b"PK\x03\x04");
     let is_pickle = bytes.first() == Some(&0x80) || bytes.starts_with(b"\x8a\x0a");
     // A safetensors header length can begin with the byte 0x80 too: check its layout first.

@@ -1,0 +1,155 @@
+//! Model cards of released models (`models/<id>.json` beside `models/<id>.safetensors`) and the
+//! release index (`models/index.json`). A card states what its file is (SHA-256), how it was made
+//! (the resolved recipe, the seed, the step chosen on the selection half, the command) and what it
+//! measured on each half of the CIFAR-10 test split. Loading a weights file that has a card beside
+//! it checks the file against the card's SHA-256 first.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::fool::FoolConfig;
+
+/// Figures of one model on one half (fractions in [0, 1]; `fsr` for the interpreter it was
+/// fooled with, at the card's threshold).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HalfFigures {
+    /// Images scored.
+    pub images: usize,
+    /// Top-1 accuracy of the fooled model.
+    pub top1: f64,
+    /// Top-5 accuracy of the fooled model.
+    pub top5: f64,
+    /// Fooling success rate (higher = more fooled).
+    pub fsr: f64,
+    /// Top-1 accuracy of the original model on the same images.
+    pub top1_original: f64,
+    /// Top-5 accuracy of the original model on the same images.
+    pub top5_original: f64,
+}
+
+/// How often the model (report) and its run's checkpoints (selection) were scored on each half,
+/// read from the run's `evaluations.jsonl` when the card was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationCounts {
+    /// Selection-half evaluations of the run's checkpoints.
+    pub selection: usize,
+    /// Report-half evaluations of this file (1 for a final model).
+    pub report: usize,
+}
+
+/// `models/<id>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Card {
+    /// Model id (file stem).
+    pub id: String,
+    /// Weights file name (beside the card).
+    pub file: String,
+    /// SHA-256 of the weights file.
+    pub sha256: String,
+    /// Storage type of the weights (`f16`).
+    pub dtype: String,
+    /// Architecture id.
+    pub arch: String,
+    /// Fooling type id.
+    pub fooling: String,
+    /// Interpreter fooled.
+    pub interpreter: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Training step of the chosen checkpoint (chosen on the selection half).
+    pub step: u64,
+    /// FSR threshold τ of the figures.
+    pub threshold: f64,
+    /// Largest top-1 drop (fraction) the selection rule allowed.
+    pub max_drop: f64,
+    /// Whether the report figures meet the target (FSR ≥ 0.8, top-1 drop ≤ `max_drop`).
+    pub meets_target: bool,
+    /// Figures on the selection half (of the chosen checkpoint, on `selection.images` images).
+    pub selection: HalfFigures,
+    /// Figures on the report half (of this file).
+    pub report: HalfFigures,
+    /// Evaluation counts.
+    pub evaluations: EvaluationCounts,
+    /// The run's resolved config.
+    pub recipe: FoolConfig,
+    /// The command that made it.
+    pub command: String,
+}
+
+/// One row of `models/index.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexEntry {
+    /// Model id.
+    pub id: String,
+    /// Weights file name.
+    pub file: String,
+    /// Card file name.
+    pub card: String,
+    /// Architecture id.
+    pub arch: String,
+    /// Fooling type id.
+    pub fooling: String,
+    /// Interpreter fooled.
+    pub interpreter: String,
+    /// SHA-256 of the weights file.
+    pub sha256: String,
+    /// Whether the card's report figures meet the target.
+    pub meets_target: bool,
+}
+
+/// `models/index.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    /// Format version (1).
+    pub version: u32,
+    /// Released models, sorted by id.
+    pub models: Vec<IndexEntry>,
+}
+
+/// The card path of a weights file: `<stem>.json` beside it.
+pub fn card_path(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+/// Reads and parses a card, naming the file on error.
+pub fn read(path: &Path) -> Result<Card> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not a model card", path.display()))
+}
+
+/// When `weights` has a card beside it (a `.json` whose `file` names it), checks that the file's
+/// SHA-256 is the card's. Weights without a card are not checked.
+pub fn verify(weights: &Path, bytes: &[u8]) -> Result<()> {
+    let path = card_path(weights);
+    if !path.is_file() {
+        return Ok(());
+    }
+    // Only a card claims the file: other JSON files beside weights are not cards.
+    let Ok(card) = serde_json::from_slice::<Card>(&std::fs::read(&path).unwrap_or_default()) else {
+        return Ok(());
+    };
+    let name = weights
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if card.file != name {
+        return Ok(());
+    }
+    let got = crate::fetch::sha256_bytes(bytes);
+    if got != card.sha256 {
+        bail!(
+            "{}: SHA-256 {got} does not match its card {} ({}): the file was changed after release",
+            weights.display(),
+            path.display(),
+            card.sha256
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! `foolmap table` on a tiny config: an interrupted table (`--time-limit`) continued by a second
+//! invocation ends with the same results as an uninterrupted one; the report half is scored once
+//! per model; released files reproduce their cards and a changed file is refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::shared_data;
+use foolmap::Architecture;
+use foolmap::burn::tensor::Device;
+use foolmap_trainer::card;
+use foolmap_trainer::eval::{self, EvalArgs};
+use foolmap_trainer::split::SplitArg;
+use foolmap_trainer::table::{self, Summary, TableArgs};
+
+fn config(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+name = "tiny"
+arch = "resnet20"
+runs = "{d}/runs"
+results = "{d}/results"
+release = "{d}/models"
+seeds = [1]
+selection_images = 6
+report_images = 8
+report_interpreters = ["grad_cam", "lrp_t"]
+heavy_images = 0
+bootstrap = 50
+eval_batch_size = 4
+
+[recipe]
+lambda = 1.0
+lr = 1e-4
+batch_size = 4
+steps = 4
+keep_every = 2
+
+[[cells]]
+fooling = "location"
+interpreter = "grad_cam"
+"#,
+        d = dir.display()
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(cfg: &Path, time_limit: Option<f64>) {
+    let a = TableArgs {
+        config: cfg.to_path_buf(),
+        time_limit,
+        quiet: true,
+    };
+    table::run(&a, Some(&shared_data()), &Device::flex()).unwrap();
+}
+
+fn summary(dir: &Path) -> Summary {
+    serde_json::from_slice(&std::fs::read(dir.join("results/summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verified_models() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let (ca, cb) = (config(a.path()), config(b.path()));
+
+    // A: stopped after the first training step, then continued.
+    run(&ca, Some(1e-3));
+    let partial = summary(a.path());
+    assert_eq!(partial.complete, (0, 1));
+    assert!(
+        std::fs::read_to_string(a.path().join("results/RESULTS.md"))
+            .unwrap()
+            .contains("Incomplete")
+    );
+    run(&ca, None);
+    // B: in one go.
+    run(&cb, None);
+    let (sa, sb) = (summary(a.path()), summary(b.path()));
+    assert_eq!(sa.complete, (1, 1));
+    assert_eq!(sa, sb, "resumed and uninterrupted tables differ");
+    let ra = std::fs::read(
+        a.path()
+            .join("results/location-grad_cam/seed1/per_image.json"),
+    )
+    .unwrap();
+    let rb = std::fs::read(
+        b.path()
+            .join("results/location-grad_cam/seed1/per_image.json"),
+    )
+    .unwrap();
+    assert_eq!(ra, rb);
+
+    // A third invocation changes nothing and scores nothing again.
+    run(&ca, None);
+    assert_eq!(summary(a.path()), sa);
+    let ledger = eval::evaluations(&a.path().join("runs/location-grad_cam/seed1")).unwrap();
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|e| e.split == SplitArg::Report)
+            .count(),
+        1,
+        "{ledger:?}"
+    );
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|e| e.split == SplitArg::Selection)
+            .count(),
+        2,
+        "one selection evaluation per kept checkpoint (steps 2 and 4)"
+    );
+
+    // The released model reproduces its card on the report half.
+    let model = a
+        .path()
+        .join("models/resnet20-location-grad_cam.safetensors");
+    let c = card::read(&card::card_path(&model)).unwrap();
+    assert_eq!(c.evaluations.report, 1);
+    assert_eq!(c.report.images, 8);
+    let e = EvalArgs {
+        arch: None,
+        original: None,
+        fooled: model.clone(),
+        data: None,
+        limit: Some(8),
+        split: SplitArg::Report,
+        fooling: None,
+        threshold: 0.15,
+        interpreters: vec![foolmap::Interpreter::GradCam],
+        heavy_images: 0,
+        aopc_images: 0,
+        batch_size: 4,
+        report: None,
+        grid_images: None,
+        json: true,
+        per_image: false,
+    };
+    let v = eval::run(&e, Some(&shared_data()), &Device::flex()).unwrap();
+    assert_eq!(v["fooled"]["top1"].as_f64(), Some(c.report.top1));
+    assert_eq!(v["fooled"]["top5"].as_f64(), Some(c.report.top5));
+    assert_eq!(
+        v["interpreters"]["grad_cam"]["fsr"].as_f64(),
+        Some(c.report.fsr)
+    );
+    let index: card::Index =
+        serde_json::from_slice(&std::fs::read(a.path().join("models/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(index.models.len(), 1);
+    assert_eq!(index.models[0].sha256, c.sha256);
+
+    // A released file that no longer matches its card is refused, naming both.
+    let mut bytes = std::fs::read(&model).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&model, &bytes).unwrap();
+    let err = match foolmap_trainer::weights::load(Architecture::ResNet20, &model, &Device::flex())
+    {
+        Ok(_) => panic!("a changed released file must not load"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("does not match its card") && err.contains("resnet20-location-grad_cam"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_folder_of_another_recipe_is_refused_untouched() {
+    let a = tempfile::tempdir().unwrap();
+    let cfg = config(a.path());
+    run(&cfg, Some(1e-3));
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("lambda = 1.0", "lambda = 2.0");
+    std::fs::write(&cfg, text).unwrap();
+    let before = std::fs::read(
+        a.path()
+            .join("runs/location-grad_cam/seed1/checkpoint.safetensors"),
+    )
+    .unwrap();
+    let e = table::run(
+        &TableArgs {
+            config: cfg,
+            time_limit: None,
+            quiet: true,
+        },
+        Some(&shared_data()),
+        &Device::flex(),
+    )
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("another recipe"), "{e:#}");
+    let after = std::fs::read(
+        a.path()
+            .join("runs/location-grad_cam/seed1/checkpoint.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(before, after);
+}
