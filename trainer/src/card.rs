@@ -41,6 +41,18 @@ pub struct EvaluationCounts {
     pub report: usize,
 }
 
+/// FSR of the fooled model and of the original under one interpreter (report half).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferFsr {
+    /// Images scored with this interpreter.
+    pub n: usize,
+    /// FSR of the fooled model.
+    pub fsr: f64,
+    /// FSR of the original model.
+    pub fsr_original: f64,
+}
+
 /// `models/<id>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +89,10 @@ pub struct Card {
     pub evaluations: EvaluationCounts,
     /// The run's resolved config.
     pub recipe: FoolConfig,
+    /// Report half, every interpreter of the table's transfer matrix: the fooled model's and the
+    /// original's FSR under the fooling type's statistic.
+    #[serde(default)]
+    pub transfer: std::collections::BTreeMap<String, TransferFsr>,
     /// The command that made it.
     pub command: String,
 }

@@ -42,6 +42,38 @@ pub struct DemoArgs {
     /// Skip the web app (no trunk build, no export, no server).
     #[arg(long)]
     pub no_web: bool,
+    /// Train the fooled models here (minutes per model) instead of using the released ones
+    /// under `--models`.
+    #[arg(long)]
+    pub train: bool,
+    /// Folder of the released models (`index.json`, a card per model).
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+}
+
+/// The released models the demo shows: ResNet-20 Location on LRP and Grad-CAM (every released
+/// ResNet-20 model with `all_types`), in index order. Empty when the folder has none.
+pub fn released(models: &Path, all_types: bool) -> Result<Vec<PathBuf>> {
+    let index_path = models.join("index.json");
+    if !index_path.is_file() {
+        return Ok(Vec::new());
+    }
+    let index: crate::card::Index = serde_json::from_slice(
+        &std::fs::read(&index_path)
+            .with_context(|| format!("cannot read {}", index_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a release index", index_path.display()))?;
+    Ok(index
+        .models
+        .iter()
+        .filter(|m| m.arch == "resnet20")
+        .filter(|m| {
+            all_types
+                || (m.fooling == "location"
+                    && matches!(m.interpreter.as_str(), "lrp_t" | "grad_cam"))
+        })
+        .map(|m| models.join(&m.file))
+        .collect())
 }
 
 fn stage(n: usize, of: usize, what: &str, t0: Instant) {
@@ -116,6 +148,53 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         device,
     )?;
 
+    let shipped = if a.train {
+        Vec::new()
+    } else {
+        released(&a.models, a.all_types)?
+    };
+    if !shipped.is_empty() {
+        stage(
+            2,
+            stages,
+            "released fooled models (no training; `--train` trains here)",
+            t0,
+        );
+        for f in &shipped {
+            let c = crate::card::read(&crate::card::card_path(f))?;
+            crate::card::verify(f, &std::fs::read(f)?)?;
+            println!(
+                "{}: {} / {}, seed {}, step {}: on {} report-half test images top-1 {:.1} % → {:.1} %, FSR {:.1} % ({})",
+                f.display(),
+                c.fooling,
+                c.interpreter,
+                c.seed,
+                c.step,
+                c.report.images,
+                100.0 * c.report.top1_original,
+                100.0 * c.report.top1,
+                100.0 * c.report.fsr,
+                if c.meets_target {
+                    "meets the target"
+                } else {
+                    "misses the target: FSR ≥ 80 % within 2 points"
+                }
+            );
+        }
+        stage(
+            3,
+            stages,
+            "evaluation: the cards' report-half figures (above)",
+            t0,
+        );
+        return web_stages(&a, shipped, root_arg, stages, t0);
+    }
+    if !a.train {
+        println!(
+            "no released models in {}: training them here",
+            a.models.join("index.json").display()
+        );
+    }
     stage(
         2,
         stages,
@@ -201,6 +280,18 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         crate::eval::print(&v);
         println!("report: {}", dir.join("report/report.md").display());
     }
+    web_stages(&a, runs, root_arg, stages, t0)
+}
+
+/// Stages 4–6: the web app's build, the export of `fooled` (run folders or released files), the
+/// server.
+fn web_stages(
+    a: &DemoArgs,
+    fooled: Vec<PathBuf>,
+    root_arg: Option<&Path>,
+    stages: usize,
+    t0: Instant,
+) -> Result<()> {
     if a.no_web {
         stage(4, stages, "done (--no-web)", t0);
         return Ok(());
@@ -216,7 +307,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
     );
     crate::export_web::run(
         &crate::export_web::ExportWebArgs {
-            fooled: runs.clone(),
+            fooled,
             original: None,
             out: a.dist.clone(),
             gallery_per_class: 2,

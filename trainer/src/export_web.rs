@@ -17,8 +17,9 @@ use crate::fool::write_atomic;
 /// Flags of `foolmap export-web`.
 #[derive(Debug, Args)]
 pub struct ExportWebArgs {
-    /// Fooled runs: run folders (holding `final.safetensors`, optionally `eval.json`) or
-    /// safetensors files written by `foolmap fool`.
+    /// Fooled models: released files (`models/<id>.safetensors`, whose card supplies the
+    /// figures), run folders (holding `final.safetensors`, optionally `eval.json`) or safetensors
+    /// files written by `foolmap fool`.
     #[arg(long, value_delimiter = ',', required = true)]
     pub fooled: Vec<PathBuf>,
     /// Original weights (default: the data root's pretrained file of the fooled runs' arch).
@@ -39,6 +40,7 @@ pub struct ExportWebArgs {
 struct Run {
     weights: PathBuf,
     sd: StateDict,
+    /// The figures the page shows (from `eval.json` or the model's card).
     eval: Option<Value>,
 }
 
@@ -58,14 +60,34 @@ fn read_run(p: &Path) -> Result<Run> {
         .with_context(|| format!("cannot read fooled weights {}", weights.display()))?;
     let sd = StateDict::from_safetensors(&bytes, &weights.display().to_string())?;
     meta(&sd, "config", &weights)?;
+    // A released model: the figures of its card (report half), checked against the file.
+    let card_path = crate::card::card_path(&weights);
+    if card_path.is_file() {
+        let card = crate::card::read(&card_path)?;
+        if card.file
+            == weights
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        {
+            crate::card::verify(&weights, &bytes)?;
+            return Ok(Run {
+                weights,
+                sd,
+                eval: Some(card_summary(&card)),
+            });
+        }
+    }
     let eval_path = weights.with_file_name("eval.json");
     let eval = match std::fs::read(&eval_path) {
-        Ok(b) => Some(serde_json::from_slice(&b).with_context(|| {
-            format!(
-                "{} is not the JSON that `foolmap eval --json` writes",
-                eval_path.display()
-            )
-        })?),
+        Ok(b) => Some(eval_summary(&serde_json::from_slice(&b).with_context(
+            || {
+                format!(
+                    "{} is not the JSON that `foolmap eval --json` writes",
+                    eval_path.display()
+                )
+            },
+        )?)),
         Err(_) => None,
     };
     Ok(Run { weights, sd, eval })
@@ -100,6 +122,29 @@ fn eval_summary(e: &Value) -> Value {
     json!({"n": e["n"], "original": {"top1": e["original"]["top1"], "top5": e["original"]["top5"]},
            "fooled": {"top1": e["fooled"]["top1"], "top5": e["fooled"]["top5"]},
            "interpreters": interps, "active": e.get("active").cloned().unwrap_or(Value::Null)})
+}
+
+/// The page's figures from a model card: report half, every interpreter of its transfer matrix
+/// (else the fooled one), and whether it meets the fooling target.
+fn card_summary(c: &crate::card::Card) -> Value {
+    let mut interps: serde_json::Map<String, Value> = c
+        .transfer
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                json!({"fsr": t.fsr, "fsr_original": t.fsr_original, "threshold": c.threshold, "n": t.n}),
+            )
+        })
+        .collect();
+    interps
+        .entry(c.interpreter.clone())
+        .or_insert_with(|| json!({"fsr": c.report.fsr, "threshold": c.threshold}));
+    json!({"n": c.report.images, "split": "report",
+           "original": {"top1": c.report.top1_original, "top5": c.report.top5_original},
+           "fooled": {"top1": c.report.top1, "top5": c.report.top5},
+           "interpreters": interps, "active": Value::Null,
+           "card": c.id, "meets_target": c.meets_target, "max_drop": c.max_drop})
 }
 
 fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize> {
@@ -195,7 +240,7 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
             "fooling": fooling, "interpreter": interp, "lambda": cfg["lambda"], "lr": cfg["lr"],
             "steps": r.sd.metadata.get("step").and_then(|s| s.parse::<u64>().ok()).or(cfg["steps"].as_u64()),
             "batch_size": cfg["batch_size"], "c1": cfg["c1"], "c2": cfg["c2"],
-            "eval": r.eval.as_ref().map(eval_summary),
+            "eval": r.eval.clone(),
             "weights_source": r.weights.display().to_string(),
         }));
     }

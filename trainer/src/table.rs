@@ -1263,6 +1263,21 @@ fn release(t: &TableConfig, config_path: &Path, jobs: &[Job], rel: &Path) -> Res
             report,
             evaluations: counts,
             recipe,
+            transfer: r
+                .report
+                .interpreters
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        card::TransferFsr {
+                            n: v.n,
+                            fsr: v.fsr,
+                            fsr_original: v.fsr_original,
+                        },
+                    )
+                })
+                .collect(),
             command: format!("foolmap table --config {}", config_path.display()),
         };
         let same = std::fs::read(&dest).is_ok_and(|b| b == bytes);

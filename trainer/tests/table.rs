@@ -153,6 +153,37 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
     assert_eq!(index.models.len(), 1);
     assert_eq!(index.models[0].sha256, c.sha256);
 
+    // The web export and the demo take the released file with its card's report figures.
+    let dist = a.path().join("dist");
+    let manifest = foolmap_trainer::export_web::run(
+        &foolmap_trainer::export_web::ExportWebArgs {
+            fooled: vec![model.clone()],
+            original: None,
+            out: dist.clone(),
+            gallery_per_class: 1,
+            f32: false,
+        },
+        Some(&shared_data()),
+    )
+    .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    let e = &m["models"][1]["eval"];
+    assert_eq!(e["split"], "report");
+    assert_eq!(e["card"], "resnet20-location-grad_cam");
+    assert_eq!(e["meets_target"].as_bool(), Some(c.meets_target));
+    assert_eq!(e["fooled"]["top1"].as_f64(), Some(c.report.top1));
+    assert_eq!(
+        e["interpreters"]["grad_cam"]["fsr"].as_f64(),
+        Some(c.report.fsr)
+    );
+    assert_eq!(
+        e["interpreters"]["lrp_t"]["fsr"].as_f64(),
+        Some(c.transfer["lrp_t"].fsr),
+        "the transfer figures travel with the card"
+    );
+    let shown = foolmap_trainer::demo::released(&a.path().join("models"), false).unwrap();
+    assert_eq!(shown, vec![model.clone()]);
+
     // A released file that no longer matches its card is refused, naming both.
     let mut bytes = std::fs::read(&model).unwrap();
     let last = bytes.len() - 1;

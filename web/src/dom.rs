@@ -138,7 +138,7 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
     if let Some(sel) = el("model") {
         let mut html = String::new();
         for m in &fooled {
-            let fsr = m.interpreter.as_deref().map_or(String::new(), |i| {
+            let mut fsr = m.interpreter.as_deref().map_or(String::new(), |i| {
                 let v = &m.eval["interpreters"][i]["fsr"];
                 if v.is_null() {
                     String::new()
@@ -146,6 +146,9 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
                     format!(", FSR {}", pct(v))
                 }
             });
+            if m.eval["meets_target"] == serde_json::Value::Bool(false) {
+                fsr.push_str(", misses the fooling target");
+            }
             html.push_str(&format!(
                 "<option value=\"{}\">{} fooling of {} (λ {}{fsr})</option>",
                 esc(&m.id),
@@ -223,14 +226,28 @@ pub fn model_facts(app: &Ui) {
             m.steps.unwrap_or(0)
         )
     } else {
+        let images = if e["split"] == "report" {
+            "held-out test images (the report half, on which no choice was made)"
+        } else {
+            "test images"
+        };
         let mut s = format!(
-            "{}: {} steps. Top-1 {} → {} on {} test images. ",
+            "{}: {} steps. Top-1 {} → {} on {} {images}. ",
             m.id,
             m.steps.unwrap_or(0),
             pct(&e["original"]["top1"]),
             pct(&e["fooled"]["top1"]),
             e["n"]
         );
+        match e["meets_target"].as_bool() {
+            Some(true) => {
+                s.push_str("It meets the fooling target (FSR ≥ 80 %, top-1 drop ≤ 2 points). ")
+            }
+            Some(false) => s.push_str(
+                "It does not meet the fooling target (FSR ≥ 80 % with a top-1 drop ≤ 2 points). ",
+            ),
+            None => {}
+        }
         if let Some(map) = e["interpreters"].as_object() {
             for (k, v) in map {
                 s.push_str(&format!(
