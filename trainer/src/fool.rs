@@ -67,7 +67,7 @@ pub struct FoolConfig {
     /// Output folder.
     pub out: PathBuf,
     /// Later phases of the run: from a step on, another λ and learning rate (`"STEP:LAMBDA:LR"`;
-    /// e.g. the two-phase recipe of EXPERIMENTS.md §3: λ 10 first, then `"800:2:5e-5"`).
+    /// e.g. a two-phase recipe (docs/lab-notes.md): λ 10 first, then `"800:2:5e-5"`).
     #[serde(default)]
     pub schedule: Vec<Phase>,
     /// Validate every N steps on images held out of the training data (0: never).
