@@ -674,6 +674,9 @@ fn info(root: Option<&Path>) -> Result<()> {
             }
         );
     }
+    for (path, status) in crate::fetch::verify_root(&r) {
+        println!("  {}: {status}", path.display());
+    }
     Ok(())
 }
 

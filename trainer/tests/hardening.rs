@@ -274,3 +274,49 @@ fn a_pytorch_checkpoint_larger_than_its_architecture_is_refused_from_its_headers
     let real = common::shared_data().join("weights/resnet20-12fca82f.th");
     assert!(read_for(Architecture::ResNet20, &real).is_ok());
 }
+
+#[test]
+fn the_checkpoint_pins_are_the_mirror_tensors_and_the_published_file_converts_to_them() {
+    use foolmap_trainer::fetch::{Sources, tensor_sha256};
+    let weights = common::shared_data().join("weights");
+    let th =
+        foolmap_trainer::weights::read_state_dict(&weights.join("resnet20-12fca82f.th")).unwrap();
+    let st =
+        foolmap_trainer::weights::read_state_dict(&weights.join("resnet20_cifar10.safetensors"))
+            .unwrap();
+    assert_eq!(tensor_sha256(&th), tensor_sha256(&st));
+    let official = Sources::official();
+    assert_eq!(
+        official
+            .weights
+            .iter()
+            .find(|(a, _)| *a == foolmap::Architecture::ResNet20)
+            .and_then(|(_, s)| s.sha256.as_deref()),
+        Some(
+            foolmap_trainer::fetch::sha256_bytes(
+                &std::fs::read(weights.join("resnet20-12fca82f.th")).unwrap()
+            )
+            .as_str()
+        ),
+        "the published ResNet-20 file is pinned in full"
+    );
+    assert_eq!(
+        official.labels.sha256.as_deref(),
+        Some(
+            foolmap_trainer::fetch::sha256_bytes(
+                &std::fs::read(common::shared_data().join("labels/imagenet-simple-labels.json"))
+                    .unwrap()
+            )
+            .as_str()
+        )
+    );
+    for (arch, src) in official.weights {
+        let file = weights.join(arch.weights_file().unwrap());
+        let sd = foolmap_trainer::weights::read_state_dict(&file).unwrap();
+        println!("{arch}: {}", tensor_sha256(&sd));
+        if let Some(want) = &src.tensors {
+            assert_eq!(&tensor_sha256(&sd), want, "{arch}");
+        }
+        assert!(src.url.starts_with("https://"), "{}", src.url);
+    }
+}
