@@ -66,7 +66,12 @@ async function open(query) {
   page.on('request', (r) => requests.push(r.url()));
   page.context().on('request', (r) => requests.push(r.url())); // the worker's fetches too
   page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') console.log('console:', m.text()); });
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    console.log('console:', m.text());
+    // Chromium reports every Content-Security-Policy violation on the console.
+    if (/Content Security Policy/i.test(m.text())) pageErrors.push(`CSP: ${m.text()}`);
+  });
   await page.goto(base + '/' + query);
   return page;
 }
@@ -123,6 +128,11 @@ let cpuResult;
 
 test('the registry table lists every architecture', async () => {
   const page = await open('?backend=cpu');
+  // The page runs under its own Content-Security-Policy (export-web's meta tag, with the hash of
+  // trunk's inline start-up script; violations fail the run through the console check).
+  const csp = await page.$eval('meta[http-equiv="Content-Security-Policy"]', (m) => m.content);
+  assert.match(csp, /script-src 'self' 'wasm-unsafe-eval' 'sha256-/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
   await page.waitForSelector('#archs tr[data-arch]', { timeout: 60_000, state: 'attached' });
   const ids = await page.$$eval('#archs tr[data-arch]', (rows) => rows.map((r) => r.dataset.arch));
   assert.equal(ids.length, 22);

@@ -93,6 +93,13 @@ fn read_run(p: &Path) -> Result<Run> {
     Ok(Run { weights, sd, eval })
 }
 
+/// The file name alone: the manifest is published with the page and carries no local paths.
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 fn meta<'a>(sd: &'a StateDict, key: &str, file: &Path) -> Result<&'a str> {
     sd.metadata.get(key).map(String::as_str).with_context(|| {
         format!(
@@ -211,7 +218,7 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     let classes = crate::commands::class_names(dataset, root);
     let mut models = vec![json!({
         "id": orig_id, "role": "original", "arch": arch.id(), "file": format!("models/{orig_id}.safetensors"),
-        "bytes": n0, "weights_source": original_path.display().to_string(),
+        "bytes": n0, "weights_source": file_name(&original_path),
     })];
     for r in &runs {
         foolmap::ParamStore::from_state_dict(
@@ -221,10 +228,23 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
             &r.weights.display().to_string(),
             &foolmap::burn::tensor::Device::flex(),
         )?;
-        let cfg: Value = serde_json::from_str(meta(&r.sd, "config", &r.weights)?)
-            .with_context(|| format!("{}: metadata `config` is not JSON", r.weights.display()))?;
-        let fooling = cfg["fooling"].as_str().unwrap_or("?");
-        let interp = cfg["interpreter"].as_str().unwrap_or("?");
+        let cfg: crate::fool::FoolConfig = serde_json::from_str(meta(&r.sd, "config", &r.weights)?)
+            .with_context(|| {
+                format!(
+                    "{}: metadata `config` is not a run config",
+                    r.weights.display()
+                )
+            })?;
+        // Parsed into the registries' types, so that only their ids reach file names.
+        let fooling: foolmap::fooling::FoolingType = cfg
+            .fooling
+            .parse()
+            .with_context(|| format!("{}: metadata `config.fooling`", r.weights.display()))?;
+        let interp: foolmap::Interpreter = cfg
+            .interpreter
+            .parse()
+            .with_context(|| format!("{}: metadata `config.interpreter`", r.weights.display()))?;
+        let (fooling, interp) = (fooling.id(), interp.id());
         let mut id = format!("{}-{fooling}-{interp}", arch.id());
         let n_same = models
             .iter()
@@ -237,11 +257,11 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
         models.push(json!({
             "id": id, "role": "fooled", "arch": arch.id(), "original": orig_id,
             "file": format!("models/{id}.safetensors"), "bytes": n,
-            "fooling": fooling, "interpreter": interp, "lambda": cfg["lambda"], "lr": cfg["lr"],
-            "steps": r.sd.metadata.get("step").and_then(|s| s.parse::<u64>().ok()).or(cfg["steps"].as_u64()),
-            "batch_size": cfg["batch_size"], "c1": cfg["c1"], "c2": cfg["c2"],
+            "fooling": fooling, "interpreter": interp, "lambda": cfg.lambda, "lr": cfg.lr,
+            "steps": r.sd.metadata.get("step").and_then(|s| s.parse::<u64>().ok()).unwrap_or(cfg.steps),
+            "batch_size": cfg.batch_size, "c1": cfg.c1, "c2": cfg.c2,
             "eval": r.eval.clone(),
-            "weights_source": r.weights.display().to_string(),
+            "weights_source": file_name(&r.weights),
         }));
     }
 
@@ -260,6 +280,8 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     });
     let path = models_dir.join("manifest.json");
     write_atomic(&path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    // The page's Content-Security-Policy, for static hosts that send none.
+    crate::site::add_csp_meta(&a.out.join("index.html"))?;
     println!(
         "wrote {} ({} models, {} gallery images)",
         path.display(),

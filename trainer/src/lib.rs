@@ -14,6 +14,7 @@ pub mod ids;
 pub mod npy;
 pub mod prefetch;
 pub mod report;
+pub mod site;
 pub mod split;
 pub mod table;
 pub mod validate;

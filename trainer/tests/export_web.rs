@@ -103,6 +103,31 @@ fn export_writes_manifest_weights_and_gallery() {
         &foolmap::burn::tensor::Device::flex(),
     )
     .expect("exported weights load");
+    // The manifest is published: no local paths in it.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains(tmp.path().to_str().unwrap()) && !text.contains("shared/data"),
+        "local paths in the manifest"
+    );
+    // Ids from weight metadata never reach a file name unparsed.
+    let mut sd_evil = full.clone();
+    let cfg = sd_evil.metadata["config"].replace("\"location\"", "\"../../evil\"");
+    sd_evil.metadata.insert("config".into(), cfg);
+    let evil = tmp.path().join("evil.safetensors");
+    std::fs::write(&evil, sd_evil.to_safetensors(StoreDtype::F32).unwrap()).unwrap();
+    let e = format!(
+        "{:#}",
+        export(
+            &args(vec![evil], &tmp.path().join("dist2")),
+            Some(&data_root())
+        )
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("evil.safetensors") && e.contains("fooling"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("evil").exists());
     // One gallery image per class, decodable, with its label.
     let g = m["gallery"].as_array().unwrap();
     assert_eq!(g.len(), 10);
