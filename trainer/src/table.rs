@@ -790,8 +790,8 @@ fn report(
     };
     write_json(&res.join("per_image.json"), &per)?;
     write_json(&res.join("config.json"), &fool::resolve(&job.fool_args(t))?)?;
-    if let Ok(log) = std::fs::read(run.join("log.jsonl")) {
-        write_atomic(&res.join("log.jsonl"), &log)?;
+    if let Ok(log) = std::fs::read_to_string(run.join("log.jsonl")) {
+        write_atomic(&res.join("log.jsonl"), thin_log(&log).as_bytes())?;
     }
     write_json(
         &eval_path,
@@ -1169,8 +1169,39 @@ fn recipe_text(r: &Recipe) -> String {
     parts.join(", ")
 }
 
+/// Every [`LOG_EVERY`]-th step of a training log, and its last line: the committed copy of a
+/// run's `log.jsonl` (the full log stays in the run folder). Thinning twice changes nothing.
+pub fn thin_log(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let step = |l: &str| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .ok()
+            .and_then(|v| v["step"].as_u64())
+    };
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i + 1 == lines.len() || step(l).is_some_and(|s| s % LOG_EVERY == 0) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Steps between the lines of a committed training log.
+pub const LOG_EVERY: u64 = 10;
+
 /// Stage 4: summary.json, RESULTS.md and the release.
 fn write_results(t: &TableConfig, config_path: &Path, jobs: &[Job]) -> Result<()> {
+    for job in jobs {
+        let log = job.result_dir(t).join("log.jsonl");
+        if let Ok(text) = std::fs::read_to_string(&log) {
+            let thin = thin_log(&text);
+            if thin != text {
+                write_atomic(&log, thin.as_bytes())?;
+            }
+        }
+    }
     let s = summarise(t, jobs)?;
     write_json(&t.results.join("summary.json"), &s)?;
     write_atomic(
@@ -1317,6 +1348,14 @@ mod tests {
                 top5_original: 1.0,
             },
         }
+    }
+
+    #[test]
+    fn a_thinned_log_keeps_every_tenth_step_and_the_last_and_is_stable() {
+        let log: String = (1..=25).map(|s| format!("{{\"step\":{s}}}\n")).collect();
+        let t = thin_log(&log);
+        assert_eq!(t, "{\"step\":10}\n{\"step\":20}\n{\"step\":25}\n");
+        assert_eq!(thin_log(&t), t);
     }
 
     #[test]
