@@ -10,6 +10,7 @@ pub mod eval;
 pub mod export_web;
 pub mod fetch;
 pub mod fool;
+pub mod fuzz;
 pub mod ids;
 pub mod npy;
 pub mod prefetch;
