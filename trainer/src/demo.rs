@@ -312,6 +312,7 @@ fn web_stages(
             out: a.dist.clone(),
             gallery_per_class: 2,
             f32: false,
+            site: None,
         },
         root_arg,
     )?;

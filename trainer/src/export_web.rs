@@ -28,6 +28,11 @@ pub struct ExportWebArgs {
     /// Output folder (the built web app's folder, e.g. `target/dist`).
     #[arg(long, default_value = "target/dist")]
     pub out: PathBuf,
+    /// Write a self-contained static site into this folder instead: the built app of `--out`
+    /// (trunk's files) copied in, then the models, gallery and manifest; relative URLs only, a
+    /// Content-Security-Policy in `index.html`, no local paths. Any static host serves it.
+    #[arg(long)]
+    pub site: Option<PathBuf>,
     /// Gallery images per class (CIFAR-10 test images; ImageNet models get the demo photos).
     #[arg(long, default_value_t = 2)]
     pub gallery_per_class: usize,
@@ -164,6 +169,23 @@ fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize
 
 /// Runs `export-web`.
 pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
+    if let Some(site) = &a.site {
+        copy_app(&a.out, site)?;
+        let inner = ExportWebArgs {
+            fooled: a.fooled.clone(),
+            original: a.original.clone(),
+            out: site.clone(),
+            gallery_per_class: a.gallery_per_class,
+            f32: a.f32,
+            site: None,
+        };
+        let manifest = run(&inner, root)?;
+        println!(
+            "static site in {}: copy the folder to any static host (all URLs are relative)",
+            site.display()
+        );
+        return Ok(manifest);
+    }
     let runs: Vec<Run> = a
         .fooled
         .iter()
@@ -289,6 +311,30 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
         manifest["gallery"].as_array().map_or(0, Vec::len)
     );
     Ok(path)
+}
+
+/// Copies the built app (the top-level files of trunk's output: `index.html`, scripts, wasm,
+/// styles) from `app` into `site`.
+fn copy_app(app: &Path, site: &Path) -> Result<()> {
+    if !app.join("index.html").is_file() {
+        bail!(
+            "--site: {} holds no built app (index.html): run `trunk build --release` first, or pass \
+             the app's folder with --out",
+            app.display()
+        );
+    }
+    std::fs::create_dir_all(site).with_context(|| format!("cannot create {}", site.display()))?;
+    for e in std::fs::read_dir(app).with_context(|| format!("cannot read {}", app.display()))? {
+        let p = e?.path();
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if p.is_file() && matches!(ext, "html" | "js" | "wasm" | "css") {
+            let dest = site.join(p.file_name().context("file name")?);
+            let bytes =
+                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            write_atomic(&dest, &bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies demo images into `out/gallery/`: the first `per_class` CIFAR-10 test images of every

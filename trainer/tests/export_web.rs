@@ -44,6 +44,7 @@ fn args(fooled: Vec<PathBuf>, out: &Path) -> ExportWebArgs {
         out: out.to_path_buf(),
         gallery_per_class: 1,
         f32: false,
+        site: None,
     }
 }
 
@@ -175,4 +176,39 @@ fn files_that_are_not_fooled_runs_are_refused_with_their_name() {
         export(&args(vec![run], &dist), Some(&data_root())).unwrap_err()
     );
     assert!(e.contains("eval.json"), "{e}");
+}
+
+#[test]
+fn a_site_folder_holds_the_app_the_models_and_the_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    short_run(&run);
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("index.html"),
+        "<html><head></head><body><script type=\"module\">import init from './app.js';</script></body></html>",
+    )
+    .unwrap();
+    std::fs::write(app.join("app.js"), "export default 1;").unwrap();
+    std::fs::write(app.join("notes.txt"), "not part of the app").unwrap();
+    let site = tmp.path().join("site");
+    let mut a = args(vec![run], &app);
+    a.site = Some(site.clone());
+    export(&a, Some(&data_root())).unwrap();
+    assert!(site.join("app.js").is_file() && site.join("models/manifest.json").is_file());
+    assert!(!site.join("notes.txt").exists());
+    let html = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(
+        html.contains("http-equiv=\"Content-Security-Policy\""),
+        "{html}"
+    );
+    assert!(html.contains("'sha256-"));
+    let manifest = std::fs::read_to_string(site.join("models/manifest.json")).unwrap();
+    assert!(!manifest.contains(tmp.path().to_str().unwrap()));
+    // Without a built app, --site says what to do.
+    let mut b = args(vec![tmp.path().join("run")], &tmp.path().join("nothing"));
+    b.site = Some(tmp.path().join("site2"));
+    let e = format!("{:#}", export(&b, Some(&data_root())).unwrap_err());
+    assert!(e.contains("trunk build"), "{e}");
 }

@@ -162,6 +162,7 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
             out: dist.clone(),
             gallery_per_class: 1,
             f32: false,
+            site: None,
         },
         Some(&shared_data()),
     )
