@@ -56,8 +56,9 @@ rm -rf target/e2e-run target/e2e/native
 foolmap fool --arch resnet20 --fooling location --interpreter grad_cam --lambda 10 --lr 1e-3 \
   --batch-size 16 --steps 40 --checkpoint-every 40 --quiet --out target/e2e-run
 
-step "trunk build (wasm, release) + export-web"
+step "trunk build (wasm, release) + wasm-opt -Oz of the worker + export-web"
 trunk build --release --offline
+bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised worker
 foolmap export-web --fooled target/e2e-run --out target/dist
 
 step "native maps for the browser parity test"
