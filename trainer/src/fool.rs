@@ -344,6 +344,9 @@ fn saved_config(out: &Path) -> Result<toml::Table> {
     }
 }
 
+/// Largest batch size a run accepts (a typo such as an extra digit must not allocate gigabytes).
+pub const MAX_BATCH: usize = 1024;
+
 /// Resolves the config: with `--resume`, the run's saved config (`out` from the flag or the
 /// config file); then the config file; then flags; then defaults; validates every field.
 pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
@@ -377,8 +380,9 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     let s = |v: String| toml::Value::String(v);
     let pth = |v: PathBuf| toml::Value::String(v.display().to_string());
     let f = |v: f64| toml::Value::Float(v);
-    let i = |v: usize| toml::Value::Integer(v as i64);
-    let u = |v: u64| toml::Value::Integer(v as i64);
+    // TOML integers are i64: a larger flag value (e.g. u64::MAX) must not wrap to a negative one.
+    let i = |v: usize| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+    let u = |v: u64| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
     flag!(arch, s);
     flag!(weights, pth);
     flag!(original, pth);
@@ -556,6 +560,19 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
     if cfg.steps == 0 {
         bail!(
             "invalid config field `steps`: must be at least 1 (a run of 0 steps would label the original weights as fooled)"
+        );
+    }
+    let largest_batch = cfg
+        .schedule
+        .iter()
+        .filter_map(|p| p.batch_size)
+        .chain([cfg.batch_size, cfg.fool_batch_size])
+        .max()
+        .unwrap_or(0);
+    if largest_batch > MAX_BATCH {
+        bail!(
+            "invalid config: a batch size of {largest_batch} is above the limit of {MAX_BATCH} images \
+             (`batch_size`, `fool_batch_size` and the schedule's batch sizes)"
         );
     }
     if cfg.batch_size == 0 || cfg.fool_batch_size == 0 || cfg.checkpoint_every == 0 {

@@ -320,3 +320,28 @@ fn the_checkpoint_pins_are_the_mirror_tensors_and_the_published_file_converts_to
         assert!(src.url.starts_with("https://"), "{}", src.url);
     }
 }
+
+#[test]
+fn huge_integer_flags_neither_wrap_nor_allocate() {
+    let bin = env!("CARGO_BIN_EXE_foolmap");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = Command::new(bin)
+        .args(["fool", "--batch-size", "18446744073709551615", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        e.contains("above the limit of 1024") && !e.contains("-1"),
+        "{e}"
+    );
+    let o = Command::new(bin)
+        .args(["fool", "--then", "1:1:1e-4:5000", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("5000"));
+    assert!(!out.join("final.safetensors").exists());
+}
