@@ -468,6 +468,10 @@ pub struct ModelResult {
     pub sha256: String,
     /// The report evaluation.
     pub report: EvalSummary,
+    /// Evaluations of the run's checkpoints (selection half) and of this file (report half),
+    /// from the run's ledger when the results were last written beside it.
+    #[serde(default)]
+    pub evaluations: Option<EvaluationCounts>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -799,10 +803,26 @@ fn report(
             cell: job.cell.id(),
             seed: job.seed,
             step: sel.chosen,
-            sha256: sha,
+            sha256: sha.clone(),
             report: summary,
+            evaluations: Some(counts(&run, &sha)?),
         },
     )
+}
+
+/// The evaluation counts of a run folder's ledger for the model with SHA-256 `sha`.
+fn counts(run: &Path, sha: &str) -> Result<EvaluationCounts> {
+    let ledger = eval::evaluations(run)?;
+    Ok(EvaluationCounts {
+        selection: ledger
+            .iter()
+            .filter(|e| e.split == SplitArg::Selection)
+            .count(),
+        report: ledger
+            .iter()
+            .filter(|e| e.split == SplitArg::Report && e.sha256 == sha)
+            .count(),
+    })
 }
 
 /// Bootstrap intervals over the report images of one model.
@@ -898,6 +918,8 @@ pub struct CellSummary {
     pub transfer: BTreeMap<String, (f64, f64)>,
     /// Chosen step per seed.
     pub steps: Vec<u64>,
+    /// Evaluation counts per seed (selection half of the run, report half of the model).
+    pub evaluations: Vec<Option<EvaluationCounts>>,
 }
 
 /// `summary.json`.
@@ -938,6 +960,7 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
             meets_target: false,
             transfer: BTreeMap::new(),
             steps: Vec::new(),
+            evaluations: Vec::new(),
         };
         for job in jobs.iter().filter(|j| j.cell.id() == c.id()) {
             row.seeds_planned += 1;
@@ -952,6 +975,7 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
             let f = figures(s, c.interpreter)?;
             row.seeds.push(job.seed);
             row.steps.push(r.step);
+            row.evaluations.push(r.evaluations);
             row.top1_drop.push(f.top1_original - f.top1);
             row.top5_drop.push(f.top5_original - f.top5);
             row.fsr.push(f.fsr);
@@ -1131,6 +1155,23 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
     }
     let _ = writeln!(
         m,
+        "\n## Evaluations per model\n\nFrom each run's `evaluations.jsonl`: selection-half evaluations of \
+         the run's checkpoints, and report-half evaluations of the scored file (1 for every final model).\n"
+    );
+    let _ = writeln!(
+        m,
+        "| cell | seed | selection half | report half |\n|---|---|---|---|"
+    );
+    for c in &s.cells {
+        for (seed, e) in c.seeds.iter().zip(&c.evaluations) {
+            let (sel, rep) = e.map_or(("?".into(), "?".into()), |e| {
+                (e.selection.to_string(), e.report.to_string())
+            });
+            let _ = writeln!(m, "| {} | {seed} | {sel} | {rep} |", c.cell);
+        }
+    }
+    let _ = writeln!(
+        m,
         "\n## Recipes\n\nDefault recipe: {}. Per-cell overrides are in the config; each model's \
          resolved config is `{}/<cell>/seed<N>/config.json`, its training log `log.jsonl`, its \
          candidates `selection.json`.",
@@ -1194,6 +1235,16 @@ pub const LOG_EVERY: u64 = 10;
 /// Stage 4: summary.json, RESULTS.md and the release.
 fn write_results(t: &TableConfig, config_path: &Path, jobs: &[Job]) -> Result<()> {
     for job in jobs {
+        let eval_path = job.result_dir(t).join("eval.json");
+        let run = job.run_dir(t);
+        if eval_path.is_file() && run.join("evaluations.jsonl").is_file() {
+            let mut r: ModelResult = read_json(&eval_path)?;
+            let c = Some(counts(&run, &r.sha256)?);
+            if r.evaluations != c {
+                r.evaluations = c;
+                write_json(&eval_path, &r)?;
+            }
+        }
         let log = job.result_dir(t).join("log.jsonl");
         if let Ok(text) = std::fs::read_to_string(&log) {
             let thin = thin_log(&text);
@@ -1262,17 +1313,9 @@ fn release(t: &TableConfig, config_path: &Path, jobs: &[Job], rel: &Path) -> Res
             .iter()
             .find(|c| c.step == r.step)
             .with_context(|| format!("{}: no candidate at step {}", res.display(), r.step))?;
-        let ledger = eval::evaluations(&run)?;
-        let counts = EvaluationCounts {
-            selection: ledger
-                .iter()
-                .filter(|e| e.split == SplitArg::Selection)
-                .count(),
-            report: ledger
-                .iter()
-                .filter(|e| e.split == SplitArg::Report && e.sha256 == r.sha256)
-                .count(),
-        };
+        let counts = r
+            .evaluations
+            .context("eval.json without evaluation counts")?;
         let report = figures(&r.report, job.cell.interpreter)?;
         let mut recipe = fool::resolve(&job.fool_args(t))?;
         recipe.out = PathBuf::from(format!("{}", job.run_dir(t).display()));
