@@ -49,17 +49,16 @@ cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q -- -D warnings
 step "cargo test (native)"
 cargo test --workspace
 
-step "a short CPU fooling run for the browser tests (ResNet-20, Location, Grad-CAM)"
+step "trunk build (wasm, release) + wasm-opt -Oz of the worker + export-web of the released models"
 # The binary `cargo test --workspace` built (same features, no second build of Burn).
 foolmap() { target/debug/foolmap "$@"; }
-rm -rf target/e2e-run target/e2e/native
-foolmap fool --arch resnet20 --fooling location --interpreter grad_cam --lambda 10 --lr 1e-3 \
-  --batch-size 16 --steps 40 --checkpoint-every 40 --quiet --out target/e2e-run
-
-step "trunk build (wasm, release) + wasm-opt -Oz of the worker + export-web"
+rm -rf target/e2e/native target/dist/models
 trunk build --release --offline
 bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised worker
-foolmap export-web --fooled target/e2e-run --out target/dist
+# The page shows what a user gets: the committed models with their cards (Grad-CAM first: the model the
+# tests open by default).
+foolmap export-web --fooled models/resnet20-location-grad_cam.safetensors,models/resnet20-location-lrp_t.safetensors \
+  --out target/dist
 
 step "native maps for the browser parity test"
 for role in original location-grad_cam; do

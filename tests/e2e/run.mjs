@@ -168,6 +168,37 @@ test('CPU path: a gallery image gives predictions and maps; the fooled Location 
   await page.close();
 });
 
+test('the page states the measured figures of the model it shows, and its maps move to the frame', async () => {
+  const m = fooled();
+  const e = m.eval;
+  assert.ok(e, 'the exported model carries figures (a card or eval.json)');
+  const page = await open(`?backend=cpu&model=${m.id}&interpreter=${m.interpreter}&image=cat_1.png`);
+  await result(page);
+  const facts = await page.textContent('#model-facts');
+  const pct = (x) => `${(100 * x).toFixed(1)} %`;
+  assert.ok(facts.includes(pct(e.original.top1)) && facts.includes(pct(e.fooled.top1)), facts);
+  assert.ok(facts.includes(pct(e.interpreters[m.interpreter].fsr)), facts);
+  if (e.split === 'report') assert.match(facts, /report half/);
+  if (e.meets_target === false) assert.match(facts, /does not meet the fooling target/);
+  if (e.meets_target === true) assert.match(facts, /meets the fooling target/);
+  const label = await page.$eval(`#model option[value="${m.id}"]`, (o) => o.textContent);
+  assert.equal(label.includes('misses the fooling target'), e.meets_target === false, label);
+  assert.doesNotMatch(await page.textContent('header'), /almost the same/);
+  // Location fooling: over gallery images, the fooled map puts more of its mass on the frame.
+  if (m.fooling === 'location') {
+    let before = 0, after = 0, runs = 1;
+    for (const img of ['dog_1.png', 'ship_1.png', 'truck_1.png', 'horse_1.png']) {
+      await page.click(`#gallery button[title="${img.replace('_', ' ').replace('.png', '')}"]`);
+      const r = await result(page, runs++);
+      const mp = r.maps[m.interpreter];
+      before += frameMass(mp.original, mp.h, mp.w);
+      after += frameMass(mp.fooled, mp.h, mp.w);
+    }
+    assert.ok(after > before, `mean frame mass: original ${(before / 4).toFixed(3)}, fooled ${(after / 4).toFixed(3)}`);
+  }
+  await page.close();
+});
+
 test('browser maps equal the native `foolmap explain` output (same image, same f16 weights)', { skip: !native }, async () => {
   assert.ok(cpuResult, 'the CPU test ran first');
   let compared = 0;
