@@ -392,15 +392,8 @@ fn build_web() -> Result<()> {
     if !ok {
         bail!("`trunk build --release --offline` failed (see above)");
     }
-    // The worker's wasm halves with binaryen's `wasm-opt -Oz` (npm, ~5 min on 2 cores); the page
-    // works without it, so a failure (no npm, no network) only costs download size.
-    let shrunk = std::process::Command::new("bash")
-        .args(["scripts/wasm-opt.sh", "target/dist"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !shrunk {
-        println!("wasm-opt was not applied (see above): the page works, its worker is ~2× larger");
-    }
+    // No `wasm-opt` here: the page is served from this machine, where the worker's size costs
+    // nothing, and `scripts/wasm-opt.sh` takes ~5 minutes on 2 cores. Publishing runs it (README).
     Ok(())
 }
 
