@@ -21,6 +21,7 @@ pub mod explain;
 pub mod fooling;
 pub mod image;
 pub mod labels;
+pub mod manifest;
 pub mod maps;
 pub mod metrics;
 pub mod model;
@@ -36,6 +37,25 @@ pub use error::{FoolmapError, Result};
 pub use explain::{Interpreter, InterpreterOptions};
 pub use params::ParamStore;
 pub use state::StateDict;
+
+/// Serde for the registries' enums: written and read as their ids (`"grad_cam"`, `"location"`,
+/// `"resnet20"`), so that configs, cards and the web manifest hold typed values.
+macro_rules! serde_by_id {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.id())
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+serde_by_id!(Architecture, Interpreter, fooling::FoolingType);
 
 /// Re-export of the Burn version this crate is built against.
 pub use burn;

@@ -9,7 +9,12 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use foolmap::state::StoreDtype;
 use foolmap::{Architecture, Dataset, StateDict};
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use foolmap::manifest::{
+    Accuracy, Figures, GalleryEntry, InterpreterFigures, Manifest, ModelEntry, Role,
+};
+use serde_json::Value;
 
 use crate::data;
 use crate::fool::write_atomic;
@@ -46,7 +51,7 @@ struct Run {
     weights: PathBuf,
     sd: StateDict,
     /// The figures the page shows (from `eval.json` or the model's card).
-    eval: Option<Value>,
+    eval: Option<Figures>,
 }
 
 fn read_run(p: &Path) -> Result<Run> {
@@ -85,14 +90,15 @@ fn read_run(p: &Path) -> Result<Run> {
     }
     let eval_path = weights.with_file_name("eval.json");
     let eval = match std::fs::read(&eval_path) {
-        Ok(b) => Some(eval_summary(&serde_json::from_slice(&b).with_context(
-            || {
+        Ok(b) => {
+            let v: Value = serde_json::from_slice(&b).with_context(|| {
                 format!(
                     "{} is not the JSON that `foolmap eval --json` writes",
                     eval_path.display()
                 )
-            },
-        )?)),
+            })?;
+            Some(eval_summary(&v, &eval_path)?)
+        }
         Err(_) => None,
     };
     Ok(Run { weights, sd, eval })
@@ -115,48 +121,61 @@ fn meta<'a>(sd: &'a StateDict, key: &str, file: &Path) -> Result<&'a str> {
 }
 
 /// The figures of `eval --json` the page shows (accuracies and, per interpreter, FSR and mean
-/// statistic with the threshold used).
-fn eval_summary(e: &Value) -> Value {
-    let interps: serde_json::Map<String, Value> = e["interpreters"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        json!({"fsr": v["fsr"], "fsr_original": v["fsr_original"],
-                               "mean_statistic": v["mean_statistic"], "threshold": v["threshold"]}),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({"n": e["n"], "original": {"top1": e["original"]["top1"], "top5": e["original"]["top5"]},
-           "fooled": {"top1": e["fooled"]["top1"], "top5": e["fooled"]["top5"]},
-           "interpreters": interps, "active": e.get("active").cloned().unwrap_or(Value::Null)})
+/// statistic with the threshold used), read into the manifest's type.
+fn eval_summary(e: &Value, path: &Path) -> Result<Figures> {
+    serde_json::from_value(e.clone()).with_context(|| {
+        format!(
+            "{} is not the JSON that `foolmap eval --json` writes",
+            path.display()
+        )
+    })
 }
 
 /// The page's figures from a model card: report half, every interpreter of its transfer matrix
 /// (else the fooled one), and whether it meets the fooling target.
-fn card_summary(c: &crate::card::Card) -> Value {
-    let mut interps: serde_json::Map<String, Value> = c
+fn card_summary(c: &crate::card::Card) -> Figures {
+    let mut interpreters: BTreeMap<String, InterpreterFigures> = c
         .transfer
         .iter()
         .map(|(k, t)| {
             (
                 k.clone(),
-                json!({"fsr": t.fsr, "fsr_original": t.fsr_original, "threshold": c.threshold, "n": t.n}),
+                InterpreterFigures {
+                    fsr: t.fsr,
+                    fsr_original: Some(t.fsr_original),
+                    mean_statistic: None,
+                    threshold: c.threshold,
+                    n: Some(t.n),
+                },
             )
         })
         .collect();
-    interps
+    interpreters
         .entry(c.interpreter.clone())
-        .or_insert_with(|| json!({"fsr": c.report.fsr, "threshold": c.threshold}));
-    json!({"n": c.report.images, "split": "report",
-           "original": {"top1": c.report.top1_original, "top5": c.report.top5_original},
-           "fooled": {"top1": c.report.top1, "top5": c.report.top5},
-           "interpreters": interps, "active": Value::Null,
-           "card": c.id, "meets_target": c.meets_target, "max_drop": c.max_drop})
+        .or_insert(InterpreterFigures {
+            fsr: c.report.fsr,
+            fsr_original: None,
+            mean_statistic: None,
+            threshold: c.threshold,
+            n: Some(c.report.images),
+        });
+    Figures {
+        n: c.report.images,
+        split: Some("report".into()),
+        original: Accuracy {
+            top1: c.report.top1_original,
+            top5: c.report.top5_original,
+        },
+        fooled: Accuracy {
+            top1: c.report.top1,
+            top5: c.report.top5,
+        },
+        interpreters,
+        active: None,
+        card: Some(c.id.clone()),
+        meets_target: Some(c.meets_target),
+        max_drop: Some(c.max_drop),
+    }
 }
 
 fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize> {
@@ -238,10 +257,24 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
 
     let dataset = arch.dataset();
     let classes = crate::commands::class_names(dataset, root);
-    let mut models = vec![json!({
-        "id": orig_id, "role": "original", "arch": arch.id(), "file": format!("models/{orig_id}.safetensors"),
-        "bytes": n0, "weights_source": file_name(&original_path),
-    })];
+    let mut models = vec![ModelEntry {
+        id: orig_id.clone(),
+        role: Role::Original,
+        arch,
+        file: format!("models/{orig_id}.safetensors"),
+        bytes: n0 as u64,
+        original: None,
+        fooling: None,
+        interpreter: None,
+        lambda: None,
+        lr: None,
+        steps: None,
+        batch_size: None,
+        c1: None,
+        c2: None,
+        eval: None,
+        weights_source: Some(file_name(&original_path)),
+    }];
     for r in &runs {
         foolmap::ParamStore::from_state_dict(
             &net.specs,
@@ -266,40 +299,55 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
             .interpreter
             .parse()
             .with_context(|| format!("{}: metadata `config.interpreter`", r.weights.display()))?;
-        let (fooling, interp) = (fooling.id(), interp.id());
-        let mut id = format!("{}-{fooling}-{interp}", arch.id());
-        let n_same = models
-            .iter()
-            .filter(|m| m["id"].as_str().is_some_and(|s| s.starts_with(&id)))
-            .count();
+        let mut id = format!("{}-{}-{}", arch.id(), fooling.id(), interp.id());
+        let n_same = models.iter().filter(|m| m.id.starts_with(&id)).count();
         if n_same > 0 {
             id = format!("{id}-{}", n_same + 1);
         }
         let n = write_weights(&r.sd, dtype, &models_dir.join(format!("{id}.safetensors")))?;
-        models.push(json!({
-            "id": id, "role": "fooled", "arch": arch.id(), "original": orig_id,
-            "file": format!("models/{id}.safetensors"), "bytes": n,
-            "fooling": fooling, "interpreter": interp, "lambda": cfg.lambda, "lr": cfg.lr,
-            "steps": r.sd.metadata.get("step").and_then(|s| s.parse::<u64>().ok()).unwrap_or(cfg.steps),
-            "batch_size": cfg.batch_size, "c1": cfg.c1, "c2": cfg.c2,
-            "eval": r.eval.clone(),
-            "weights_source": file_name(&r.weights),
-        }));
+        models.push(ModelEntry {
+            id: id.clone(),
+            role: Role::Fooled,
+            arch,
+            file: format!("models/{id}.safetensors"),
+            bytes: n as u64,
+            original: Some(orig_id.clone()),
+            fooling: Some(fooling),
+            interpreter: Some(interp),
+            lambda: Some(cfg.lambda),
+            lr: Some(cfg.lr),
+            steps: Some(
+                r.sd.metadata
+                    .get("step")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(cfg.steps),
+            ),
+            batch_size: Some(cfg.batch_size),
+            c1: Some(cfg.c1),
+            c2: Some(cfg.c2),
+            eval: r.eval.clone(),
+            weights_source: Some(file_name(&r.weights)),
+        });
     }
 
     let gallery = copy_gallery(dataset, a.gallery_per_class, root, &a.out)?;
-    let manifest = json!({
-        "version": 1,
-        "arch": arch.id(),
-        "dataset": match dataset { Dataset::Cifar10 => "cifar10", Dataset::ImageNet => "imagenet" },
-        "input_size": dataset.input_size(),
-        "mean": Dataset::MEAN, "std": Dataset::STD,
-        "tap": net.tap_name(),
-        "dtype": if a.f32 { "f32" } else { "f16" },
-        "classes": classes,
-        "models": models,
-        "gallery": gallery,
-    });
+    let manifest = Manifest {
+        version: 1,
+        arch,
+        dataset: match dataset {
+            Dataset::Cifar10 => "cifar10",
+            Dataset::ImageNet => "imagenet",
+        }
+        .into(),
+        input_size: dataset.input_size(),
+        mean: Dataset::MEAN,
+        std: Dataset::STD,
+        tap: net.tap_name().into(),
+        dtype: if a.f32 { "f32" } else { "f16" }.into(),
+        classes,
+        models,
+        gallery,
+    };
     let path = models_dir.join("manifest.json");
     write_atomic(&path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     // The page's Content-Security-Policy, for static hosts that send none.
@@ -308,7 +356,7 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
         "wrote {} ({} models, {} gallery images)",
         path.display(),
         runs.len() + 1,
-        manifest["gallery"].as_array().map_or(0, Vec::len)
+        manifest.gallery.len()
     );
     Ok(path)
 }
@@ -344,7 +392,7 @@ fn copy_gallery(
     per_class: usize,
     root: Option<&Path>,
     out: &Path,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<GalleryEntry>> {
     let root = data::data_root(root)?;
     let dir = out.join("gallery");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -362,8 +410,11 @@ fn copy_gallery(
                 let file = format!("{}_{}.png", names[s.label], count[s.label]);
                 let img = s.rgb()?;
                 write_atomic(&dir.join(&file), &crate::commands::png_bytes(&img)?)?;
-                entries.push(json!({"file": format!("gallery/{file}"), "label": s.label,
-                                    "name": format!("{} {}", names[s.label], count[s.label])}));
+                entries.push(GalleryEntry {
+                    file: format!("gallery/{file}"),
+                    label: Some(s.label),
+                    name: format!("{} {}", names[s.label], count[s.label]),
+                });
             }
         }
         Dataset::ImageNet => {
@@ -377,8 +428,11 @@ fn copy_gallery(
                 let src = photos.join(f);
                 if let Ok(bytes) = std::fs::read(&src) {
                     write_atomic(&dir.join(f), &bytes)?;
-                    entries
-                        .push(json!({"file": format!("gallery/{f}"), "label": label, "name": f}));
+                    entries.push(GalleryEntry {
+                        file: format!("gallery/{f}"),
+                        label,
+                        name: f.into(),
+                    });
                 }
             }
         }

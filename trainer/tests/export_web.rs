@@ -62,6 +62,13 @@ fn export_writes_manifest_weights_and_gallery() {
     let dist = tmp.path().join("dist");
     let path = export(&args(vec![run.clone()], &dist), Some(&data_root())).expect("export");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    // The page reads it with the same type.
+    let typed = foolmap::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(typed.fooled().count(), 1);
+    assert_eq!(
+        typed.fooled().next().and_then(|f| f.interpreter),
+        Some(foolmap::Interpreter::GradCam)
+    );
     assert_eq!(m["arch"], "resnet20");
     assert_eq!(m["tap"], "layer3.2");
     assert_eq!(m["input_size"], 32);

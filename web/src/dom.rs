@@ -127,9 +127,8 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn pct(v: &serde_json::Value) -> String {
-    v.as_f64()
-        .map_or("?".into(), |x| format!("{:.1} %", 100.0 * x))
+fn pct(x: f64) -> String {
+    format!("{:.1} %", 100.0 * x)
 }
 
 /// Fills the model / interpreter dropdowns, the gallery and the model facts.
@@ -138,22 +137,19 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
     if let Some(sel) = el("model") {
         let mut html = String::new();
         for m in &fooled {
-            let mut fsr = m.interpreter.as_deref().map_or(String::new(), |i| {
-                let v = &m.eval["interpreters"][i]["fsr"];
-                if v.is_null() {
-                    String::new()
-                } else {
-                    format!(", FSR {}", pct(v))
-                }
-            });
-            if m.eval["meets_target"] == serde_json::Value::Bool(false) {
+            let figures = m.eval.as_ref();
+            let mut fsr = m
+                .interpreter
+                .and_then(|i| figures.and_then(|e| e.interpreters.get(i.id())))
+                .map_or(String::new(), |v| format!(", FSR {}", pct(v.fsr)));
+            if figures.and_then(|e| e.meets_target) == Some(false) {
                 fsr.push_str(", misses the fooling target");
             }
             html.push_str(&format!(
                 "<option value=\"{}\">{} fooling of {} (λ {}{fsr})</option>",
                 esc(&m.id),
-                esc(m.fooling.as_deref().unwrap_or("?")),
-                esc(m.interpreter.as_deref().unwrap_or("?")),
+                m.fooling.map_or("?", |f| f.id()),
+                m.interpreter.map_or("?", |i| i.id()),
                 m.lambda.map_or("?".into(), |l| format!("{l}")),
             ));
         }
@@ -180,7 +176,7 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
     let interp = params
         .get("interpreter")
         .cloned()
-        .or_else(|| wanted_model.and_then(|m| m.interpreter.clone()))
+        .or_else(|| wanted_model.and_then(|m| m.interpreter.map(|i| i.id().to_string())))
         .unwrap_or_else(|| "grad_cam".into());
     if let Some(s) = el("interpreter").and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()) {
         s.set_value(&interp);
@@ -211,53 +207,51 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
     model_facts(app);
 }
 
-/// The selected model's figures from `eval` (accuracy kept, FSR).
+/// The selected model's figures (from its card or `eval.json`: accuracy kept, FSR).
 pub fn model_facts(app: &Ui) {
     let Ok(sel) = selection(app) else { return };
     let m = &sel.models.1;
-    let e = &m.eval;
-    let text = if e.is_null() {
-        format!(
-            "{}: fooled with {} / {}, λ {}, {} steps. No `eval.json` was exported with it.",
+    let text = match &m.eval {
+        None => format!(
+            "{}: fooled with {} / {}, λ {}, {} steps. No measured figures were exported with it.",
             m.id,
-            m.fooling.as_deref().unwrap_or("?"),
-            m.interpreter.as_deref().unwrap_or("?"),
+            m.fooling.map_or("?", |f| f.id()),
+            m.interpreter.map_or("?", |i| i.id()),
             m.lambda.unwrap_or(f64::NAN),
             m.steps.unwrap_or(0)
-        )
-    } else {
-        let images = if e["split"] == "report" {
-            "held-out test images (the report half, on which no choice was made)"
-        } else {
-            "test images"
-        };
-        let mut s = format!(
-            "{}: {} steps. Top-1 {} → {} on {} {images}. ",
-            m.id,
-            m.steps.unwrap_or(0),
-            pct(&e["original"]["top1"]),
-            pct(&e["fooled"]["top1"]),
-            e["n"]
-        );
-        match e["meets_target"].as_bool() {
-            Some(true) => {
-                s.push_str("It meets the fooling target (FSR ≥ 80 %, top-1 drop ≤ 2 points). ")
+        ),
+        Some(e) => {
+            let images = if e.split.as_deref() == Some("report") {
+                "held-out test images (the report half, on which no choice was made)"
+            } else {
+                "test images"
+            };
+            let mut s = format!(
+                "{}: {} steps. Top-1 {} → {} on {} {images}. ",
+                m.id,
+                m.steps.unwrap_or(0),
+                pct(e.original.top1),
+                pct(e.fooled.top1),
+                e.n
+            );
+            match e.meets_target {
+                Some(true) => s.push_str(
+                    "It meets the fooling target (FSR ≥ 80 %, top-1 drop ≤ 2 points). ",
+                ),
+                Some(false) => s.push_str(
+                    "It does not meet the fooling target (FSR ≥ 80 % with a top-1 drop ≤ 2 points). ",
+                ),
+                None => {}
             }
-            Some(false) => s.push_str(
-                "It does not meet the fooling target (FSR ≥ 80 % with a top-1 drop ≤ 2 points). ",
-            ),
-            None => {}
-        }
-        if let Some(map) = e["interpreters"].as_object() {
-            for (k, v) in map {
+            for (k, v) in &e.interpreters {
                 s.push_str(&format!(
                     "FSR {k}: {} (original {}). ",
-                    pct(&v["fsr"]),
-                    pct(&v["fsr_original"])
+                    pct(v.fsr),
+                    v.fsr_original.map_or("?".into(), pct)
                 ));
             }
+            s
         }
-        s
     };
     set_text("model-facts", &text);
 }

@@ -158,10 +158,7 @@ async fn handle(req: Request, bytes: Option<Vec<u8>>) {
 
 async fn init(text: &str, want: Backend) -> Result<(), String> {
     let manifest = Manifest::parse(text.as_bytes())?;
-    let arch: Architecture = manifest
-        .arch
-        .parse()
-        .map_err(|e| format!("models/manifest.json: field `arch`: {e}"))?;
+    let arch: Architecture = manifest.arch;
     let net = arch.build();
     let (backend, device, note) = make_device(want).await;
     ENGINE.with(|a| {

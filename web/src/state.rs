@@ -4,127 +4,13 @@
 use foolmap::Interpreter;
 use foolmap::image::Rgb8;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::Backend;
 use crate::protocol::{by_id, nan, nan2, nanmap, nanvec, rgb8};
 
-/// One model of the manifest.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelEntry {
-    pub id: String,
-    /// `original` or `fooled`.
-    pub role: String,
-    pub file: String,
-    pub bytes: u64,
-    pub fooling: Option<String>,
-    pub interpreter: Option<String>,
-    pub lambda: Option<f64>,
-    pub steps: Option<u64>,
-    /// `eval` figures (accuracies, FSR per interpreter), when exported.
-    pub eval: Value,
-}
-
-/// One gallery image.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GalleryEntry {
-    pub file: String,
-    pub name: String,
-    pub label: Option<usize>,
-}
-
-/// `models/manifest.json`.
-#[derive(Clone, Debug)]
-pub struct Manifest {
-    pub arch: String,
-    pub classes: Vec<String>,
-    pub models: Vec<ModelEntry>,
-    pub gallery: Vec<GalleryEntry>,
-}
-
-fn field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a Value, String> {
-    v.get(key)
-        .filter(|x| !x.is_null())
-        .ok_or_else(|| format!("models/manifest.json: {at} has no field `{key}`"))
-}
-
-fn string(v: &Value, key: &str, at: &str) -> Result<String, String> {
-    field(v, key, at)?
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("models/manifest.json: {at}.{key} must be a string"))
-}
-
-impl Manifest {
-    /// Parses and checks the manifest; errors name the field.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let v: Value = serde_json::from_slice(bytes)
-            .map_err(|e| format!("models/manifest.json is not JSON: {e}"))?;
-        let arch = string(&v, "arch", "the manifest")?;
-        let classes = field(&v, "classes", "the manifest")?
-            .as_array()
-            .ok_or("models/manifest.json: `classes` must be a list")?
-            .iter()
-            .map(|c| c.as_str().unwrap_or("?").to_string())
-            .collect();
-        let mut models = Vec::new();
-        for (i, m) in field(&v, "models", "the manifest")?
-            .as_array()
-            .ok_or("models/manifest.json: `models` must be a list")?
-            .iter()
-            .enumerate()
-        {
-            let at = format!("models[{i}]");
-            models.push(ModelEntry {
-                id: string(m, "id", &at)?,
-                role: string(m, "role", &at)?,
-                file: string(m, "file", &at)?,
-                bytes: m["bytes"].as_u64().unwrap_or(0),
-                fooling: m["fooling"].as_str().map(str::to_string),
-                interpreter: m["interpreter"].as_str().map(str::to_string),
-                lambda: m["lambda"].as_f64(),
-                steps: m["steps"].as_u64(),
-                eval: m["eval"].clone(),
-            });
-        }
-        if !models.iter().any(|m| m.role == "original") {
-            return Err("models/manifest.json: no model with role `original`".into());
-        }
-        if !models.iter().any(|m| m.role == "fooled") {
-            return Err("models/manifest.json: no model with role `fooled`".into());
-        }
-        let gallery = v["gallery"]
-            .as_array()
-            .map(|g| {
-                g.iter()
-                    .filter_map(|e| {
-                        Some(GalleryEntry {
-                            file: e["file"].as_str()?.to_string(),
-                            name: e["name"].as_str().unwrap_or("image").to_string(),
-                            label: e["label"].as_u64().map(|l| l as usize),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Manifest {
-            arch,
-            classes,
-            models,
-            gallery,
-        })
-    }
-
-    /// The original model.
-    pub fn original(&self) -> Option<&ModelEntry> {
-        self.models.iter().find(|m| m.role == "original")
-    }
-
-    /// The fooled models.
-    pub fn fooled(&self) -> impl Iterator<Item = &ModelEntry> {
-        self.models.iter().filter(|m| m.role == "fooled")
-    }
-}
+/// The manifest, its models and gallery entries: the shared typed artifact that
+/// `foolmap export-web` writes ([`foolmap::manifest`]).
+pub use foolmap::manifest::{GalleryEntry, Manifest, ModelEntry};
 
 /// What the controls select.
 #[derive(Clone, Debug)]
@@ -285,31 +171,23 @@ pub fn is_constant(m: &[f32]) -> bool {
 mod tests {
     use super::*;
 
-    const MANIFEST: &str = r#"{"arch":"resnet20","classes":["a","b"],
-        "models":[{"id":"o","role":"original","file":"models/o.safetensors","bytes":10},
-                  {"id":"f","role":"fooled","file":"models/f.safetensors","fooling":"location",
-                   "interpreter":"grad_cam","lambda":2.0,"steps":100}],
-        "gallery":[{"file":"gallery/a.png","name":"a 1","label":0}]}"#;
-
     #[test]
-    fn parses_the_manifest() {
-        let m = Manifest::parse(MANIFEST.as_bytes()).expect("parse");
-        assert_eq!(m.arch, "resnet20");
+    fn the_page_reads_the_shared_manifest_type() {
+        let text = r#"{"version":1,"arch":"resnet20","dataset":"cifar10","input_size":32,
+            "mean":[0.485,0.456,0.406],"std":[0.229,0.224,0.225],"tap":"layer3.2","dtype":"f16",
+            "classes":["a","b"],
+            "models":[{"id":"o","role":"original","arch":"resnet20","file":"models/o.safetensors","bytes":10},
+                      {"id":"f","role":"fooled","arch":"resnet20","file":"models/f.safetensors",
+                       "fooling":"location","interpreter":"grad_cam","lambda":2.0,"steps":100}],
+            "gallery":[{"file":"gallery/a.png","name":"a 1","label":0}]}"#;
+        let m = Manifest::parse(text.as_bytes()).expect("parse");
+        assert_eq!(m.arch, foolmap::Architecture::ResNet20);
         assert_eq!(m.original().map(|o| o.id.as_str()), Some("o"));
         assert_eq!(m.fooled().count(), 1);
         assert_eq!(m.gallery[0].label, Some(0));
-    }
-
-    #[test]
-    fn manifest_errors_name_the_field() {
-        let e = Manifest::parse(br#"{"classes":[],"models":[]}"#).unwrap_err();
-        assert!(e.contains("`arch`"), "{e}");
         let e =
-            Manifest::parse(br#"{"arch":"resnet20","classes":[],"models":[{"role":"original"}]}"#)
-                .unwrap_err();
+            Manifest::parse(br#"{"arch":"resnet20","models":[{"role":"original"}]}"#).unwrap_err();
         assert!(e.contains("models[0]") && e.contains("`id`"), "{e}");
-        let e = Manifest::parse(b"not json").unwrap_err();
-        assert!(e.contains("not JSON"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,285 @@
+//! `models/manifest.json`: what `foolmap export-web` writes and the web app reads — one typed
+//! artifact for both sides (registry enums as their ids). Parsing errors name the field.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fooling::FoolingType;
+use crate::{Architecture, Interpreter};
+
+/// A model's part in the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The pretrained model.
+    Original,
+    /// A fine-tuned (fooled) model.
+    Fooled,
+}
+
+/// Top-1 / top-5 accuracy (fractions).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// Top-1.
+    pub top1: f64,
+    /// Top-5.
+    pub top5: f64,
+}
+
+/// One interpreter's fooling figures (fractions; `threshold` is τ).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InterpreterFigures {
+    /// FSR of the fooled model.
+    pub fsr: f64,
+    /// FSR of the original model under the same rule.
+    #[serde(default)]
+    pub fsr_original: Option<f64>,
+    /// Mean statistic of the fooled model.
+    #[serde(default)]
+    pub mean_statistic: Option<f64>,
+    /// τ.
+    pub threshold: f64,
+    /// Images scored with this interpreter.
+    #[serde(default)]
+    pub n: Option<usize>,
+}
+
+/// The measured figures a fooled model is shown with (from its card or an `eval.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Images scored.
+    pub n: usize,
+    /// `report` for a released model's card (the half no choice was made on).
+    #[serde(default)]
+    pub split: Option<String>,
+    /// The original model on those images.
+    pub original: Accuracy,
+    /// The fooled model on those images.
+    pub fooled: Accuracy,
+    /// Per interpreter id.
+    pub interpreters: BTreeMap<String, InterpreterFigures>,
+    /// Active-fooling figures, when measured.
+    #[serde(default)]
+    pub active: Option<serde_json::Value>,
+    /// Id of the card the figures come from.
+    #[serde(default)]
+    pub card: Option<String>,
+    /// Whether the model meets the fooling target (FSR ≥ 80 % within `max_drop`), per its card.
+    #[serde(default)]
+    pub meets_target: Option<bool>,
+    /// The drop limit of that target (fraction).
+    #[serde(default)]
+    pub max_drop: Option<f64>,
+}
+
+/// One model of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    /// Id (also its file's stem).
+    pub id: String,
+    /// Original or fooled.
+    pub role: Role,
+    /// Architecture.
+    pub arch: Architecture,
+    /// Weights file, relative to the page.
+    pub file: String,
+    /// Its size in bytes.
+    #[serde(default)]
+    pub bytes: u64,
+    /// The original model's id (fooled models).
+    #[serde(default)]
+    pub original: Option<String>,
+    /// Fooling type (fooled models).
+    #[serde(default)]
+    pub fooling: Option<FoolingType>,
+    /// Interpreter fooled (fooled models).
+    #[serde(default)]
+    pub interpreter: Option<Interpreter>,
+    /// λ of the run's first phase.
+    #[serde(default)]
+    pub lambda: Option<f64>,
+    /// Learning rate of the run's first phase.
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// Training steps of the weights.
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// Batch size of the run.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Active fooling classes.
+    #[serde(default)]
+    pub c1: Option<usize>,
+    /// Active fooling classes.
+    #[serde(default)]
+    pub c2: Option<usize>,
+    /// The figures measured for it.
+    #[serde(default)]
+    pub eval: Option<Figures>,
+    /// File name the weights were exported from.
+    #[serde(default)]
+    pub weights_source: Option<String>,
+}
+
+/// One gallery image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryEntry {
+    /// File, relative to the page.
+    pub file: String,
+    /// Shown name.
+    pub name: String,
+    /// Its class, when known.
+    #[serde(default)]
+    pub label: Option<usize>,
+}
+
+/// `models/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version (1).
+    pub version: u32,
+    /// Architecture of every model.
+    pub arch: Architecture,
+    /// `cifar10` or `imagenet`.
+    pub dataset: String,
+    /// Input side in pixels.
+    pub input_size: usize,
+    /// Normalisation mean (RGB).
+    pub mean: [f32; 3],
+    /// Normalisation standard deviation (RGB).
+    pub std: [f32; 3],
+    /// Tap layer name.
+    pub tap: String,
+    /// Storage type of the weights (`f16` or `f32`).
+    pub dtype: String,
+    /// Class names in class order.
+    pub classes: Vec<String>,
+    /// The models.
+    pub models: Vec<ModelEntry>,
+    /// Demo images.
+    #[serde(default)]
+    pub gallery: Vec<GalleryEntry>,
+}
+
+/// Where errors point.
+const FILE: &str = "models/manifest.json";
+
+impl Manifest {
+    /// Parses and checks a manifest; errors name the file, the entry and the field.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("{FILE} is not JSON: {e}"))?;
+        // Entries one by one, so that an error names `models[i]`.
+        let models = match v.get_mut("models").map(serde_json::Value::take) {
+            Some(serde_json::Value::Array(a)) => a,
+            Some(_) => return Err(format!("{FILE}: `models` must be a list")),
+            None => return Err(format!("{FILE}: missing field `models`")),
+        };
+        let models = models
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                serde_json::from_value::<ModelEntry>(m)
+                    .map_err(|e| format!("{FILE}: models[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        v["models"] = serde_json::Value::Array(Vec::new());
+        let mut m: Manifest = serde_json::from_value(v).map_err(|e| format!("{FILE}: {e}"))?;
+        m.models = models;
+        if !m.models.iter().any(|x| x.role == Role::Original) {
+            return Err(format!("{FILE}: no model with role `original`"));
+        }
+        if !m.models.iter().any(|x| x.role == Role::Fooled) {
+            return Err(format!("{FILE}: no model with role `fooled`"));
+        }
+        Ok(m)
+    }
+
+    /// The original model.
+    pub fn original(&self) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.role == Role::Original)
+    }
+
+    /// The fooled models.
+    pub fn fooled(&self) -> impl Iterator<Item = &ModelEntry> {
+        self.models.iter().filter(|m| m.role == Role::Fooled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let entry = |id: &str, role| ModelEntry {
+            id: id.into(),
+            role,
+            arch: Architecture::ResNet20,
+            file: format!("models/{id}.safetensors"),
+            bytes: 10,
+            original: None,
+            fooling: (role == Role::Fooled).then_some(FoolingType::Location),
+            interpreter: (role == Role::Fooled).then_some(Interpreter::GradCam),
+            lambda: Some(10.0),
+            lr: None,
+            steps: Some(3500),
+            batch_size: None,
+            c1: None,
+            c2: None,
+            eval: None,
+            weights_source: None,
+        };
+        Manifest {
+            version: 1,
+            arch: Architecture::ResNet20,
+            dataset: "cifar10".into(),
+            input_size: 32,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+            tap: "layer3.2".into(),
+            dtype: "f16".into(),
+            classes: vec!["airplane".into()],
+            models: vec![entry("o", Role::Original), entry("f", Role::Fooled)],
+            gallery: vec![],
+        }
+    }
+
+    #[test]
+    fn a_manifest_round_trips_with_ids_for_enums() {
+        let m = sample();
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(
+            text.contains("\"interpreter\":\"grad_cam\"") && text.contains("\"role\":\"fooled\"")
+        );
+        assert_eq!(Manifest::parse(text.as_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn errors_name_the_entry_and_the_field() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v.as_object_mut().unwrap().remove("arch");
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.contains("missing field `arch`"), "{e}");
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["models"][1]["interpreter"] = "gradcamm".into();
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.contains("models[1]") && e.contains("gradcamm"), "{e}");
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["models"][0].as_object_mut().unwrap().remove("id");
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.contains("models[0]") && e.contains("`id`"), "{e}");
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["models"].as_array_mut().unwrap().truncate(1);
+        assert!(
+            Manifest::parse(v.to_string().as_bytes())
+                .unwrap_err()
+                .contains("fooled")
+        );
+        assert!(
+            Manifest::parse(b"not json")
+                .unwrap_err()
+                .contains("not JSON")
+        );
+    }
+}
