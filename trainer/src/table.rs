@@ -526,6 +526,8 @@ pub fn run(a: &TableArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         done += 1;
     }
     write_results(&t, &a.config, &jobs)?;
+    // Complete = scored on the report half, whichever invocation did it.
+    let done = summarise(&t, &jobs)?.complete.0.max(done);
     if done < jobs.len() {
         println!(
             "time limit: {done} of {} runs complete; run the same command again to continue",
@@ -1203,9 +1205,13 @@ fn recipe_text(r: &Recipe) -> String {
     if let Some(v) = r.keep_every {
         parts.push(format!("kept every {v}"));
     }
-    if let Some(v) = &r.schedule {
-        let ph: Vec<String> = v.iter().map(|p| String::from(*p)).collect();
-        parts.push(format!("then {}", ph.join(", ")));
+    match &r.schedule {
+        Some(v) if v.is_empty() => parts.push("one phase".into()),
+        Some(v) => {
+            let ph: Vec<String> = v.iter().map(|p| String::from(*p)).collect();
+            parts.push(format!("then {}", ph.join(", ")));
+        }
+        None => {}
     }
     parts.join(", ")
 }
