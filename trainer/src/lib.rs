@@ -11,7 +11,6 @@ pub mod export_web;
 pub mod fetch;
 pub mod fool;
 pub mod fuzz;
-pub mod ids;
 pub mod npy;
 pub mod prefetch;
 pub mod report;

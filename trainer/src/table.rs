@@ -92,10 +92,8 @@ impl Recipe {
 #[serde(deny_unknown_fields)]
 pub struct Cell {
     /// Fooling type id (`location`, `topk`, `center-mass`).
-    #[serde(with = "crate::ids")]
     pub fooling: FoolingType,
     /// Interpreter fooled (`lrp_t`, `grad_cam`, `simple_grad_t`).
-    #[serde(with = "crate::ids")]
     pub interpreter: Interpreter,
     /// Cell id (default `<fooling>-<interpreter>`); names its folders and released model.
     #[serde(default)]
@@ -127,7 +125,6 @@ pub struct TableConfig {
     /// Table name (titles RESULTS.md).
     pub name: String,
     /// Architecture id.
-    #[serde(with = "crate::ids")]
     pub arch: Architecture,
     /// Folder of the training runs (checkpoints; not committed).
     pub runs: PathBuf,
@@ -153,7 +150,6 @@ pub struct TableConfig {
     #[serde(default)]
     pub report_images: Option<usize>,
     /// Interpreters of the report evaluation (the transfer matrix).
-    #[serde(with = "crate::ids::list")]
     pub report_interpreters: Vec<Interpreter>,
     /// SmoothGrad / Integrated Gradients are scored on the first N report images only.
     #[serde(default = "default_heavy")]
@@ -715,17 +711,11 @@ fn select(
     Ok(sel)
 }
 
-/// The f16 form of a run's chosen checkpoint, with the metadata `eval` reads.
+/// The f16 form of a run's chosen checkpoint, keeping the metadata `eval` reads (`arch`,
+/// `config`, `step`: read with the tensors).
 fn chosen_f16(run: &Path, step: u64) -> Result<Vec<u8>> {
     let src = run.join(format!("step{step}.safetensors"));
-    let sd = crate::weights::read_state_dict_within(&src, None)?;
-    let mut sd = sd;
-    for key in ["arch", "config", "step"] {
-        if let Some(v) = crate::weights::read_metadata(&src)?.get(key) {
-            sd.metadata.insert(key.into(), v.clone());
-        }
-    }
-    Ok(sd.to_safetensors(StoreDtype::F16)?)
+    Ok(crate::weights::read_state_dict_within(&src, None)?.to_safetensors(StoreDtype::F16)?)
 }
 
 /// Stage 3: the chosen checkpoint as f16, scored once on the report half.
