@@ -230,6 +230,32 @@ impl ParamStore {
         self.values = values;
     }
 
+    /// The name of the first parameter holding a NaN or ±Inf, `None` when every value is finite.
+    ///
+    /// Cheap enough for every optimiser step: `Σ (v · 0)` is 0 exactly when `v` is finite (NaN
+    /// and ±Inf times 0 are NaN, and no finite value overflows), so it costs one elementwise
+    /// pass, one sum per tensor and a single read-back of `len()` scalars; detached from any
+    /// autodiff graph.
+    pub fn non_finite(&self) -> Result<Option<String>> {
+        if self.values.is_empty() {
+            return Ok(None);
+        }
+        let sums: Vec<Tensor<1>> = self
+            .values
+            .iter()
+            .map(|v| v.clone().detach().mul_scalar(0.0).sum())
+            .collect();
+        let flags = Tensor::cat(sums, 0)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| FoolmapError::invalid("parameters", format!("{e:?}")))?;
+        Ok(flags
+            .iter()
+            .position(|f| *f != 0.0)
+            .map(|i| self.specs[i].name.clone()))
+    }
+
     /// A parameter reshaped to rank `D` (its declared shape must have rank `D`).
     pub fn get<const D: usize>(&self, id: ParamId) -> Tensor<D> {
         let shape: [usize; D] = self.specs[id.0]

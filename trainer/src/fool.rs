@@ -1070,6 +1070,26 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
             .count();
         let grads = loss.total.backward();
         p = adam.step(&p, &grads);
+        // A finite loss can still step a weight to NaN/Inf: checked before anything is written.
+        if let Some(name) = p.non_finite()? {
+            bar.abandon();
+            let ck = out.join("checkpoint.safetensors");
+            let kept = if ck.is_file() {
+                format!(
+                    "the last good checkpoint is {} (step {last_good})",
+                    ck.display()
+                )
+            } else {
+                format!(
+                    "no checkpoint was written (the starting weights {} are unchanged)",
+                    weights.display()
+                )
+            };
+            bail!(
+                "step {step} made parameter `{name}` NaN or infinite (loss {total}, CE {ce}, fooling loss \
+                 {fl}); stopping, nothing of this step written: {kept}; lower `lr` or `lambda`"
+            );
+        }
         let secs = t0.elapsed().as_secs_f64();
         let acc = correct as f64 / labels.len() as f64;
         let ips = labels.len() as f64 / secs;

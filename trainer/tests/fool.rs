@@ -235,6 +235,41 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
+fn a_step_that_makes_a_weight_non_finite_stops_before_writing_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(&args(tmp.path(), 2), Some(&shared_data()), &Device::flex()).unwrap();
+    let ck = tmp.path().join("checkpoint.safetensors");
+    let before = std::fs::read(&ck).unwrap();
+    std::fs::remove_file(tmp.path().join("final.safetensors")).unwrap();
+    // The loss of step 3 is finite; an f32-overflowing learning rate makes its update ±Inf/NaN.
+    let blow = FoolArgs {
+        resume: true,
+        lr: Some(1e300),
+        ..args(tmp.path(), 6)
+    };
+    let e = run(&blow, Some(&shared_data()), &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("step 3 made parameter `")
+            && e.contains("last good checkpoint")
+            && e.contains("(step 2)"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        before,
+        "the good checkpoint was overwritten"
+    );
+    assert!(!tmp.path().join("final.safetensors").exists());
+    let log = std::fs::read_to_string(tmp.path().join("log.jsonl")).unwrap();
+    assert!(
+        !log.contains("\"step\":3"),
+        "the bad step was logged: {log}"
+    );
+}
+
+#[test]
 fn malformed_configs_name_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     for (text, needle) in [
