@@ -39,6 +39,13 @@ pub struct EvaluationCounts {
     pub selection: usize,
     /// Report-half evaluations of this file (1 for a final model).
     pub report: usize,
+    /// Report-half analyses of this file (AOPC, weight noise: they choose nothing).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub report_analyses: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// FSR of the fooled model and of the original under one interpreter (report half).

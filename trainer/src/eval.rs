@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use foolmap::burn::tensor::{Device, Tensor, TensorData};
+use foolmap::burn::tensor::Device;
 use foolmap::explain::interpreter::explain;
 use foolmap::fooling::{self, FoolingType};
 use foolmap::image::eval_crop;
@@ -134,6 +134,41 @@ fn grid_set(
     Ok((imgs, labels))
 }
 
+/// The evaluation images of `dir` in evaluation order: the split's half (CIFAR-10 test only),
+/// then a fixed interleaving over classes (seed 20) so that any prefix keeps every class, then
+/// the first `limit`. `eval`, the table's selection and report stages and its analyses all
+/// read images through this one function.
+pub fn eval_samples(
+    dataset: Dataset,
+    dir: &Path,
+    split: SplitArg,
+    limit: Option<usize>,
+) -> Result<Vec<Sample>> {
+    let mut samples = data::samples(dataset, dir)?;
+    if let Some(half) = split.half() {
+        if dataset != Dataset::Cifar10 {
+            bail!(
+                "--split {}: the committed split covers the CIFAR-10 test set only ({} is an ImageNet folder)",
+                split.id(),
+                dir.display()
+            );
+        }
+        samples = crate::split::select(samples, &crate::split::cifar10_test()?, half)
+            .with_context(|| format!("--split {} of {}", split.id(), dir.display()))?;
+    }
+    if dataset == Dataset::Cifar10 {
+        // A fixed interleaving over classes, so that `--limit` keeps every class.
+        let mut rng = SplitMix::new(20);
+        for i in (1..samples.len()).rev() {
+            samples.swap(i, rng.below(i + 1));
+        }
+    }
+    if let Some(l) = limit {
+        samples.truncate(l);
+    }
+    Ok(samples)
+}
+
 /// Runs `foolmap eval`.
 pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> {
     if !a.fooled.is_file() {
@@ -169,27 +204,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
         Some(d) => d.clone(),
         None => data::default_dir(root, net.dataset, data::Split::Test)?,
     };
-    let mut samples = data::samples(net.dataset, &dir)?;
-    if let Some(half) = a.split.half() {
-        if net.dataset != Dataset::Cifar10 {
-            bail!(
-                "--split {}: the committed split covers the CIFAR-10 test set only (`{arch}` is an ImageNet model)",
-                a.split.id()
-            );
-        }
-        samples = crate::split::select(samples, &crate::split::cifar10_test()?, half)
-            .with_context(|| format!("--split {} of {}", a.split.id(), dir.display()))?;
-    }
-    if net.dataset == Dataset::Cifar10 {
-        // A fixed interleaving over classes, so that `--limit` keeps every class.
-        let mut rng = SplitMix::new(20);
-        for i in (1..samples.len()).rev() {
-            samples.swap(i, rng.below(i + 1));
-        }
-    }
-    if let Some(l) = a.limit {
-        samples.truncate(l);
-    }
+    let samples = eval_samples(net.dataset, &dir, a.split, a.limit)?;
     let n = samples.len();
     let o = InterpreterOptions::default();
     let bar = indicatif::ProgressBar::new(n as u64);
@@ -293,7 +308,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
             &pf,
             &samples[..a.aopc_images.min(n)],
             interp,
-            &o,
+            a.batch_size,
             device,
         )?;
     }
@@ -314,7 +329,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
             .unwrap_or((&imgs[..imgs.len().min(6)], &labels[..labels.len().min(6)]));
         crate::report::write(rep, &mut out, &net, &p0, &pf, &imgs, &labels, grid, device)?;
     }
-    record_evaluation(&a.fooled, a.split, n)?;
+    record_evaluation(&a.fooled, a.split, n, Purpose::Score)?;
     Ok(out)
 }
 
@@ -329,11 +344,37 @@ pub struct EvaluationRecord {
     pub split: SplitArg,
     /// Images scored.
     pub images: usize,
+    /// `score` (absent in the file): figures a model is judged by; `analysis`: a later look at a
+    /// final model (AOPC, weight noise) that chooses nothing.
+    #[serde(default, skip_serializing_if = "Purpose::is_score")]
+    pub purpose: Purpose,
+}
+
+/// Why an evaluation ran (see [`EvaluationRecord::purpose`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    /// Scoring: accuracy, fooling statistics, FSR.
+    #[default]
+    Score,
+    /// An analysis of a final model that selects nothing.
+    Analysis,
+}
+
+impl Purpose {
+    fn is_score(&self) -> bool {
+        *self == Purpose::Score
+    }
 }
 
 /// Appends the evaluation of `weights` to `evaluations.jsonl` beside it (the count of
 /// report-half evaluations of a model and its run is read from there).
-fn record_evaluation(weights: &Path, split: SplitArg, images: usize) -> Result<()> {
+pub(crate) fn record_evaluation(
+    weights: &Path,
+    split: SplitArg,
+    images: usize,
+    purpose: Purpose,
+) -> Result<()> {
     let bytes =
         std::fs::read(weights).with_context(|| format!("cannot read {}", weights.display()))?;
     let rec = EvaluationRecord {
@@ -344,6 +385,7 @@ fn record_evaluation(weights: &Path, split: SplitArg, images: usize) -> Result<(
         sha256: crate::fetch::sha256_bytes(&bytes),
         split,
         images,
+        purpose,
     };
     let ledger = weights
         .parent()
@@ -367,46 +409,23 @@ pub fn evaluations(dir: &Path) -> Result<Vec<EvaluationRecord>> {
         .collect()
 }
 
-/// Six AOPC curves (spec §7.5 `get_aopc2`): each model perturbed in the MoRF order of its own
-/// map, of the other model's map, and randomly.
+/// Six AOPC curves (spec §7.5 `get_aopc2`; [`crate::analysis::aopc`]) over every patch of the
+/// grid, as `eval --json`'s `aopc` block.
 fn aopc(
     net: &Net,
     p0: &ParamStore,
     pf: &ParamStore,
     samples: &[Sample],
     interp: Interpreter,
-    o: &InterpreterOptions,
+    batch: usize,
     device: &Device,
 ) -> Result<Value> {
     let imgs = images(samples, net.dataset)?;
     let labels: Vec<usize> = samples.iter().map(|s| s.label).collect();
-    let x = foolmap::image::batch(&imgs, device)?;
-    let dims = x.dims();
-    let mut rng = SplitMix::new(7);
-    let noise: Vec<f32> = (0..dims.iter().product::<usize>())
-        .map(|_| (rng.normal() * 0.3) as f32)
-        .collect();
-    let noise = Tensor::<4>::from_data(TensorData::new(noise, dims), device);
-    let m0 = explain(net, p0, x.clone(), &labels, interp, o)?;
-    let mf = explain(net, pf, x.clone(), &labels, interp, o)?;
-    let [nn, gh, gw] = m0.dims();
-    let steps = (gh * gw).min(100);
-    let ord0 = metrics::morf_order(&to_vec(m0)?, nn);
-    let ordf = metrics::morf_order(&to_vec(mf)?, nn);
-    let rnd = metrics::random_order(nn, gh * gw, 8);
-    let mut res = serde_json::Map::new();
-    for (mname, p) in [("original", p0), ("fooled", pf)] {
-        for (oname, ord) in [
-            ("morf_original_map", &ord0),
-            ("morf_fooled_map", &ordf),
-            ("random", &rnd),
-        ] {
-            let s = metrics::aopc_scores(net, p, &x, &noise, &labels, ord, (gh, gw), steps)?;
-            res.insert(format!("{mname}.{oname}"), json!(metrics::aopc_curve(&s)));
-        }
-    }
+    let a = crate::analysis::aopc(net, p0, pf, &imgs, &labels, interp, None, batch, device)?;
     Ok(
-        json!({"interpreter": interp.id(), "images": nn, "grid": [gh, gw], "steps": steps, "curves": res}),
+        json!({"interpreter": interp.id(), "images": a.images, "grid": [a.grid.0, a.grid.1],
+              "steps": a.steps, "curves": a.curves()}),
     )
 }
 

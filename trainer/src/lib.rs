@@ -1,6 +1,7 @@
 //! The `foolmap` command line as a library (thin: all maths lives in the `foolmap` crate), so
 //! that integration tests can drive the same code as the binary.
 
+pub mod analysis;
 pub mod bench;
 pub mod card;
 pub mod commands;

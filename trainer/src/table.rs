@@ -30,8 +30,9 @@ use foolmap::stats::{bootstrap95, mean_t95};
 use foolmap::{Architecture, Interpreter};
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::{AnalysisConfig, AopcPoint, ModelAnalysis, NoiseRow};
 use crate::card::{self, Card, EvaluationCounts, HalfFigures, Index, IndexEntry};
-use crate::eval::{self, EvalArgs};
+use crate::eval::{self, EvalArgs, Purpose};
 use crate::fool::{self, FoolArgs, FoolConfig, Phase, write_atomic};
 use crate::split::SplitArg;
 
@@ -160,6 +161,9 @@ pub struct TableConfig {
     /// Images per evaluation batch.
     #[serde(default = "default_eval_batch")]
     pub eval_batch_size: usize,
+    /// Analyses of every first-seed model after all runs (AOPC, weight noise; none: skipped).
+    #[serde(default)]
+    pub analysis: Option<AnalysisConfig>,
     /// Default recipe.
     pub recipe: Recipe,
     /// The cells, in the order they are run.
@@ -206,6 +210,9 @@ impl TableConfig {
         }
         if self.report_interpreters.is_empty() {
             bail!("field `report_interpreters` must list at least one interpreter");
+        }
+        if let Some(a) = &self.analysis {
+            a.check()?;
         }
         let mut ids = std::collections::HashSet::new();
         for c in &self.cells {
@@ -521,6 +528,18 @@ pub fn run(a: &TableArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         report(&t, job, &sel, root, device, &tag)?;
         done += 1;
     }
+    // Stage 5, once every run is scored: analyses of the first-seed models.
+    if let Some(cfg) = &t.analysis {
+        let all_scored = jobs
+            .iter()
+            .all(|j| j.result_dir(&t).join("eval.json").is_file());
+        for job in jobs.iter().filter(|j| j.first_seed) {
+            if !all_scored || left().is_some_and(|s| s <= 0.0) {
+                break;
+            }
+            analyse(&t, cfg, job, root, device)?;
+        }
+    }
     write_results(&t, &a.config, &jobs)?;
     // Complete = scored on the report half, whichever invocation did it.
     let done = summarise(&t, &jobs)?.complete.0.max(done);
@@ -537,6 +556,88 @@ pub fn run(a: &TableArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The scored f16 file of a job: in its run folder, else its released copy (first seeds); the
+/// SHA-256 must be the one its `eval.json` scored.
+fn scored_file(t: &TableConfig, job: &Job, r: &ModelResult) -> Result<PathBuf> {
+    let run = job.run_dir(t).join("model.f16.safetensors");
+    let mut places = vec![run];
+    if let Some(rel) = &t.release
+        && job.first_seed
+        && !job.cell.baseline
+    {
+        places.push(rel.join(format!("{}.safetensors", release_id(t, &job.cell))));
+    }
+    places
+        .iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| crate::fetch::sha256_bytes(&b) == r.sha256))
+        .cloned()
+        .with_context(|| {
+            format!(
+                "no file holds the model {} scored (SHA-256 {}); looked at {}",
+                job.result_dir(t).join("eval.json").display(),
+                r.sha256,
+                places
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// Stage 5: `analysis.json` of a scored model (AOPC, weight noise on the first report-half
+/// images). Chooses nothing; recorded in the ledger as an analysis. Skipped when done.
+fn analyse(
+    t: &TableConfig,
+    cfg: &AnalysisConfig,
+    job: &Job,
+    root: Option<&Path>,
+    device: &Device,
+) -> Result<()> {
+    let res = job.result_dir(t);
+    let path = res.join("analysis.json");
+    let r: ModelResult = read_json(&res.join("eval.json"))?;
+    if path.is_file() {
+        let done: ModelAnalysis = read_json(&path)?;
+        if done.sha256 != r.sha256 {
+            bail!(
+                "{} analyses another model (SHA-256 {}) than {} scored ({}); move it away",
+                path.display(),
+                done.sha256,
+                res.join("eval.json").display(),
+                r.sha256
+            );
+        }
+        return Ok(());
+    }
+    let model = scored_file(t, job, &r)?;
+    let original = crate::data::data_root(root)?.join("weights").join(
+        t.arch
+            .weights_file()
+            .with_context(|| format!("`{}` has no pretrained weights file", t.arch.id()))?,
+    );
+    println!(
+        "{} seed {}: analyses (AOPC over {} patches, weight noise) on {} report-half images",
+        job.cell.id(),
+        job.seed,
+        cfg.aopc_steps,
+        cfg.images
+    );
+    let a = crate::analysis::analyse_model(
+        cfg,
+        t.arch,
+        &original,
+        &model,
+        job.cell.fooling,
+        job.cell.interpreter,
+        t.threshold,
+        t.eval_batch_size,
+        root,
+        device,
+    )?;
+    write_json(&path, &a)
 }
 
 /// The completed step of a run folder's final weights (`None`: none yet).
@@ -813,6 +914,12 @@ fn counts(run: &Path, sha: &str) -> Result<EvaluationCounts> {
         report: ledger
             .iter()
             .filter(|e| e.split == SplitArg::Report && e.sha256 == sha)
+            .filter(|e| e.purpose == Purpose::Score)
+            .count(),
+        report_analyses: ledger
+            .iter()
+            .filter(|e| e.split == SplitArg::Report && e.sha256 == sha)
+            .filter(|e| e.purpose == Purpose::Analysis)
             .count(),
     })
 }
@@ -912,6 +1019,24 @@ pub struct CellSummary {
     pub steps: Vec<u64>,
     /// Evaluation counts per seed (selection half of the run, report half of the model).
     pub evaluations: Vec<Option<EvaluationCounts>>,
+    /// Analyses of the first seed's model (`analysis.json`), when done.
+    pub analysis: Option<AnalysisSummary>,
+}
+
+/// The figures of a first-seed model's `analysis.json` that RESULTS.md shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisSummary {
+    /// Report-half images.
+    pub images: usize,
+    /// AOPC steps (patches replaced).
+    pub aopc_steps: usize,
+    /// AOPC at the last step: the original model under each order.
+    pub aopc_original: AopcPoint,
+    /// Same for the fooled model.
+    pub aopc_fooled: AopcPoint,
+    /// Weight-noise rows.
+    pub noise: Vec<NoiseRow>,
 }
 
 /// `summary.json`.
@@ -953,6 +1078,7 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
             transfer: BTreeMap::new(),
             steps: Vec::new(),
             evaluations: Vec::new(),
+            analysis: None,
         };
         for job in jobs.iter().filter(|j| j.cell.id() == c.id()) {
             row.seeds_planned += 1;
@@ -975,6 +1101,23 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
                 let p: PerImage = read_json(&job.result_dir(t).join("per_image.json"))?;
                 row.bootstrap_first_seed =
                     Some(bootstrap(&p, c.fooling, t.threshold, t.bootstrap, job.seed));
+                let ap = job.result_dir(t).join("analysis.json");
+                if ap.is_file() {
+                    let a: ModelAnalysis = read_json(&ap)?;
+                    if a.sha256 != r.sha256 {
+                        bail!(
+                            "{} analyses another model than eval.json scored",
+                            ap.display()
+                        );
+                    }
+                    row.analysis = Some(AnalysisSummary {
+                        images: a.aopc.images,
+                        aopc_steps: a.aopc.steps,
+                        aopc_original: a.aopc.original.last(),
+                        aopc_fooled: a.aopc.fooled.last(),
+                        noise: a.noise.rows,
+                    });
+                }
                 row.transfer = s
                     .interpreters
                     .iter()
@@ -1145,6 +1288,7 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             .collect();
         let _ = writeln!(m, "| {} | {} |", c.cell, cols.join(" | "));
     }
+    analysis_markdown(&mut m, t, s);
     let _ = writeln!(
         m,
         "\n## Evaluations per model\n\nFrom each run's `evaluations.jsonl`: selection-half evaluations of \
@@ -1152,14 +1296,18 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
     );
     let _ = writeln!(
         m,
-        "| cell | seed | selection half | report half |\n|---|---|---|---|"
+        "| cell | seed | selection half | report half (scoring) | report half (analyses) |\n|---|---|---|---|---|"
     );
     for c in &s.cells {
         for (seed, e) in c.seeds.iter().zip(&c.evaluations) {
-            let (sel, rep) = e.map_or(("?".into(), "?".into()), |e| {
-                (e.selection.to_string(), e.report.to_string())
+            let (sel, rep, ana) = e.map_or(("?".into(), "?".into(), "?".into()), |e| {
+                (
+                    e.selection.to_string(),
+                    e.report.to_string(),
+                    e.report_analyses.to_string(),
+                )
             });
-            let _ = writeln!(m, "| {} | {seed} | {sel} | {rep} |", c.cell);
+            let _ = writeln!(m, "| {} | {seed} | {sel} | {rep} | {ana} |", c.cell);
         }
     }
     let _ = writeln!(
@@ -1176,6 +1324,90 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
         }
     }
     m
+}
+
+/// The AOPC and weight-noise sections of RESULTS.md.
+fn analysis_markdown(m: &mut String, t: &TableConfig, s: &Summary) {
+    let Some(cfg) = &t.analysis else { return };
+    let done: Vec<(&CellSummary, &AnalysisSummary)> = s
+        .cells
+        .iter()
+        .filter_map(|c| c.analysis.as_ref().map(|a| (c, a)))
+        .collect();
+    let planned = s.cells.len();
+    let _ = writeln!(
+        m,
+        "\n## AOPC of the first-seed models\n\nComputed after every run was scored, on the first \
+         {} report-half images; they choose nothing (counted apart from scoring below). \
+         `AOPC_K` (K = {} of the tap grid's patches replaced by N(0, 0.3²) noise, one per step, in \
+         the given order; docs/method.md §6) is the mean drop of the true class's logit averaged \
+         over steps 0…K: the higher, the faster that order removes what the model uses. The fooled \
+         model's reasoning is intact when the original map's order still hurts it as much as it \
+         hurts the original; the fooled map is unfaithful when its own order hurts it little more \
+         than random.\n",
+        cfg.images, cfg.aopc_steps
+    );
+    if done.len() < planned {
+        let _ = writeln!(
+            m,
+            "**Pending:** {} of {planned} models analysed; the table command continues them.\n",
+            done.len()
+        );
+    }
+    if !done.is_empty() {
+        let _ = writeln!(
+            m,
+            "| cell | original: MoRF by original map | original: by fooled map | original: random | \
+             fooled: MoRF by original map | fooled: by fooled map | fooled: random |\n\
+             |---|---|---|---|---|---|---|"
+        );
+        for (c, a) in &done {
+            let (o, f) = (a.aopc_original, a.aopc_fooled);
+            let _ = writeln!(
+                m,
+                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                c.cell,
+                o.morf_original_map,
+                o.morf_fooled_map,
+                o.random,
+                f.morf_original_map,
+                f.morf_fooled_map,
+                f.random
+            );
+        }
+    }
+    let _ = writeln!(
+        m,
+        "\n## Robustness to Gaussian weight noise\n\nEvery trainable tensor of a model gets \
+         `σ·std(w)·N(0, 1)` (one draw per σ and model), on the same {} images. Each cell: top-1 \
+         of the noisy fooled model / of the noisy original (%), and the noisy fooled model's FSR \
+         (%, its maps against the clean original's). σ = 0 is the clean pair.\n",
+        cfg.images
+    );
+    if !done.is_empty() {
+        let sig: Vec<String> = cfg
+            .noise_sigmas
+            .iter()
+            .map(|s| format!("σ = {s}"))
+            .collect();
+        let _ = writeln!(m, "| cell | {} |", sig.join(" | "));
+        let _ = writeln!(m, "|---|{}", "---|".repeat(sig.len()));
+        for (c, a) in &done {
+            let cols: Vec<String> = a
+                .noise
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} / {}, FSR {}",
+                        pct(r.top1_fooled),
+                        pct(r.top1_original),
+                        r.fsr.map_or("–".into(), pct)
+                    )
+                })
+                .collect();
+            let _ = writeln!(m, "| {} | {} |", c.cell, cols.join(" | "));
+        }
+    }
 }
 
 fn recipe_text(r: &Recipe) -> String {
@@ -1284,23 +1516,11 @@ fn release(t: &TableConfig, config_path: &Path, jobs: &[Job], rel: &Path) -> Res
             continue;
         }
         let r: ModelResult = read_json(&eval_path)?;
-        let run = job.run_dir(t);
         let id = release_id(t, &job.cell);
         let file = format!("{id}.safetensors");
         let dest = rel.join(&file);
         // The scored file: from the run folder, else the copy released before.
-        let model = [run.join("model.f16.safetensors"), dest.clone()]
-            .into_iter()
-            .find(|p| std::fs::read(p).is_ok_and(|b| crate::fetch::sha256_bytes(&b) == r.sha256))
-            .with_context(|| {
-                format!(
-                    "{}: neither {} nor {} holds the model it scored (SHA-256 {})",
-                    eval_path.display(),
-                    run.join("model.f16.safetensors").display(),
-                    dest.display(),
-                    r.sha256
-                )
-            })?;
+        let model = scored_file(t, job, &r)?;
         let bytes =
             std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
         let sel: Selection = read_json(&res.join("selection.json"))?;

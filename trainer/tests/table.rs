@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use common::shared_data;
 use foolmap::Architecture;
 use foolmap::burn::tensor::Device;
+use foolmap_trainer::analysis::ModelAnalysis;
 use foolmap_trainer::card;
-use foolmap_trainer::eval::{self, EvalArgs};
+use foolmap_trainer::eval::{self, EvalArgs, Purpose};
 use foolmap_trainer::split::SplitArg;
 use foolmap_trainer::table::{self, Summary, TableArgs};
 
@@ -29,6 +30,11 @@ report_interpreters = ["grad_cam", "lrp_t"]
 heavy_images = 0
 bootstrap = 50
 eval_batch_size = 4
+
+[analysis]
+images = 8
+aopc_steps = 3
+noise_sigmas = [0.0, 0.05]
 
 [recipe]
 lambda = 1.0
@@ -98,13 +104,60 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
     run(&ca, None);
     assert_eq!(summary(a.path()), sa);
     let ledger = eval::evaluations(&a.path().join("runs/location-grad_cam/seed1")).unwrap();
-    assert_eq!(
+    let report = |p: Purpose| {
         ledger
             .iter()
-            .filter(|e| e.split == SplitArg::Report)
-            .count(),
-        1,
-        "{ledger:?}"
+            .filter(|e| e.split == SplitArg::Report && e.purpose == p)
+            .count()
+    };
+    assert_eq!(report(Purpose::Score), 1, "{ledger:?}");
+    assert_eq!(report(Purpose::Analysis), 1, "{ledger:?}");
+
+    // The analysis: on the same 8 report images, σ = 0 is the scored pair's own figures.
+    let an: ModelAnalysis = serde_json::from_slice(
+        &std::fs::read(
+            a.path()
+                .join("results/location-grad_cam/seed1/analysis.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let row = &sa.cells[0];
+    let clean = an.noise.rows[0];
+    assert_eq!(clean.sigma, 0.0);
+    let ev: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(a.path().join("results/location-grad_cam/seed1/eval.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        clean.top1_fooled,
+        ev["report"]["fooled"]["top1"].as_f64().unwrap()
+    );
+    assert_eq!(
+        clean.top1_original,
+        ev["report"]["original"]["top1"].as_f64().unwrap()
+    );
+    assert_eq!(clean.fsr, Some(row.fsr[0]));
+    assert_eq!(an.noise.rows.len(), 2);
+    assert_eq!(
+        (an.aopc.images, an.aopc.steps, an.aopc.grid),
+        (8, 3, (8, 8))
+    );
+    for (name, c) in an
+        .aopc
+        .original
+        .named()
+        .into_iter()
+        .chain(an.aopc.fooled.named())
+    {
+        assert_eq!(c.len(), 4, "{name}");
+        assert_eq!(c[0], 0.0, "{name}");
+    }
+    assert!(row.analysis.is_some());
+    let results = std::fs::read_to_string(a.path().join("results/RESULTS.md")).unwrap();
+    assert!(
+        results.contains("## AOPC of the first-seed models") && !results.contains("Pending"),
+        "{results}"
     );
     assert_eq!(
         ledger

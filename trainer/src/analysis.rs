@@ -1,0 +1,478 @@
+//! Analyses of a final model that choose nothing (docs/method.md §7.1, step 4): AOPC curves and
+//! robustness to Gaussian weight noise (docs/method.md §6). `eval --aopc-images`
+//! and the table's analysis stage both compute them here; the results are typed and serialised
+//! as they are.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use foolmap::burn::tensor::{Device, Tensor, TensorData};
+use foolmap::explain::interpreter::explain;
+use foolmap::fooling::{self, FoolingType};
+use foolmap::image::Rgb8;
+use foolmap::metrics;
+use foolmap::params::SplitMix;
+use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore};
+use serde::{Deserialize, Serialize};
+
+use crate::commands::to_vec;
+
+/// The three perturbation orders of one model: `AOPC_K` for `K = 0..=steps` (entry 0 is 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AopcOrders {
+    /// Patches removed in the MoRF order of the original model's map.
+    pub morf_original_map: Vec<f64>,
+    /// In the MoRF order of the fooled model's map.
+    pub morf_fooled_map: Vec<f64>,
+    /// In a random order (seed 8, the same for both models).
+    pub random: Vec<f64>,
+}
+
+impl AopcOrders {
+    /// `(name, curve)` pairs in a fixed order.
+    pub fn named(&self) -> [(&'static str, &[f64]); 3] {
+        [
+            ("morf_original_map", &self.morf_original_map),
+            ("morf_fooled_map", &self.morf_fooled_map),
+            ("random", &self.random),
+        ]
+    }
+}
+
+/// Six AOPC curves of a model pair (spec §7.5 `get_aopc2`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aopc {
+    /// Interpreter whose tap maps give the MoRF orders.
+    pub interpreter: Interpreter,
+    /// Images averaged.
+    pub images: usize,
+    /// Patch grid `(rows, cols)`: the tap map's size.
+    pub grid: (usize, usize),
+    /// Patches replaced, one per step.
+    pub steps: usize,
+    /// The original model perturbed in each order.
+    pub original: AopcOrders,
+    /// The fooled model perturbed in each order.
+    pub fooled: AopcOrders,
+}
+
+impl Aopc {
+    /// The curves keyed `model.order` (the shape of `eval --json`'s `aopc.curves`).
+    pub fn curves(&self) -> BTreeMap<String, Vec<f64>> {
+        [("original", &self.original), ("fooled", &self.fooled)]
+            .into_iter()
+            .flat_map(|(m, o)| {
+                o.named()
+                    .map(|(name, c)| (format!("{m}.{name}"), c.to_vec()))
+            })
+            .collect()
+    }
+}
+
+/// AOPC curves of `p0` and `pf` on `imgs` (already cropped for the model), in chunks of `chunk`
+/// images (per-image scores, so chunking changes nothing but memory). `steps`: patches replaced
+/// (default and maximum: the grid's cells, at most 100 as in the authors' code). Patches are
+/// replaced by N(0, 0.3²) noise in the normalised input, drawn once for all images (seed 7).
+#[allow(clippy::too_many_arguments)]
+pub fn aopc(
+    net: &Net,
+    p0: &ParamStore,
+    pf: &ParamStore,
+    imgs: &[Rgb8],
+    labels: &[usize],
+    interp: Interpreter,
+    steps: Option<usize>,
+    chunk: usize,
+    device: &Device,
+) -> Result<Aopc> {
+    if imgs.is_empty() || imgs.len() != labels.len() {
+        bail!(
+            "AOPC needs one label per image and at least one image ({} images, {} labels)",
+            imgs.len(),
+            labels.len()
+        );
+    }
+    let o = InterpreterOptions::default();
+    let n = imgs.len();
+    let chunk = chunk.max(1);
+    let per_image = 3 * imgs[0].height * imgs[0].width;
+    let mut rng = SplitMix::new(7);
+    let noise: Vec<f32> = (0..n * per_image)
+        .map(|_| (rng.normal() * 0.3) as f32)
+        .collect();
+    // Tap maps and orders first: the grid fixes the random order's length.
+    let (mut ord0, mut ordf) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut grid = (0, 0);
+    for (ci, part) in imgs.chunks(chunk).enumerate() {
+        let ls = &labels[ci * chunk..ci * chunk + part.len()];
+        let x = foolmap::image::batch(part, device)?;
+        let m0 = explain(net, p0, x.clone(), ls, interp, &o)?;
+        let mf = explain(net, pf, x, ls, interp, &o)?;
+        let [nn, gh, gw] = m0.dims();
+        grid = (gh, gw);
+        ord0.extend(metrics::morf_order(&to_vec(m0)?, nn));
+        ordf.extend(metrics::morf_order(&to_vec(mf)?, nn));
+    }
+    let cells = grid.0 * grid.1;
+    let steps = steps.unwrap_or(cells).min(cells).min(100);
+    let rnd = metrics::random_order(n, cells, 8);
+    let mut curves = Vec::with_capacity(6);
+    for p in [p0, pf] {
+        for ord in [&ord0, &ordf, &rnd] {
+            let mut scores = Vec::with_capacity(n);
+            for (ci, part) in imgs.chunks(chunk).enumerate() {
+                let at = ci * chunk;
+                let x = foolmap::image::batch(part, device)?;
+                let dims = x.dims();
+                let nz = noise[at * per_image..(at + part.len()) * per_image].to_vec();
+                let nz = Tensor::<4>::from_data(TensorData::new(nz, dims), device);
+                scores.extend(metrics::aopc_scores(
+                    net,
+                    p,
+                    &x,
+                    &nz,
+                    &labels[at..at + part.len()],
+                    &ord[at..at + part.len()],
+                    grid,
+                    steps,
+                )?);
+            }
+            curves.push(metrics::aopc_curve(&scores));
+        }
+    }
+    let mut c = curves.into_iter();
+    let mut next = || c.next().unwrap_or_default();
+    let original = AopcOrders {
+        morf_original_map: next(),
+        morf_fooled_map: next(),
+        random: next(),
+    };
+    let fooled = AopcOrders {
+        morf_original_map: next(),
+        morf_fooled_map: next(),
+        random: next(),
+    };
+    Ok(Aopc {
+        interpreter: interp,
+        images: n,
+        grid,
+        steps,
+        original,
+        fooled,
+    })
+}
+
+/// One noise level of [`weight_noise`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseRow {
+    /// Relative σ: every trainable tensor gets `σ·std(w)·N(0, 1)`.
+    pub sigma: f64,
+    /// Top-1 of the original model with this noise (its own draw).
+    pub top1_original: f64,
+    /// Top-1 of the fooled model with this noise.
+    pub top1_fooled: f64,
+    /// FSR of the noisy fooled model (its maps against the clean original's where the
+    /// statistic needs them); `None` for active fooling.
+    pub fsr: Option<f64>,
+}
+
+/// Robustness to Gaussian weight noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightNoise {
+    /// Interpreter of the FSR.
+    pub interpreter: Interpreter,
+    /// Images scored.
+    pub images: usize,
+    /// FSR threshold τ.
+    pub threshold: f64,
+    /// One row per σ, in the order asked.
+    pub rows: Vec<NoiseRow>,
+}
+
+/// Top-1 and FSR of both models with their trainable weights perturbed by relative σ (one draw
+/// per σ and model: seeds `1000 + i` for the fooled model, `2000 + i` for the original, `i` the
+/// σ's index), on `imgs` in chunks of `chunk`. σ = 0 gives the clean models' figures.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_noise(
+    net: &Net,
+    p0: &ParamStore,
+    pf: &ParamStore,
+    imgs: &[Rgb8],
+    labels: &[usize],
+    interp: Interpreter,
+    kind: FoolingType,
+    tau: f64,
+    sigmas: &[f64],
+    chunk: usize,
+    device: &Device,
+) -> Result<WeightNoise> {
+    let o = InterpreterOptions::default();
+    let chunk = chunk.max(1);
+    let k = net.num_classes;
+    let top1 = |p: &ParamStore, x: Tensor<4>, ls: &[usize]| -> Result<usize> {
+        let l = to_vec(net.seq.forward(p, x).reshape([ls.len(), k]))?;
+        Ok(ls
+            .iter()
+            .enumerate()
+            .filter(|&(i, &y)| {
+                let row = &l[i * k..(i + 1) * k];
+                (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])) == Some(y)
+            })
+            .count())
+    };
+    // The clean original's maps, once (the reference of Top-k and Center-mass).
+    let mut h0 = Vec::new();
+    for (ci, part) in imgs.chunks(chunk).enumerate() {
+        let ls = &labels[ci * chunk..ci * chunk + part.len()];
+        let x = foolmap::image::batch(part, device)?;
+        h0.push(explain(net, p0, x, ls, interp, &o)?);
+    }
+    let mut rows = Vec::with_capacity(sigmas.len());
+    for (i, &sigma) in sigmas.iter().enumerate() {
+        let q0 = crate::report::perturb(p0, sigma, 2000 + i as u64, device)?;
+        let qf = crate::report::perturb(pf, sigma, 1000 + i as u64, device)?;
+        let (mut c0, mut cf) = (0, 0);
+        let mut stat = Vec::with_capacity(imgs.len());
+        for (ci, part) in imgs.chunks(chunk).enumerate() {
+            let ls = &labels[ci * chunk..ci * chunk + part.len()];
+            let x = foolmap::image::batch(part, device)?;
+            c0 += top1(&q0, x.clone(), ls)?;
+            cf += top1(&qf, x.clone(), ls)?;
+            if kind != FoolingType::Active {
+                let hf = explain(net, &qf, x, ls, interp, &o)?;
+                stat.extend(to_vec(fooling::statistic(kind, hf, Some(h0[ci].clone()))?)?);
+            }
+        }
+        let n = imgs.len().max(1) as f64;
+        rows.push(NoiseRow {
+            sigma,
+            top1_original: c0 as f64 / n,
+            top1_fooled: cf as f64 / n,
+            fsr: (kind != FoolingType::Active).then(|| metrics::fsr(kind, &stat, tau)),
+        });
+    }
+    Ok(WeightNoise {
+        interpreter: interp,
+        images: imgs.len(),
+        threshold: tau,
+        rows,
+    })
+}
+
+/// AOPC at the last step of each order.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AopcPoint {
+    /// MoRF order of the original model's map.
+    pub morf_original_map: f64,
+    /// MoRF order of the fooled model's map.
+    pub morf_fooled_map: f64,
+    /// Random order.
+    pub random: f64,
+}
+
+impl AopcOrders {
+    /// `AOPC_K` at the last step `K` of each curve.
+    pub fn last(&self) -> AopcPoint {
+        let l = |c: &[f64]| c.last().copied().unwrap_or(f64::NAN);
+        AopcPoint {
+            morf_original_map: l(&self.morf_original_map),
+            morf_fooled_map: l(&self.morf_fooled_map),
+            random: l(&self.random),
+        }
+    }
+}
+
+/// `[analysis]` of a table config: what is computed for every first-seed model after the runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// The first N report-half images (in evaluation order).
+    pub images: usize,
+    /// AOPC: patches replaced, one per step (at most the tap grid's cells).
+    pub aopc_steps: usize,
+    /// Relative σ of the weight-noise rows (0: the clean models).
+    pub noise_sigmas: Vec<f64>,
+}
+
+impl AnalysisConfig {
+    /// Checks the fields, naming the first bad one.
+    pub fn check(&self) -> Result<()> {
+        if self.images == 0 {
+            bail!("[analysis] images must be at least 1");
+        }
+        if self.aopc_steps == 0 {
+            bail!("[analysis] aopc_steps must be at least 1");
+        }
+        if let Some(s) = self
+            .noise_sigmas
+            .iter()
+            .find(|s| !(s.is_finite() && **s >= 0.0))
+        {
+            bail!("[analysis] noise_sigmas: {s} is not a finite number ≥ 0");
+        }
+        Ok(())
+    }
+}
+
+/// `analysis.json` of a table model: its AOPC curves and weight-noise rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelAnalysis {
+    /// SHA-256 of the analysed file (the scored f16 model).
+    pub sha256: String,
+    /// Which images: the first `images` of this half.
+    pub split: crate::split::SplitArg,
+    /// AOPC curves.
+    pub aopc: Aopc,
+    /// Weight-noise robustness.
+    pub noise: WeightNoise,
+}
+
+/// The analyses of one fooled model against the original, on the first `cfg.images` report-half
+/// images; recorded in the model's `evaluations.jsonl` as an analysis (not a scoring).
+#[allow(clippy::too_many_arguments)]
+pub fn analyse_model(
+    cfg: &AnalysisConfig,
+    arch: foolmap::Architecture,
+    original: &std::path::Path,
+    model: &std::path::Path,
+    kind: FoolingType,
+    interp: Interpreter,
+    tau: f64,
+    batch: usize,
+    root: Option<&std::path::Path>,
+    device: &Device,
+) -> Result<ModelAnalysis> {
+    use crate::split::SplitArg;
+    let bytes = std::fs::read(model)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", model.display()))?;
+    let sha256 = crate::fetch::sha256_bytes(&bytes);
+    let (net, p0) = crate::weights::load(arch, original, device)?;
+    let (_, pf) = crate::weights::load(arch, model, device)?;
+    let dir = crate::data::default_dir(root, net.dataset, crate::data::Split::Test)?;
+    let samples = crate::eval::eval_samples(net.dataset, &dir, SplitArg::Report, Some(cfg.images))?;
+    let imgs = samples
+        .iter()
+        .map(|s| Ok(foolmap::image::eval_crop(&s.rgb()?, net.dataset)))
+        .collect::<Result<Vec<_>>>()?;
+    let labels: Vec<usize> = samples.iter().map(|s| s.label).collect();
+    let aopc = aopc(
+        &net,
+        &p0,
+        &pf,
+        &imgs,
+        &labels,
+        interp,
+        Some(cfg.aopc_steps),
+        batch,
+        device,
+    )?;
+    let noise = weight_noise(
+        &net,
+        &p0,
+        &pf,
+        &imgs,
+        &labels,
+        interp,
+        kind,
+        tau,
+        &cfg.noise_sigmas,
+        batch,
+        device,
+    )?;
+    crate::eval::record_evaluation(
+        model,
+        SplitArg::Report,
+        imgs.len(),
+        crate::eval::Purpose::Analysis,
+    )?;
+    Ok(ModelAnalysis {
+        sha256,
+        split: SplitArg::Report,
+        aopc,
+        noise,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_analysis_config_names_the_field() {
+        let ok = AnalysisConfig {
+            images: 10,
+            aopc_steps: 4,
+            noise_sigmas: vec![0.0, 0.1],
+        };
+        assert!(ok.check().is_ok());
+        for (bad, needle) in [
+            (
+                AnalysisConfig {
+                    images: 0,
+                    ..ok.clone()
+                },
+                "images",
+            ),
+            (
+                AnalysisConfig {
+                    aopc_steps: 0,
+                    ..ok.clone()
+                },
+                "aopc_steps",
+            ),
+            (
+                AnalysisConfig {
+                    noise_sigmas: vec![0.1, f64::NAN],
+                    ..ok.clone()
+                },
+                "noise_sigmas: NaN",
+            ),
+            (
+                AnalysisConfig {
+                    noise_sigmas: vec![-0.1],
+                    ..ok.clone()
+                },
+                "noise_sigmas: -0.1",
+            ),
+        ] {
+            let e = bad.check().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn aopc_curves_keep_the_eval_json_keys() {
+        let o = AopcOrders {
+            morf_original_map: vec![0.0, 1.0],
+            morf_fooled_map: vec![0.0, 2.0],
+            random: vec![0.0, 3.0],
+        };
+        let a = Aopc {
+            interpreter: Interpreter::GradCam,
+            images: 1,
+            grid: (8, 8),
+            steps: 1,
+            original: o.clone(),
+            fooled: o,
+        };
+        let keys: Vec<String> = a.curves().into_keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "fooled.morf_fooled_map",
+                "fooled.morf_original_map",
+                "fooled.random",
+                "original.morf_fooled_map",
+                "original.morf_original_map",
+                "original.random"
+            ]
+        );
+        assert_eq!(a.original.last().random, 3.0);
+    }
+}
