@@ -9,12 +9,14 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::error::{FoolmapError, Result};
 use crate::maps::minmax;
 
-/// Which way a statistic moves when the explanation is fooled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which way a statistic moves when the explanation is fooled (serialised by its id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     /// Smaller values mean more fooled (Location, Top-k).
+    #[serde(rename = "lower")]
     LowerIsFooled,
     /// Larger values mean more fooled (Center-mass).
+    #[serde(rename = "higher")]
     HigherIsFooled,
 }
 

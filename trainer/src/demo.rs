@@ -247,9 +247,15 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
                     .ok(),
             )
             .is_some_and(|(e, w)| e >= w);
-        let v = if fresh && limit_of(&eval_path) == Some(limit.unwrap_or(10_000)) {
+        // Reused when newer than the weights, of the same size, and of this version's shape.
+        let cached = fresh
+            .then(|| std::fs::read(&eval_path).ok())
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<crate::eval::EvalReport>(&b).ok())
+            .filter(|r| r.n == limit.unwrap_or(10_000));
+        let v = if let Some(v) = cached {
             println!("reusing {}", eval_path.display());
-            serde_json::from_slice(&std::fs::read(&eval_path)?)?
+            v
         } else {
             let ea = EvalArgs {
                 arch: None,
@@ -333,19 +339,7 @@ fn web_stages(
 
 /// Whether the run in `dir` was configured for `steps` steps.
 fn same_steps(dir: &Path, steps: u64) -> bool {
-    std::fs::read(dir.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["config"]["steps"].as_u64())
-        == Some(steps)
-}
-
-fn limit_of(eval: &Path) -> Option<usize> {
-    std::fs::read(eval)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["n"].as_u64())
-        .map(|n| n as usize)
+    crate::fool::RunConfigFile::read(dir).is_ok_and(|c| c.config.steps == steps)
 }
 
 /// Builds the web app with trunk (installing trunk and wasm-bindgen-cli into `target/tools` the

@@ -12,10 +12,11 @@ use foolmap::image::eval_crop;
 use foolmap::metrics;
 use foolmap::params::SplitMix;
 use foolmap::{Architecture, Dataset, Interpreter, InterpreterOptions, Net, ParamStore};
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 use crate::commands::{to_vec, top_k as topk};
 use crate::data::{self, Sample};
+pub use crate::evaluation::*;
 use crate::split::SplitArg;
 
 /// Flags of `foolmap eval`.
@@ -81,12 +82,6 @@ pub struct EvalArgs {
 /// Metadata of a fooled checkpoint (`arch`, `config`).
 fn metadata(path: &Path) -> Option<std::collections::BTreeMap<String, String>> {
     crate::weights::read_metadata(path).ok()
-}
-
-/// Scores of one model pair on a set of images.
-pub struct Scores {
-    /// JSON summary.
-    pub json: Value,
 }
 
 fn images(samples: &[Sample], dataset: Dataset) -> Result<Vec<foolmap::image::Rgb8>> {
@@ -170,7 +165,7 @@ pub fn eval_samples(
 }
 
 /// Runs `foolmap eval`.
-pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> {
+pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<EvalReport> {
     if !a.fooled.is_file() {
         bail!(
             "fooled weights {} do not exist (expected the `final.safetensors` of a `foolmap fool` run)",
@@ -178,19 +173,14 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
         );
     }
     let meta = metadata(&a.fooled).unwrap_or_default();
-    let cfg: Option<Value> = meta
-        .get("config")
-        .and_then(|c| serde_json::from_str(c).ok());
-    let arch = crate::weights::arch_of(&a.fooled, &meta, a.arch)?;
-    let kind = match (a.fooling, cfg.as_ref().and_then(|c| c["fooling"].as_str())) {
-        (Some(k), _) => k,
-        (None, Some(s)) => s.parse()?,
-        (None, None) => FoolingType::Location,
+    let cfg: CheckpointConfig = match meta.get("config") {
+        Some(c) => serde_json::from_str(c)
+            .with_context(|| format!("{}: the `config` metadata entry", a.fooled.display()))?,
+        None => CheckpointConfig::default(),
     };
-    let fooled_with: Option<Interpreter> = cfg
-        .as_ref()
-        .and_then(|c| c["interpreter"].as_str())
-        .and_then(|s| s.parse().ok());
+    let arch = crate::weights::arch_of(&a.fooled, &meta, a.arch)?;
+    let kind = a.fooling.or(cfg.fooling).unwrap_or(FoolingType::Location);
+    let fooled_with = cfg.interpreter;
     let original = match &a.original {
         Some(o) => o.clone(),
         None => data::data_root(root)?.join("weights").join(
@@ -252,69 +242,97 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Value> 
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    let mut per = serde_json::Map::new();
-    for (interp, (sf, so)) in a.interpreters.iter().zip(&stats) {
-        if sf.is_empty() {
-            continue;
-        }
-        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
-        per.insert(
-            interp.id().into(),
-            json!({
-                "n": sf.len(),
-                "fsr": metrics::fsr(kind, sf, a.threshold),
-                "mean_statistic": mean(sf),
-                "fsr_original": metrics::fsr(kind, so, a.threshold),
-                "mean_statistic_original": mean(so),
-                "threshold": a.threshold,
-                "cdf": metrics::cdf(sf, 20),
-            }),
-        );
-    }
-    let mut out = json!({
-        "arch": arch.id(), "fooling": kind.id(), "fooled_with": fooled_with.map(|i| i.id()),
-        "data": dir.display().to_string(), "split": a.split.id(), "n": n, "threshold": a.threshold,
-        "original": {"weights": original.display().to_string(), "top1": acc[0][0] as f64 / n as f64, "top5": acc[0][1] as f64 / n as f64},
-        "fooled": {"weights": a.fooled.display().to_string(), "top1": acc[1][0] as f64 / n as f64, "top5": acc[1][1] as f64 / n as f64},
-        "direction": kind.direction().map(|d| d.id()),
-        "interpreters": per,
-    });
-    if a.per_image {
-        let bits = |m: usize, top5: bool| -> String {
-            hits[m]
-                .iter()
-                .map(|&(t1, t5)| if top5 { t5 } else { t1 })
-                .map(|hit| if hit { '1' } else { '0' })
-                .collect()
-        };
-        let statistic: serde_json::Map<String, Value> = a
+    let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+    let interpreters: BTreeMap<Interpreter, InterpreterResult> = a
+        .interpreters
+        .iter()
+        .zip(&stats)
+        .filter(|(_, (sf, _))| !sf.is_empty())
+        .map(|(interp, (sf, so))| {
+            (
+                *interp,
+                InterpreterResult {
+                    n: sf.len(),
+                    fsr: metrics::fsr(kind, sf, a.threshold),
+                    mean_statistic: mean(sf),
+                    fsr_original: metrics::fsr(kind, so, a.threshold),
+                    mean_statistic_original: mean(so),
+                    threshold: a.threshold,
+                    cdf: metrics::cdf(sf, 20),
+                },
+            )
+        })
+        .collect();
+    let bits = |m: usize, top5: bool| -> String {
+        hits[m]
+            .iter()
+            .map(|&(t1, t5)| if top5 { t5 } else { t1 })
+            .map(|hit| if hit { '1' } else { '0' })
+            .collect()
+    };
+    let per_image = a.per_image.then(|| PerImage {
+        top1_original: bits(0, false),
+        top5_original: bits(0, true),
+        top1_fooled: bits(1, false),
+        top5_fooled: bits(1, true),
+        statistic: a
             .interpreters
             .iter()
             .zip(&stats)
             .filter(|(_, (sf, _))| !sf.is_empty())
-            .map(|(i, (sf, _))| (i.id().to_string(), json!(sf)))
-            .collect();
-        out["per_image"] = json!({
-            "top1_original": bits(0, false), "top5_original": bits(0, true),
-            "top1_fooled": bits(1, false), "top5_fooled": bits(1, true),
-            "statistic": statistic,
-        });
-    }
-    if a.aopc_images > 0 {
+            .map(|(i, (sf, _))| (*i, sf.clone()))
+            .collect(),
+    });
+    let accuracy = |weights: &Path, m: usize| Accuracy {
+        weights: weights.display().to_string(),
+        top1: acc[m][0] as f64 / n as f64,
+        top5: acc[m][1] as f64 / n as f64,
+    };
+    let aopc = if a.aopc_images > 0 {
         let interp = fooled_with.unwrap_or(Interpreter::LrpT);
-        out["aopc"] = aopc(
+        let few = &samples[..a.aopc_images.min(n)];
+        let labels: Vec<usize> = few.iter().map(|s| s.label).collect();
+        let imgs = images(few, net.dataset)?;
+        let c = crate::analysis::aopc(
             &net,
             &p0,
             &pf,
-            &samples[..a.aopc_images.min(n)],
+            &imgs,
+            &labels,
             interp,
+            None,
             a.batch_size,
             device,
         )?;
-    }
-    if kind == FoolingType::Active {
-        out["active"] = active_metrics(&net, &p0, &pf, root, &dir, cfg.as_ref(), device)?;
-    }
+        Some(AopcBlock::from(&c))
+    } else {
+        None
+    };
+    let active = if kind == FoolingType::Active {
+        // Composites of the evaluated half (every image of it, not only the first `--limit`).
+        let all = eval_samples(net.dataset, &dir, a.split, None)?;
+        Some(active_metrics(&net, &p0, &pf, &all, &cfg, device)?)
+    } else {
+        None
+    };
+    let mut out = EvalReport {
+        arch,
+        fooling: kind,
+        fooled_with,
+        data: dir.display().to_string(),
+        split: a.split,
+        n,
+        threshold: a.threshold,
+        original: accuracy(&original, 0),
+        fooled: accuracy(&a.fooled, 1),
+        direction: kind.direction(),
+        interpreters,
+        per_image,
+        aopc,
+        active,
+        robustness: None,
+        sanity_check: None,
+    };
     if let Some(rep) = &a.report {
         let few = &samples[..n.min(32)];
         let imgs = images(few, net.dataset)?;
@@ -409,44 +427,31 @@ pub fn evaluations(dir: &Path) -> Result<Vec<EvaluationRecord>> {
         .collect()
 }
 
-/// Six AOPC curves (spec §7.5 `get_aopc2`; [`crate::analysis::aopc`]) over every patch of the
-/// grid, as `eval --json`'s `aopc` block.
-fn aopc(
-    net: &Net,
-    p0: &ParamStore,
-    pf: &ParamStore,
-    samples: &[Sample],
-    interp: Interpreter,
-    batch: usize,
-    device: &Device,
-) -> Result<Value> {
-    let imgs = images(samples, net.dataset)?;
-    let labels: Vec<usize> = samples.iter().map(|s| s.label).collect();
-    let a = crate::analysis::aopc(net, p0, pf, &imgs, &labels, interp, None, batch, device)?;
-    Ok(
-        json!({"interpreter": interp.id(), "images": a.images, "grid": [a.grid.0, a.grid.1],
-              "steps": a.steps, "curves": a.curves()}),
-    )
+/// The fields of a fooled checkpoint's `config` metadata that `eval` reads (written by `fool`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct CheckpointConfig {
+    #[serde(default)]
+    fooling: Option<FoolingType>,
+    #[serde(default)]
+    interpreter: Option<Interpreter>,
+    #[serde(default)]
+    c1: Option<usize>,
+    #[serde(default)]
+    c2: Option<usize>,
 }
 
-/// Active fooling (spec §7.4): held-out composites from the evaluation split, correlations of
+/// Active fooling (spec §7.4): composites of `samples` (the evaluated half), correlations of
 /// the fooled model's maps with the original's, per-class accuracy of c1 and c2.
 fn active_metrics(
     net: &Net,
     p0: &ParamStore,
     pf: &ParamStore,
-    _root: Option<&Path>,
-    dir: &Path,
-    cfg: Option<&Value>,
+    samples: &[Sample],
+    cfg: &CheckpointConfig,
     device: &Device,
-) -> Result<Value> {
-    let c1 = cfg.and_then(|c| c["c1"].as_u64()).unwrap_or(3) as usize;
-    let c2 = cfg.and_then(|c| c["c2"].as_u64()).unwrap_or(5) as usize;
-    let interp: Interpreter = cfg
-        .and_then(|c| c["interpreter"].as_str())
-        .unwrap_or("lrp_t")
-        .parse()?;
-    let samples = data::samples(net.dataset, dir)?;
+) -> Result<ActiveMetrics> {
+    let (c1, c2) = (cfg.c1.unwrap_or(3), cfg.c2.unwrap_or(5));
+    let interp = cfg.interpreter.unwrap_or(Interpreter::LrpT);
     let s1: Vec<Sample> = samples.iter().filter(|s| s.label == c1).cloned().collect();
     let s2: Vec<Sample> = samples.iter().filter(|s| s.label == c2).cloned().collect();
     let mut rng = SplitMix::new(20);
@@ -457,8 +462,9 @@ fn active_metrics(
         &mut rng,
     )?;
     let o = InterpreterOptions::default();
-    let mut corr = serde_json::Map::new();
-    let mut sums: std::collections::BTreeMap<String, (f64, f64, usize)> = Default::default();
+    // (hot-region sum, Spearman sum) of the four pairs, in ActiveCorrelations' field order.
+    let mut sums = [(0f64, 0f64); 4];
+    let mut count = 0usize;
     for chunk in comp.chunks(50) {
         let x = foolmap::image::batch(chunk, device)?;
         let n = chunk.len();
@@ -467,30 +473,25 @@ fn active_metrics(
         };
         let (o1, o2, f1, f2) = (maps(p0, c1)?, maps(p0, c2)?, maps(pf, c1)?, maps(pf, c2)?);
         let cells = o1.len() / n;
-        for (name, a, b) in [
-            ("fooled_c1~original_c2", &f1, &o2),
-            ("fooled_c2~original_c1", &f2, &o1),
-            ("fooled_c1~original_c1", &f1, &o1),
-            ("fooled_c2~original_c2", &f2, &o2),
-        ] {
-            let e = sums.entry(name.to_string()).or_default();
+        for (k, (a, b)) in [(&f1, &o2), (&f2, &o1), (&f1, &o1), (&f2, &o2)]
+            .into_iter()
+            .enumerate()
+        {
             for i in 0..n {
                 let (sa, sb) = (
                     &a[i * cells..(i + 1) * cells],
                     &b[i * cells..(i + 1) * cells],
                 );
-                e.0 += metrics::hot_region_correlation(sa, sb);
-                e.1 += metrics::spearman(sa, sb);
-                e.2 += 1;
+                sums[k].0 += metrics::hot_region_correlation(sa, sb);
+                sums[k].1 += metrics::spearman(sa, sb);
             }
         }
+        count += n;
     }
-    for (k, (h, s, n)) in sums {
-        corr.insert(
-            k,
-            json!({"hot_region_correlation": h / n as f64, "spearman": s / n as f64}),
-        );
-    }
+    let corr = |k: usize| Correlation {
+        hot_region_correlation: sums[k].0 / count.max(1) as f64,
+        spearman: sums[k].1 / count.max(1) as f64,
+    };
     let class_acc = |p: &ParamStore, set: &[Sample], c: usize| -> Result<f64> {
         let set = &set[..set.len().min(500)];
         let x = foolmap::image::batch(&images(set, net.dataset)?, device)?;
@@ -501,61 +502,89 @@ fn active_metrics(
             .count() as f64
             / set.len().max(1) as f64)
     };
-    Ok(json!({
-        "c1": c1, "c2": c2, "interpreter": interp.id(), "composites": comp.len(), "correlations": corr,
-        "class_accuracy": {"original": {"c1": class_acc(p0, &s1, c1)?, "c2": class_acc(p0, &s2, c2)?},
-                           "fooled": {"c1": class_acc(pf, &s1, c1)?, "c2": class_acc(pf, &s2, c2)?}},
-    }))
+    Ok(ActiveMetrics {
+        c1,
+        c2,
+        interpreter: interp,
+        composites: comp.len(),
+        correlations: ActiveCorrelations {
+            fooled_c1_original_c2: corr(0),
+            fooled_c2_original_c1: corr(1),
+            fooled_c1_original_c1: corr(2),
+            fooled_c2_original_c2: corr(3),
+        },
+        class_accuracy: ClassAccuracy {
+            original: ClassPair {
+                c1: class_acc(p0, &s1, c1)?,
+                c2: class_acc(p0, &s2, c2)?,
+            },
+            fooled: ClassPair {
+                c1: class_acc(pf, &s1, c1)?,
+                c2: class_acc(pf, &s2, c2)?,
+            },
+        },
+    })
 }
 
 /// Prints the evaluation as a table.
-pub fn print(v: &Value) {
+pub fn print(v: &EvalReport) {
     println!(
         "{} fooled for `{}` with {} on {} images of {}",
-        v["arch"].as_str().unwrap_or(""),
-        v["fooling"].as_str().unwrap_or(""),
-        v["fooled_with"].as_str().unwrap_or("?"),
-        v["n"],
-        v["data"].as_str().unwrap_or("")
+        v.arch.id(),
+        v.fooling.id(),
+        v.fooled_with.map_or("?", |i| i.id()),
+        v.n,
+        v.data
     );
-    for m in ["original", "fooled"] {
+    for (m, acc) in [("original", &v.original), ("fooled", &v.fooled)] {
         println!(
             "  {m:<9} top-1 {:.2}%  top-5 {:.2}%",
-            100.0 * v[m]["top1"].as_f64().unwrap_or(0.0),
-            100.0 * v[m]["top5"].as_f64().unwrap_or(0.0)
+            100.0 * acc.top1,
+            100.0 * acc.top5
         );
     }
     println!(
         "  {:<22} {:>6} {:>10} {:>14} {:>10}",
         "interpreter", "n", "FSR", "mean stat", "FSR orig."
     );
-    if let Some(m) = v["interpreters"].as_object() {
-        for (k, r) in m {
+    for (k, r) in &v.interpreters {
+        println!(
+            "  {:<22} {:>6} {:>9.1}% {:>14.4} {:>9.1}%",
+            k.id(),
+            r.n,
+            100.0 * r.fsr,
+            r.mean_statistic,
+            100.0 * r.fsr_original
+        );
+    }
+    if let Some(a) = &v.aopc {
+        println!(
+            "  AOPC at the last step ({} images, {} steps; the full curves are in the JSON):",
+            a.images, a.steps
+        );
+        for (name, c) in &a.curves {
             println!(
-                "  {k:<22} {:>6} {:>9.1}% {:>14.4} {:>9.1}%",
-                r["n"],
-                100.0 * r["fsr"].as_f64().unwrap_or(0.0),
-                r["mean_statistic"].as_f64().unwrap_or(0.0),
-                100.0 * r["fsr_original"].as_f64().unwrap_or(0.0)
+                "    {name:<28} {:.3}",
+                c.last().copied().unwrap_or(f64::NAN)
             );
         }
     }
-    if let Some(curves) = v["aopc"]["curves"].as_object() {
+    if let Some(act) = &v.active {
+        let c = &act.correlations;
         println!(
-            "  AOPC at the last step ({} images, {} steps; the full curves are in the JSON):",
-            v["aopc"]["images"], v["aopc"]["steps"]
+            "  active ({} composites, {}): swap correlation (hot region) c1→c2 {:.3}, c2→c1 {:.3}; \
+             top-1 on c{} / c{}: original {:.1}% / {:.1}%, fooled {:.1}% / {:.1}%",
+            act.composites,
+            act.interpreter.id(),
+            c.fooled_c1_original_c2.hot_region_correlation,
+            c.fooled_c2_original_c1.hot_region_correlation,
+            act.c1,
+            act.c2,
+            100.0 * act.class_accuracy.original.c1,
+            100.0 * act.class_accuracy.original.c2,
+            100.0 * act.class_accuracy.fooled.c1,
+            100.0 * act.class_accuracy.fooled.c2
         );
-        for (name, c) in curves {
-            let last = c
-                .as_array()
-                .and_then(|a| a.last())
-                .and_then(|x| x.as_f64())
-                .unwrap_or(f64::NAN);
-            println!("    {name:<28} {last:.3}");
-        }
-    }
-    if v.get("active").is_some() {
-        println!("  active: {}", v["active"]);
     }
 }
 

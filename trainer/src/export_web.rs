@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use foolmap::manifest::{
     Accuracy, Figures, GalleryEntry, InterpreterFigures, Manifest, ModelEntry, Role,
 };
-use serde_json::Value;
 
 use crate::data;
 use crate::fool::write_atomic;
@@ -90,15 +89,12 @@ fn read_run(p: &Path) -> Result<Run> {
     }
     let eval_path = weights.with_file_name("eval.json");
     let eval = match std::fs::read(&eval_path) {
-        Ok(b) => {
-            let v: Value = serde_json::from_slice(&b).with_context(|| {
-                format!(
-                    "{} is not the JSON that `foolmap eval --json` writes",
-                    eval_path.display()
-                )
-            })?;
-            Some(eval_summary(&v, &eval_path)?)
-        }
+        Ok(b) => Some(serde_json::from_slice::<Figures>(&b).with_context(|| {
+            format!(
+                "{} is not the JSON that `foolmap eval --json` writes",
+                eval_path.display()
+            )
+        })?),
         Err(_) => None,
     };
     Ok(Run { weights, sd, eval })
@@ -116,17 +112,6 @@ fn meta<'a>(sd: &'a StateDict, key: &str, file: &Path) -> Result<&'a str> {
         format!(
             "{}: no `{key}` in the safetensors metadata (expected weights written by `foolmap fool`)",
             file.display()
-        )
-    })
-}
-
-/// The figures of `eval --json` the page shows (accuracies and, per interpreter, FSR and mean
-/// statistic with the threshold used), read into the manifest's type.
-fn eval_summary(e: &Value, path: &Path) -> Result<Figures> {
-    serde_json::from_value(e.clone()).with_context(|| {
-        format!(
-            "{} is not the JSON that `foolmap eval --json` writes",
-            path.display()
         )
     })
 }

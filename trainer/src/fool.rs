@@ -903,9 +903,11 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
     };
     write_atomic(
         &out.join("config.json"),
-        serde_json::to_string_pretty(&json!({
-            "config": &cfg, "seed": cfg.seed, "git_revision": git_revision(),
-        }))?
+        serde_json::to_string_pretty(&RunConfigFile {
+            config: cfg.clone(),
+            seed: cfg.seed,
+            git_revision: git_revision(),
+        })?
         .as_bytes(),
     )?;
 
@@ -1164,6 +1166,28 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         );
     }
     Ok(out)
+}
+
+/// A run folder's `config.json`: the resolved config, its seed and the source revision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfigFile {
+    /// The resolved config of the run.
+    pub config: FoolConfig,
+    /// Its seed (also in `config`; kept for readers of older files).
+    pub seed: u64,
+    /// `git describe` of the source that ran it.
+    pub git_revision: String,
+}
+
+impl RunConfigFile {
+    /// Reads `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<RunConfigFile> {
+        let path = dir.join("config.json");
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: unexpected contents", path.display()))
+    }
 }
 
 /// Fooled weights with the metadata `eval` reads (`arch`, `config`, `git_revision`, `step`).

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod evaluation;
 pub mod export_web;
 pub mod fetch;
 pub mod fool;

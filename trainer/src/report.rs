@@ -11,10 +11,10 @@ use foolmap::explain::interpreter::explain;
 use foolmap::image::{Rgb8, resize_bilinear};
 use foolmap::metrics;
 use foolmap::params::{ParamKind, SplitMix};
-use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore, fooling};
+use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore};
 use plotters::prelude::*;
-use serde_json::{Value, json};
 
+use crate::eval::{EvalReport, Robustness, SanityCheck, SanityLayers};
 use crate::fool::write_atomic;
 
 const PALETTE: [RGBColor; 7] = [
@@ -233,7 +233,7 @@ pub fn sanity(
 #[allow(clippy::too_many_arguments)]
 pub fn write(
     dir: &Path,
-    eval: &mut Value,
+    eval: &mut EvalReport,
     net: &Net,
     p0: &ParamStore,
     pf: &ParamStore,
@@ -243,10 +243,9 @@ pub fn write(
     device: &Device,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let kind: fooling::FoolingType = eval["fooling"].as_str().unwrap_or("location").parse()?;
-    let fooled_with: Interpreter = eval["fooled_with"].as_str().unwrap_or("lrp_t").parse()?;
-    // τ of `eval --threshold` (0.15 for eval files written before it was recorded).
-    let tau = eval["threshold"].as_f64().unwrap_or(0.15);
+    let kind = eval.fooling;
+    let fooled_with = eval.fooled_with.unwrap_or(Interpreter::LrpT);
+    let tau = eval.threshold;
     // Grid of the first images.
     let interps = [
         Interpreter::LrpT,
@@ -260,34 +259,29 @@ pub fn write(
     )
     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     write_atomic(&dir.join("grid.png"), &png)?;
-    // Robustness to weight noise.
+    // Robustness to weight noise (both models, one draw per σ).
     let x = foolmap::image::batch(imgs, device)?;
-    let o = InterpreterOptions::default();
-    let mut robust = Vec::new();
-    for (i, sigma) in [0.0, 0.01, 0.05, 0.1, 0.2].into_iter().enumerate() {
-        let q = perturb(pf, sigma, 1000 + i as u64, device)?;
-        let l = vals(
-            net.seq
-                .forward(&q, x.clone())
-                .reshape([labels.len(), net.num_classes]),
-        )?;
-        let k = net.num_classes;
-        let acc = (0..labels.len())
-            .filter(|&i| {
-                (0..k).max_by(|&a, &b| l[i * k + a].total_cmp(&l[i * k + b])) == Some(labels[i])
-            })
-            .count() as f64
-            / labels.len() as f64;
-        let hf = explain(net, &q, x.clone(), labels, fooled_with, &o)?;
-        let h0 = explain(net, p0, x.clone(), labels, fooled_with, &o)?;
-        let s = vals(fooling::statistic(kind, hf, Some(h0))?)?;
-        robust.push(json!({"sigma": sigma, "top1": acc, "fsr": metrics::fsr(kind, &s, tau)}));
-    }
-    eval["robustness"] =
-        json!({"interpreter": fooled_with.id(), "images": labels.len(), "rows": robust});
+    let noise = crate::analysis::weight_noise(
+        net,
+        p0,
+        pf,
+        imgs,
+        labels,
+        fooled_with,
+        kind,
+        tau,
+        &[0.0, 0.01, 0.05, 0.1, 0.2],
+        imgs.len(),
+        device,
+    )?;
+    eval.robustness = Some(Robustness {
+        interpreter: fooled_with,
+        images: noise.images,
+        rows: noise.rows,
+    });
     // Sanity check on the original and the fooled model.
     let mut sanity_series = Vec::new();
-    let mut sanity_json = serde_json::Map::new();
+    let mut cascades = Vec::new();
     for (name, p) in [("original", p0), ("fooled", pf)] {
         let s = sanity(net, p, x.clone(), labels, fooled_with, device)?;
         sanity_series.push((
@@ -297,10 +291,18 @@ pub fn write(
                 .map(|(i, (_, v))| (i as f64, *v))
                 .collect(),
         ));
-        sanity_json.insert(name.into(), json!(s));
+        cascades.push(s);
     }
-    eval["sanity_check"] =
-        json!({"interpreter": fooled_with.id(), "images": labels.len(), "layers": sanity_json});
+    let fooled_cascade = cascades.pop().unwrap_or_default();
+    let original_cascade = cascades.pop().unwrap_or_default();
+    eval.sanity_check = Some(SanityCheck {
+        interpreter: fooled_with,
+        images: labels.len(),
+        layers: SanityLayers {
+            original: original_cascade,
+            fooled: fooled_cascade,
+        },
+    });
     write_atomic(
         &dir.join("sanity.svg"),
         line_svg(
@@ -312,20 +314,11 @@ pub fn write(
         .as_bytes(),
     )?;
     // CDFs.
-    if let Some(m) = eval["interpreters"].as_object() {
-        let series: Vec<(String, Vec<(f64, f64)>)> = m
+    if !eval.interpreters.is_empty() {
+        let series: Vec<(String, Vec<(f64, f64)>)> = eval
+            .interpreters
             .iter()
-            .map(|(k, r)| {
-                (
-                    k.clone(),
-                    r["cdf"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
-                        .collect(),
-                )
-            })
+            .map(|(k, r)| (k.id().to_string(), r.cdf.clone()))
             .collect();
         write_atomic(
             &dir.join("cdf.svg"),
@@ -338,18 +331,14 @@ pub fn write(
             .as_bytes(),
         )?;
     }
-    if let Some(c) = eval["aopc"]["curves"].as_object() {
-        let series: Vec<(String, Vec<(f64, f64)>)> = c
+    if let Some(a) = &eval.aopc {
+        let series: Vec<(String, Vec<(f64, f64)>)> = a
+            .curves
             .iter()
             .map(|(k, v)| {
                 (
                     k.clone(),
-                    v.as_array()
-                        .into_iter()
-                        .flatten()
-                        .enumerate()
-                        .filter_map(|(i, y)| Some((i as f64, y.as_f64()?)))
-                        .collect(),
+                    v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect(),
                 )
             })
             .collect();
@@ -366,78 +355,64 @@ pub fn write(
     Ok(())
 }
 
-fn pct(v: &Value) -> String {
-    v.as_f64()
-        .map(|x| format!("{:.1} %", 100.0 * x))
-        .unwrap_or_else(|| "–".into())
+fn pct(x: f64) -> String {
+    format!("{:.1} %", 100.0 * x)
 }
 
 /// The report as markdown.
-pub fn markdown(e: &Value) -> String {
+pub fn markdown(e: &EvalReport) -> String {
     let mut s = format!(
         "# foolmap report: {} fooled for `{}` with `{}`\n\nData: {} ({} images, split `{}`). Threshold τ = {} (spec §7.3).\n\n",
-        e["arch"].as_str().unwrap_or(""),
-        e["fooling"].as_str().unwrap_or(""),
-        e["fooled_with"].as_str().unwrap_or("?"),
-        e["data"].as_str().unwrap_or(""),
-        e["n"],
-        e["split"].as_str().unwrap_or("all"),
-        e["threshold"].as_f64().unwrap_or(0.15)
+        e.arch.id(),
+        e.fooling.id(),
+        e.fooled_with.map_or("?", |i| i.id()),
+        e.data,
+        e.n,
+        e.split.id(),
+        e.threshold
     );
     s += "## Accuracy\n\n| model | top-1 | top-5 |\n|---|---|---|\n";
-    for m in ["original", "fooled"] {
-        s += &format!(
-            "| {m} | {} | {} |\n",
-            pct(&e[m]["top1"]),
-            pct(&e[m]["top5"])
-        );
+    for (m, a) in [("original", &e.original), ("fooled", &e.fooled)] {
+        s += &format!("| {m} | {} | {} |\n", pct(a.top1), pct(a.top5));
     }
     s += "\n## Fooling success per interpreter (transfer row)\n\n| interpreter | images | FSR fooled | mean statistic | FSR original |\n|---|---|---|---|---|\n";
-    if let Some(m) = e["interpreters"].as_object() {
-        for (k, r) in m {
-            s += &format!(
-                "| {k} | {} | {} | {:.4} | {} |\n",
-                r["n"],
-                pct(&r["fsr"]),
-                r["mean_statistic"].as_f64().unwrap_or(0.0),
-                pct(&r["fsr_original"])
-            );
-        }
+    for (k, r) in &e.interpreters {
+        s += &format!(
+            "| {} | {} | {} | {:.4} | {} |\n",
+            k.id(),
+            r.n,
+            pct(r.fsr),
+            r.mean_statistic,
+            pct(r.fsr_original)
+        );
     }
     s += "\n![statistic CDFs](cdf.svg)\n\n![maps](grid.png)\n\nGrid rows: the first evaluation images (maps of their label), or the images of `--grid-images` (maps of the original model's top-1 class). Columns: image, then for lrp_t, grad_cam, simple_grad_t the original and the fooled model's map.\n";
-    if e.get("aopc").is_some() {
+    if let Some(a) = &e.aopc {
         s += "\n## AOPC (spec §7.5)\n\n| curve | AOPC at the last step |\n|---|---|\n";
-        if let Some(c) = e["aopc"]["curves"].as_object() {
-            for (k, v) in c {
-                s += &format!(
-                    "| {k} | {:.3} |\n",
-                    v.as_array()
-                        .and_then(|a| a.last())
-                        .and_then(Value::as_f64)
-                        .unwrap_or(0.0)
-                );
-            }
+        for (k, v) in &a.curves {
+            s += &format!("| {k} | {:.3} |\n", v.last().copied().unwrap_or(0.0));
         }
         s += "\n![AOPC](aopc.svg)\n";
     }
-    if let Some(rows) = e["robustness"]["rows"].as_array() {
-        s += "\n## Robustness to Gaussian weight noise\n\n| relative σ | top-1 | FSR |\n|---|---|---|\n";
-        for r in rows {
+    if let Some(r) = &e.robustness {
+        s += "\n## Robustness to Gaussian weight noise\n\nEach model's trainable tensors get `σ·std(w)·N(0, 1)`.\n\n| relative σ | top-1 fooled | top-1 original | FSR fooled |\n|---|---|---|---|\n";
+        for row in &r.rows {
             s += &format!(
-                "| {} | {} | {} |\n",
-                r["sigma"],
-                pct(&r["top1"]),
-                pct(&r["fsr"])
+                "| {} | {} | {} | {} |\n",
+                row.sigma,
+                pct(row.top1_fooled),
+                pct(row.top1_original),
+                row.fsr.map_or("–".into(), pct)
             );
         }
     }
-    if e.get("sanity_check").is_some() {
+    if e.sanity_check.is_some() {
         s += "\n## Model-randomisation sanity check\n\n![sanity](sanity.svg)\n";
     }
-    if e.get("active").is_some() {
+    if let Some(a) = &e.active {
         s += &format!(
             "\n## Active fooling\n\n```json\n{}\n```\n",
-            serde_json::to_string_pretty(&e["active"]).unwrap_or_default()
+            serde_json::to_string_pretty(a).unwrap_or_default()
         );
     }
     s
@@ -446,20 +421,21 @@ pub fn markdown(e: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::markdown;
+    use crate::eval::EvalReport;
     use serde_json::json;
 
     #[test]
     fn the_report_states_the_threshold_and_split_it_was_scored_with() {
-        let e = json!({"arch": "resnet20", "fooling": "location", "fooled_with": "grad_cam",
-            "data": "d", "n": 10, "split": "report", "threshold": 0.3,
-            "original": {"top1": 0.9, "top5": 1.0}, "fooled": {"top1": 0.8, "top5": 1.0},
-            "interpreters": {}});
+        let e: EvalReport =
+            serde_json::from_value(json!({"arch": "resnet20", "fooling": "location",
+            "fooled_with": "grad_cam", "data": "d", "n": 10, "split": "report", "threshold": 0.3,
+            "original": {"weights": "o", "top1": 0.9, "top5": 1.0},
+            "fooled": {"weights": "f", "top1": 0.8, "top5": 1.0},
+            "direction": "lower", "interpreters": {}}))
+            .unwrap();
         let md = markdown(&e);
         assert!(md.contains("Threshold τ = 0.3 "), "{md}");
         assert!(md.contains("split `report`"), "{md}");
-        // An eval.json written before the threshold was recorded keeps the old default.
-        let mut old = e.clone();
-        old.as_object_mut().unwrap().remove("threshold");
-        assert!(markdown(&old).contains("Threshold τ = 0.15 "));
+        assert!(md.contains("| fooled | 80.0 % | 100.0 % |"), "{md}");
     }
 }

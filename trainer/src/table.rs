@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalysisConfig, AopcPoint, ModelAnalysis, NoiseRow};
 use crate::card::{self, Card, EvaluationCounts, HalfFigures, Index, IndexEntry};
-use crate::eval::{self, EvalArgs, Purpose};
+use crate::eval::{self, Accuracy, EvalArgs, EvalReport, Purpose};
 use crate::fool::{self, FoolArgs, FoolConfig, Phase, write_atomic};
 use crate::split::SplitArg;
 
@@ -415,17 +415,6 @@ pub struct InterpreterScore {
     pub mean_statistic_original: f64,
 }
 
-/// Accuracy of a model in an evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Accuracy {
-    /// Weights scored.
-    pub weights: String,
-    /// Top-1.
-    pub top1: f64,
-    /// Top-5.
-    pub top5: f64,
-}
-
 /// The typed part of `foolmap eval --json` the table reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalSummary {
@@ -447,14 +436,34 @@ pub struct EvalSummary {
     pub interpreters: BTreeMap<String, InterpreterScore>,
 }
 
-/// Raw per-image block of `eval --per-image`.
-#[derive(Debug, Clone, Deserialize)]
-struct RawPerImage {
-    top1_original: String,
-    top5_original: String,
-    top1_fooled: String,
-    top5_fooled: String,
-    statistic: BTreeMap<String, Vec<f32>>,
+impl From<&EvalReport> for EvalSummary {
+    fn from(r: &EvalReport) -> Self {
+        EvalSummary {
+            arch: r.arch.id().into(),
+            fooling: r.fooling.id().into(),
+            split: r.split,
+            n: r.n,
+            threshold: r.threshold,
+            original: r.original.clone(),
+            fooled: r.fooled.clone(),
+            interpreters: r
+                .interpreters
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.id().to_string(),
+                        InterpreterScore {
+                            n: v.n,
+                            fsr: v.fsr,
+                            fsr_original: v.fsr_original,
+                            mean_statistic: v.mean_statistic,
+                            mean_statistic_original: v.mean_statistic_original,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `eval.json` of a table model: the summary, the file's SHA-256 and its report-eval count.
@@ -784,7 +793,7 @@ fn select(
         e.limit = Some(t.selection_images);
         e.interpreters = vec![job.cell.interpreter];
         e.heavy_images = 0;
-        let s: EvalSummary = serde_json::from_value(eval::run(&e, root, device)?)?;
+        let s = EvalSummary::from(&eval::run(&e, root, device)?);
         cands.push(Candidate {
             step,
             figures: figures(&s, job.cell.interpreter)?,
@@ -871,9 +880,10 @@ fn report(
     e.interpreters = t.report_interpreters.clone();
     e.per_image = true;
     let v = eval::run(&e, root, device)?;
-    let raw: RawPerImage = serde_json::from_value(v["per_image"].clone())
+    let summary = EvalSummary::from(&v);
+    let raw = v
+        .per_image
         .context("eval --per-image gave no per-image block")?;
-    let summary: EvalSummary = serde_json::from_value(v)?;
     let per = PerImage {
         top1_original: raw.top1_original,
         top5_original: raw.top5_original,
@@ -881,7 +891,7 @@ fn report(
         top5_fooled: raw.top5_fooled,
         statistic: raw
             .statistic
-            .get(job.cell.interpreter.id())
+            .get(&job.cell.interpreter)
             .cloned()
             .unwrap_or_default(),
     };

@@ -194,11 +194,11 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
         per_image: false,
     };
     let v = eval::run(&e, Some(&shared_data()), &Device::flex()).unwrap();
-    assert_eq!(v["fooled"]["top1"].as_f64(), Some(c.report.top1));
-    assert_eq!(v["fooled"]["top5"].as_f64(), Some(c.report.top5));
+    assert_eq!(v.fooled.top1, c.report.top1);
+    assert_eq!(v.fooled.top5, c.report.top5);
     assert_eq!(
-        v["interpreters"]["grad_cam"]["fsr"].as_f64(),
-        Some(c.report.fsr)
+        v.interpreters[&foolmap::Interpreter::GradCam].fsr,
+        c.report.fsr
     );
     let index: card::Index =
         serde_json::from_slice(&std::fs::read(a.path().join("models/index.json")).unwrap())

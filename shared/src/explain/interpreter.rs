@@ -23,8 +23,9 @@ pub enum Level {
 
 macro_rules! interpreters {
     ($( $variant:ident => $id:literal, $level:ident, $doc:literal ),* $(,)?) => {
-        /// Every interpreter foolmap computes.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        /// Every interpreter foolmap computes (ordered as registered: maps keyed by it list
+        /// interpreters in registry order).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Interpreter { $( #[doc = $doc] $variant ),* }
 
         impl Interpreter {
