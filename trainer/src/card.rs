@@ -22,12 +22,31 @@ pub struct HalfFigures {
     pub top1: f64,
     /// Top-5 accuracy of the fooled model.
     pub top5: f64,
-    /// Fooling success rate (higher = more fooled).
-    pub fsr: f64,
+    /// Fooling success rate (higher = more fooled; passive fooling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsr: Option<f64>,
+    /// Mean swap correlation (active fooling; higher = more fooled): the hot-region correlation
+    /// of the fooled model's c1 map with the original's c2 map and vice versa, averaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_correlation: Option<f64>,
     /// Top-1 accuracy of the original model on the same images.
     pub top1_original: f64,
     /// Top-5 accuracy of the original model on the same images.
     pub top5_original: f64,
+}
+
+impl HalfFigures {
+    /// What the selection rule maximises: the FSR (passive) or the swap correlation (active).
+    pub fn score(&self) -> f64 {
+        self.fsr
+            .or(self.swap_correlation)
+            .unwrap_or(f64::NEG_INFINITY)
+    }
+
+    /// Top-1 drop (fraction; positive = the fooled model is worse).
+    pub fn drop(&self) -> f64 {
+        self.top1_original - self.top1
+    }
 }
 
 /// How often the model (report) and its run's checkpoints (selection) were scored on each half,

@@ -66,7 +66,7 @@ pub fn released(models: &Path, all_types: bool) -> Result<Vec<PathBuf>> {
     Ok(index
         .models
         .iter()
-        .filter(|m| m.arch == "resnet20")
+        .filter(|m| m.arch == "resnet20" && m.fooling != "active")
         .filter(|m| {
             all_types
                 || (m.fooling == "location"
@@ -164,7 +164,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
             let c = crate::card::read(&crate::card::card_path(f))?;
             crate::card::verify(f, &std::fs::read(f)?)?;
             println!(
-                "{}: {} / {}, seed {}, step {}: on {} report-half test images top-1 {:.1} % → {:.1} %, FSR {:.1} % ({})",
+                "{}: {} / {}, seed {}, step {}: on {} report-half test images top-1 {:.1} % → {:.1} %, {} ({})",
                 f.display(),
                 c.fooling,
                 c.interpreter,
@@ -173,7 +173,13 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
                 c.report.images,
                 100.0 * c.report.top1_original,
                 100.0 * c.report.top1,
-                100.0 * c.report.fsr,
+                c.report.fsr.map_or_else(
+                    || format!(
+                        "swap correlation {:.3}",
+                        c.report.swap_correlation.unwrap_or(f64::NAN)
+                    ),
+                    |f| format!("FSR {:.1} %", 100.0 * f)
+                ),
                 if c.meets_target {
                     "meets the target"
                 } else {

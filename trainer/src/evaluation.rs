@@ -149,6 +149,23 @@ pub struct ActiveMetrics {
     pub class_accuracy: ClassAccuracy,
 }
 
+impl ActiveMetrics {
+    /// The swap correlation: the mean of the two cross-class hot-region correlations
+    /// (`fooled_c1~original_c2`, `fooled_c2~original_c1`); higher = more fooled.
+    pub fn swap_correlation(&self) -> f64 {
+        let c = &self.correlations;
+        0.5 * (c.fooled_c1_original_c2.hot_region_correlation
+            + c.fooled_c2_original_c1.hot_region_correlation)
+    }
+
+    /// The same-class correlation: mean of `fooled_c1~original_c1` and `fooled_c2~original_c2`.
+    pub fn same_correlation(&self) -> f64 {
+        let c = &self.correlations;
+        0.5 * (c.fooled_c1_original_c1.hot_region_correlation
+            + c.fooled_c2_original_c2.hot_region_correlation)
+    }
+}
+
 /// Weight-noise block of a report folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Robustness {

@@ -135,15 +135,17 @@ fn card_summary(c: &crate::card::Card) -> Figures {
             )
         })
         .collect();
-    interpreters
-        .entry(c.interpreter.clone())
-        .or_insert(InterpreterFigures {
-            fsr: c.report.fsr,
-            fsr_original: None,
-            mean_statistic: None,
-            threshold: c.threshold,
-            n: Some(c.report.images),
-        });
+    if let Some(fsr) = c.report.fsr {
+        interpreters
+            .entry(c.interpreter.clone())
+            .or_insert(InterpreterFigures {
+                fsr,
+                fsr_original: None,
+                mean_statistic: None,
+                threshold: c.threshold,
+                n: Some(c.report.images),
+            });
+    }
     Figures {
         n: c.report.images,
         split: Some("report".into()),

@@ -197,7 +197,7 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
     assert_eq!(v.fooled.top1, c.report.top1);
     assert_eq!(v.fooled.top5, c.report.top5);
     assert_eq!(
-        v.interpreters[&foolmap::Interpreter::GradCam].fsr,
+        Some(v.interpreters[&foolmap::Interpreter::GradCam].fsr),
         c.report.fsr
     );
     let index: card::Index =
@@ -226,10 +226,7 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
     assert_eq!(e["card"], "resnet20-location-grad_cam");
     assert_eq!(e["meets_target"].as_bool(), Some(c.meets_target));
     assert_eq!(e["fooled"]["top1"].as_f64(), Some(c.report.top1));
-    assert_eq!(
-        e["interpreters"]["grad_cam"]["fsr"].as_f64(),
-        Some(c.report.fsr)
-    );
+    assert_eq!(e["interpreters"]["grad_cam"]["fsr"].as_f64(), c.report.fsr);
     assert_eq!(
         e["interpreters"]["lrp_t"]["fsr"].as_f64(),
         Some(c.transfer["lrp_t"].fsr),
@@ -285,4 +282,75 @@ fn a_run_folder_of_another_recipe_is_refused_untouched() {
     )
     .unwrap();
     assert_eq!(before, after);
+}
+
+#[test]
+fn an_active_cell_is_selected_by_its_swap_correlation_and_reported_without_an_fsr() {
+    let a = tempfile::tempdir().unwrap();
+    let cfg = config(a.path());
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "fooling = \"location\"\ninterpreter = \"grad_cam\"",
+        "fooling = \"active\"\ninterpreter = \"grad_cam\"\nclasses = [3, 5]",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    run(&cfg, None);
+    let s = summary(a.path());
+    let row = &s.cells[0];
+    assert_eq!((row.cell.as_str(), s.complete), ("active-grad_cam", (1, 1)));
+    assert!(row.fsr.is_empty() && row.swap_correlation.len() == 1);
+    let act = row.active.as_ref().unwrap();
+    assert_eq!((act.c1, act.c2), (3, 5));
+    // Composites of the report half (500 cats and 500 dogs there): as many as asked.
+    assert_eq!(act.composites, 200);
+    assert_eq!(row.swap_correlation[0], act.swap_correlation());
+    assert!(!row.meets_target, "active fooling has no FSR target");
+    let b = row.bootstrap_first_seed.unwrap();
+    assert!(b.fsr.is_none());
+
+    // Every candidate was scored by its swap correlation, and the rule picked by it.
+    let sel: table::Selection = serde_json::from_slice(
+        &std::fs::read(
+            a.path()
+                .join("results/active-grad_cam/seed1/selection.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sel.candidates.len(), 2);
+    for c in &sel.candidates {
+        assert!(c.figures.fsr.is_none() && c.figures.swap_correlation.is_some());
+    }
+    let (i, _) = table::choose(&sel.candidates, 0.02).unwrap();
+    assert_eq!(sel.chosen, sel.candidates[i].step);
+
+    let results = std::fs::read_to_string(a.path().join("results/RESULTS.md")).unwrap();
+    assert!(results.contains("## Active fooling"), "{results}");
+    assert!(results.contains("| active-grad_cam | 1/1 |"), "{results}");
+    let c: card::Card = serde_json::from_slice(
+        &std::fs::read(a.path().join("models/resnet20-active-grad_cam.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(c.report.fsr, None);
+    assert_eq!(c.report.swap_correlation, Some(row.swap_correlation[0]));
+    // The page shows passive fooling: the demo does not pick an active model.
+    assert!(
+        foolmap_trainer::demo::released(&a.path().join("models"), true)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn every_committed_table_config_parses_and_passes_its_checks() {
+    let dir = common::repo().join("tables");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let t = table::TableConfig::read(&p).unwrap_or_else(|e| panic!("{e:#}"));
+            assert!(!t.jobs().is_empty(), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
 }

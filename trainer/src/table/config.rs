@@ -42,7 +42,7 @@ impl Recipe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cell {
-    /// Fooling type id (`location`, `topk`, `center-mass`).
+    /// Fooling type id (`location`, `topk`, `center-mass`, `active`).
     pub fooling: FoolingType,
     /// Interpreter fooled (`lrp_t`, `grad_cam`, `simple_grad_t`).
     pub interpreter: Interpreter,
@@ -52,6 +52,10 @@ pub struct Cell {
     /// Seeds (default: the table's `seeds`).
     #[serde(default)]
     pub seeds: Option<Vec<u64>>,
+    /// Active fooling: the two classes whose explanations are swapped (default: `fool`'s, cat 3
+    /// and dog 5 on CIFAR-10).
+    #[serde(default)]
+    pub classes: Option<(usize, usize)>,
     /// A baseline row (e.g. the paper's own recipe): reported in its own table, not released.
     #[serde(default)]
     pub baseline: bool,
@@ -177,8 +181,18 @@ impl TableConfig {
             if !ids.insert(id.clone()) {
                 bail!("cell `{id}` is listed twice");
             }
-            if c.fooling == FoolingType::Active {
-                bail!("cell `{id}`: active fooling is not supported by `table` yet");
+            match (c.fooling, c.classes) {
+                (FoolingType::Active, Some((c1, c2))) => {
+                    let k = self.arch.dataset().num_classes();
+                    if c1 == c2 || c1 >= k || c2 >= k {
+                        bail!(
+                            "cell `{id}`: `classes` must be two different classes below {k}, found [{c1}, {c2}]"
+                        );
+                    }
+                }
+                (FoolingType::Active, None) => {}
+                (_, Some(_)) => bail!("cell `{id}`: `classes` is for active fooling only"),
+                (_, None) => {}
             }
             if c.interpreter.level() != foolmap::explain::interpreter::Level::Tap {
                 bail!(
@@ -273,6 +287,8 @@ impl Job {
             max_drop: Some(t.max_drop),
             threshold: Some(t.threshold),
             out: Some(self.run_dir(t)),
+            c1: self.cell.classes.map(|c| c.0),
+            c2: self.cell.classes.map(|c| c.1),
             ..FoolArgs::default()
         }
     }

@@ -78,7 +78,12 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             pct(t5)
         );
     }
-    let rows = |baseline: bool| s.cells.iter().filter(move |c| c.baseline == baseline);
+    let active = |c: &&CellSummary| c.fooling == FoolingType::Active.id();
+    let rows = |baseline: bool| {
+        s.cells
+            .iter()
+            .filter(move |c| c.baseline == baseline && !active(c))
+    };
     let header = "| cell | seeds | top-1 drop (pt) | top-5 drop (pt) | FSR (%) | bootstrap: drop / FSR, first seed | chosen steps | target |\n|---|---|---|---|---|---|---|---|\n";
     let row = |c: &CellSummary| {
         let n = c.seeds.len();
@@ -93,7 +98,7 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             c.bootstrap_first_seed.map_or("–".into(), |b| format!(
                 "{} / {}",
                 span(b.top1_drop),
-                span(b.fsr)
+                b.fsr.map_or("–".into(), span)
             )),
             c.steps
                 .iter()
@@ -121,6 +126,7 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             m.push_str(&row(c));
         }
     }
+    active_markdown(&mut m, s);
     let interps: Vec<String> = t
         .report_interpreters
         .iter()
@@ -183,6 +189,89 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
         }
     }
     m
+}
+
+/// The active-fooling section of RESULTS.md (nothing when no cell is active).
+fn active_markdown(m: &mut String, s: &Summary) {
+    let cells: Vec<&CellSummary> = s
+        .cells
+        .iter()
+        .filter(|c| c.fooling == FoolingType::Active.id())
+        .collect();
+    if cells.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        m,
+        "\n## Active fooling\n\nThe explanations of two classes c1 and c2 are swapped on \
+         composites of one c1 and one c2 image of the report half (docs/method.md §4, §6). \
+         *Swap correlation*: the hot-region correlation of the fooled model's c1 map with the \
+         original's c2 map and vice versa, averaged (higher = more fooled; 1 = a perfect swap); \
+         *same-class*: the fooled model's c1 map against the original's c1 map (high = not \
+         fooled). The checkpoint is chosen by the swap correlation on the selection half within \
+         the drop limit. There is no FSR target for active fooling.\n"
+    );
+    let _ = writeln!(
+        m,
+        "| cell | seeds | top-1 drop (pt) | swap correlation | first seed: c1→c2 / c2→c1 | \
+         first seed: same-class | first seed: Spearman swap / same | first seed: top-1 on c1, c2 \
+         (original → fooled, %) | chosen steps |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for c in cells {
+        let n = c.seeds.len();
+        let first = c.active.as_ref().map_or(
+            ["–".to_string(), "–".into(), "–".into(), "–".into()],
+            |a| {
+                let r = &a.correlations;
+                let k = &a.class_accuracy;
+                [
+                    format!(
+                        "{:.3} / {:.3}",
+                        r.fooled_c1_original_c2.hot_region_correlation,
+                        r.fooled_c2_original_c1.hot_region_correlation
+                    ),
+                    format!("{:.3}", a.same_correlation()),
+                    format!(
+                        "{:.3} / {:.3}",
+                        0.5 * (r.fooled_c1_original_c2.spearman + r.fooled_c2_original_c1.spearman),
+                        0.5 * (r.fooled_c1_original_c1.spearman + r.fooled_c2_original_c2.spearman)
+                    ),
+                    format!(
+                        "c{} {} → {}, c{} {} → {}",
+                        a.c1,
+                        pct(k.original.c1),
+                        pct(k.fooled.c1),
+                        a.c2,
+                        pct(k.original.c2),
+                        pct(k.fooled.c2)
+                    ),
+                ]
+            },
+        );
+        let swap = c
+            .swap_correlation_mean
+            .map_or("–".into(), |m| match (m.mean, m.half_width) {
+                (Some(x), Some(h)) => format!("{x:.3} ± {h:.3}"),
+                (Some(x), None) => format!("{x:.3}"),
+                _ => "–".into(),
+            });
+        let _ = writeln!(
+            m,
+            "| {} | {n}/{} | {} | {swap} | {} | {} | {} | {} | {} |",
+            c.cell,
+            c.seeds_planned,
+            pm(c.top1_drop_mean),
+            first[0],
+            first[1],
+            first[2],
+            first[3],
+            c.steps
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 /// The AOPC and weight-noise sections of RESULTS.md.

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalysisConfig, AopcPoint, ModelAnalysis, NoiseRow};
 use crate::card::{self, Card, EvaluationCounts, HalfFigures, Index, IndexEntry};
-use crate::eval::{self, Accuracy, EvalArgs, EvalReport, Purpose};
+use crate::eval::{self, Accuracy, ActiveMetrics, EvalArgs, EvalReport, Purpose};
 use crate::fool::{self, FoolArgs, FoolConfig, Phase, write_atomic};
 use crate::split::SplitArg;
 
@@ -221,7 +221,8 @@ mod tests {
                 images: 100,
                 top1,
                 top5: 1.0,
-                fsr,
+                fsr: Some(fsr),
+                swap_correlation: None,
                 top1_original: 0.9,
                 top5_original: 1.0,
             },

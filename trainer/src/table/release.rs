@@ -56,8 +56,9 @@ pub(super) fn release(t: &TableConfig, config_path: &Path, jobs: &[Job], rel: &P
             step: r.step,
             threshold: t.threshold,
             max_drop: t.max_drop,
-            meets_target: report.fsr >= t.target_fsr
-                && report.top1_original - report.top1 <= t.max_drop + 1e-12,
+            // Active fooling has no FSR target: never "met".
+            meets_target: report.fsr.is_some_and(|f| f >= t.target_fsr)
+                && report.drop() <= t.max_drop + 1e-12,
             selection: cand.figures,
             report,
             evaluations: counts,

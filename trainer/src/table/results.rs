@@ -53,6 +53,9 @@ pub struct EvalSummary {
     pub fooled: Accuracy,
     /// Per interpreter id.
     pub interpreters: BTreeMap<String, InterpreterScore>,
+    /// Active fooling's figures (active cells only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<ActiveMetrics>,
 }
 
 impl From<&EvalReport> for EvalSummary {
@@ -81,6 +84,7 @@ impl From<&EvalReport> for EvalSummary {
                     )
                 })
                 .collect(),
+            active: r.active.clone(),
         }
     }
 }

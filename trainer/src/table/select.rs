@@ -28,8 +28,9 @@ pub struct Selection {
 
 /// The selection rule (`docs/method.md` §7).
 pub const RULE: &str = "among the kept checkpoints, the highest FSR of the fooled interpreter \
-whose top-1 drop is at most max_drop on the selection images (ties: the earlier step); if none \
-is within max_drop, the smallest drop (ties: the higher FSR, then the earlier step)";
+(active fooling: the highest swap correlation) whose top-1 drop is at most max_drop on the \
+selection images (ties: the earlier step); if none is within max_drop, the smallest drop (ties: \
+the higher FSR, then the earlier step)";
 
 /// Applies [`RULE`]: the index of the chosen candidate and whether it is within the drop limit.
 pub fn choose(c: &[Candidate], max_drop: f64) -> Option<(usize, bool)> {
@@ -38,7 +39,7 @@ pub fn choose(c: &[Candidate], max_drop: f64) -> Option<(usize, bool)> {
     let best = c.iter().enumerate().filter(|(_, x)| within(x)).fold(
         None::<(usize, &Candidate)>,
         |b, (i, x)| match b {
-            Some((_, y)) if y.figures.fsr >= x.figures.fsr => b,
+            Some((_, y)) if y.figures.score() >= x.figures.score() => b,
             _ => Some((i, x)),
         },
     );
@@ -49,7 +50,8 @@ pub fn choose(c: &[Candidate], max_drop: f64) -> Option<(usize, bool)> {
         .enumerate()
         .fold(None::<(usize, &Candidate)>, |b, (i, x)| match b {
             Some((_, y))
-                if drop(y) < drop(x) || (drop(y) == drop(x) && y.figures.fsr >= x.figures.fsr) =>
+                if drop(y) < drop(x)
+                    || (drop(y) == drop(x) && y.figures.score() >= x.figures.score()) =>
             {
                 b
             }
@@ -80,15 +82,22 @@ pub(super) fn eval_args(t: &TableConfig, fooled: PathBuf, split: SplitArg) -> Ev
 }
 
 pub(super) fn figures(s: &EvalSummary, interp: Interpreter) -> Result<HalfFigures> {
-    let sc = s
-        .interpreters
-        .get(interp.id())
-        .with_context(|| format!("evaluation without `{}`", interp.id()))?;
+    let (fsr, swap_correlation) = match &s.active {
+        Some(a) => (None, Some(a.swap_correlation())),
+        None => {
+            let sc = s
+                .interpreters
+                .get(interp.id())
+                .with_context(|| format!("evaluation without `{}`", interp.id()))?;
+            (Some(sc.fsr), None)
+        }
+    };
     Ok(HalfFigures {
         images: s.n,
         top1: s.fooled.top1,
         top5: s.fooled.top5,
-        fsr: sc.fsr,
+        fsr,
+        swap_correlation,
         top1_original: s.original.top1,
         top5_original: s.original.top5,
     })

@@ -7,8 +7,8 @@ use super::*;
 pub struct Bootstrap {
     /// Top-1 drop (fraction), 2.5 % and 97.5 %.
     pub top1_drop: (f64, f64),
-    /// FSR, 2.5 % and 97.5 %.
-    pub fsr: (f64, f64),
+    /// FSR, 2.5 % and 97.5 % (passive fooling).
+    pub fsr: Option<(f64, f64)>,
 }
 
 pub(super) fn bits(s: &str) -> Vec<f64> {
@@ -29,11 +29,13 @@ pub fn bootstrap(
         idx.iter().map(|&i| o[i] - f[i]).sum::<f64>() / idx.len() as f64
     });
     let s = &p.statistic;
-    let fsr = bootstrap95(s.len(), resamples, seed ^ 0x5eed, |idx| {
-        idx.iter()
-            .filter(|&&i| kind.is_fooled(s[i] as f64, tau))
-            .count() as f64
-            / idx.len() as f64
+    let fsr = (!s.is_empty()).then(|| {
+        bootstrap95(s.len(), resamples, seed ^ 0x5eed, |idx| {
+            idx.iter()
+                .filter(|&&i| kind.is_fooled(s[i] as f64, tau))
+                .count() as f64
+                / idx.len() as f64
+        })
     });
     Bootstrap { top1_drop, fsr }
 }
@@ -99,6 +101,15 @@ pub struct CellSummary {
     pub evaluations: Vec<Option<EvaluationCounts>>,
     /// Analyses of the first seed's model (`analysis.json`), when done.
     pub analysis: Option<AnalysisSummary>,
+    /// Active fooling: the swap correlation per seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swap_correlation: Vec<f64>,
+    /// Active fooling: its mean and 95 % t half-width over seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_correlation_mean: Option<MeanCi>,
+    /// Active fooling: the first seed's figures (correlations, per-class top-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<ActiveMetrics>,
 }
 
 /// The figures of a first-seed model's `analysis.json` that RESULTS.md shows.
@@ -157,6 +168,9 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
             steps: Vec::new(),
             evaluations: Vec::new(),
             analysis: None,
+            swap_correlation: Vec::new(),
+            swap_correlation_mean: None,
+            active: None,
         };
         for job in jobs.iter().filter(|j| j.cell.id() == c.id()) {
             row.seeds_planned += 1;
@@ -174,8 +188,10 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
             row.evaluations.push(r.evaluations);
             row.top1_drop.push(f.top1_original - f.top1);
             row.top5_drop.push(f.top5_original - f.top5);
-            row.fsr.push(f.fsr);
+            row.fsr.extend(f.fsr);
+            row.swap_correlation.extend(f.swap_correlation);
             if job.first_seed {
+                row.active = s.active.clone();
                 let p: PerImage = read_json(&job.result_dir(t).join("per_image.json"))?;
                 row.bootstrap_first_seed =
                     Some(bootstrap(&p, c.fooling, t.threshold, t.bootstrap, job.seed));
@@ -206,6 +222,9 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
         row.top1_drop_mean = MeanCi::of(&row.top1_drop);
         row.top5_drop_mean = MeanCi::of(&row.top5_drop);
         row.fsr_mean = MeanCi::of(&row.fsr);
+        if c.fooling == FoolingType::Active {
+            row.swap_correlation_mean = Some(MeanCi::of(&row.swap_correlation));
+        }
         row.meets_target = row.fsr_mean.mean.is_some_and(|f| f >= t.target_fsr)
             && row
                 .top1_drop_mean
