@@ -24,6 +24,37 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Result<Tensor<1>> {
         .neg())
 }
 
+/// Mean `KL(softmax(t) ‖ softmax(s))` of student logits `s` `[N, K]` from teacher logits `t`
+/// `[N, K]` (constants), natural log: the label-free replacement of CE when no labelled training
+/// set exists (docs/method.md §5, "Distillation"). 0 when the student equals the teacher.
+pub fn distillation_kl(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<1> {
+    let n = student.dims()[0];
+    let lt = log_softmax(teacher, 1);
+    lt.clone()
+        .exp()
+        .mul(lt.sub(log_softmax(student, 1)))
+        .sum()
+        .div_scalar(n.max(1) as f64)
+}
+
+/// Index of the largest logit per row (ties: the lower class), `[N, K]` → `N` classes.
+pub fn top1(logits: Tensor<2>) -> Result<Vec<usize>> {
+    let [_, k] = logits.dims();
+    let v = logits
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| FoolmapError::invalid("logits", format!("{e:?}")))?;
+    Ok(v.chunks(k.max(1))
+        .map(|r| {
+            (0..r.len())
+                .rev()
+                .max_by(|&a, &b| r[a].total_cmp(&r[b]))
+                .unwrap_or(0)
+        })
+        .collect())
+}
+
 /// What is being fooled.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Objective {
@@ -109,6 +140,49 @@ impl Objective {
             total,
             logits: lg,
         })
+    }
+
+    /// Passive fooling without labels: the original `p0` labels the batch (its top-1 class,
+    /// for the maps, as the ground truth is in [`Self::passive`]) and `KL(p0 ‖ p)` of the logits
+    /// replaces CE ([`distillation_kl`]; reported in [`StepLoss::ce`]). Returns the loss and
+    /// the labels used.
+    pub fn passive_distilled(
+        &self,
+        net: &Net,
+        p: &ParamStore,
+        p0: &ParamStore,
+        x: Tensor<4>,
+    ) -> Result<(StepLoss, Vec<usize>)> {
+        let tr0 = net.seq.trace(p0, x.clone().inner());
+        let lg0 = logits(&tr0);
+        let labels = top1(lg0.clone())?;
+        let teacher = Tensor::from_inner(lg0.clone());
+        let tr = net.seq.trace(p, x);
+        let lg = logits(&tr);
+        let kl = distillation_kl(lg.clone(), teacher);
+        let h = explain_traced(net, p, &tr, &labels, self.interpreter, &self.options)?;
+        let h0 = match self.kind {
+            FoolingType::TopK | FoolingType::CenterMass => Some(explain_traced(
+                net,
+                p0,
+                &tr0,
+                &labels,
+                self.interpreter,
+                &self.options,
+            )?),
+            _ => None,
+        };
+        let fool = fooling::passive_loss(self.kind, h, h0)?;
+        let total = kl.clone().add(fool.clone().mul_scalar(self.lambda));
+        Ok((
+            StepLoss {
+                ce: kl,
+                fool,
+                total,
+                logits: lg,
+            },
+            labels,
+        ))
     }
 
     /// Active fooling (spec §5.4): CE on `(x, labels)`, the swap loss on the composite batch

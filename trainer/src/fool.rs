@@ -92,6 +92,12 @@ pub struct FoolConfig {
     /// layers between the tap and the logits); every other weight stays as loaded. Empty: all.
     #[serde(default)]
     pub train_only: Vec<String>,
+    /// Label-free passive fooling (docs/method.md §5, "Distillation"): the original model
+    /// labels each batch (its top-1, for the maps) and `KL(original ‖ fooled)` of the logits
+    /// replaces CE, so any images serve as training data (e.g. ImageNet models without the
+    /// ImageNet training set). The data's own labels are not read.
+    #[serde(default)]
+    pub distill: bool,
 }
 
 /// Whether the list `train_only` lets the parameter `name` train: an empty list, or `name` is a
@@ -266,6 +272,10 @@ pub struct FoolArgs {
     /// `layer3.2,linear`); the rest stay as loaded. Default: every trainable parameter.
     #[arg(long, value_delimiter = ',', value_name = "MODULE")]
     pub train_only: Vec<String>,
+    /// Label-free passive fooling: the original model's top-1 labels each batch and KL to its
+    /// predictions replaces CE (config field `distill`).
+    #[arg(long)]
+    pub distill: bool,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -411,6 +421,9 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
             toml::Value::Array(a.train_only.iter().cloned().map(s).collect()),
         );
     }
+    if a.distill {
+        table.insert("distill".into(), toml::Value::Boolean(true));
+    }
     if !a.then.is_empty() {
         table.insert(
             "schedule".into(),
@@ -432,10 +445,12 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
             | "keep_every" | "c1" | "c2" | "val_every" | "val_images" => "a non-negative integer",
             "schedule" => "a list of \"STEP:LAMBDA:LR[:BATCH]\" strings",
             "train_only" => "a list of module paths (strings)",
+            "distill" => "a boolean",
             _ => continue,
         };
         let ok = match expected {
             "a string" => value.is_str(),
+            "a boolean" => value.is_bool(),
             "a list of module paths (strings)" => value
                 .as_array()
                 .is_some_and(|v| v.iter().all(|x| x.is_str())),
@@ -513,6 +528,13 @@ pub fn resolve(a: &FoolArgs) -> Result<FoolConfig> {
         options: InterpreterOptions::default(),
     };
     obj.validate()?;
+    if cfg.distill && kind == FoolingType::Active {
+        bail!(
+            "invalid config: `distill` replaces the CE of passive fooling; active fooling (`{}`) \
+             needs the labels of its two classes",
+            kind.id()
+        );
+    }
     if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
         bail!(
             "invalid config field `lr`: must be a positive number, got {}",
@@ -1017,11 +1039,16 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         let (lambda, lr) = cfg.hyper_at(step);
         obj.lambda = lambda;
         adam.lr = lr;
-        let (imgs, labels, comp) = batches.take(step)?;
+        let (imgs, mut labels, comp) = batches.take(step)?;
         let x: Tensor<4> = foolmap::image::batch(&imgs, &ad)?;
         let loss = if let Some(comp) = comp {
             let xf = foolmap::image::batch(&comp, &ad)?;
             obj.active(&net, &p, reference, x, &labels, xf, cfg.c1, cfg.c2)?
+        } else if cfg.distill {
+            // The original's top-1 is the label: the batch accuracy below is the agreement.
+            let (loss, taught) = obj.passive_distilled(&net, &p, reference, x)?;
+            labels = taught;
+            loss
         } else {
             obj.passive(&net, &p, reference, x, &labels)?
         };

@@ -274,6 +274,7 @@ fn malformed_configs_name_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     for (text, needle) in [
         ("lamda = 2.0\n", "unknown field `lamda`"),
+        ("distill = 1\n", "field `distill` must be a boolean"),
         ("lr = \"fast\"\n", "field `lr` must be a number"),
         ("fooling = \"frame\"\n", "config field `fooling`"),
         ("interpreter = \"lrp\"\n", "cannot be fooled"),
@@ -558,4 +559,53 @@ fn zero_steps_is_refused() {
         .to_string();
     assert!(e.contains("`steps`") && e.contains("at least 1"), "{e}");
     assert!(!tmp.path().join("final.safetensors").exists());
+}
+
+#[test]
+fn a_distilled_run_is_taught_by_the_original_and_never_reads_the_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Sixteen airplanes filed as trucks: a run that read the labels would see 0 % accuracy.
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("truck")).unwrap();
+    let planes = shared_data().join("cifar10/train/airplane");
+    let mut names: Vec<_> = std::fs::read_dir(&planes)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    for n in names.iter().take(16) {
+        std::fs::copy(planes.join(n), data.join("truck").join(n)).unwrap();
+    }
+    let out = tmp.path().join("run");
+    let a = FoolArgs {
+        data: Some(data),
+        distill: true,
+        lr: Some(1e-3),
+        ..args(&out, 3)
+    };
+    run(&a, Some(&shared_data()), &Device::flex()).unwrap();
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(out.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Step 1 runs the original itself: KL 0, full agreement with its own top-1.
+    let kl1 = log[0]["ce"].as_f64().unwrap();
+    assert!(kl1.abs() < 1e-5, "{kl1}");
+    assert_eq!(log[0]["batch_acc"].as_f64(), Some(1.0));
+    // Then the weights have moved: the KL is positive.
+    assert!(log[2]["ce"].as_f64().unwrap() > 1e-7, "{log:?}");
+    let saved: foolmap_trainer::fool::RunConfigFile =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert!(saved.config.distill);
+
+    // Active fooling needs its classes' labels.
+    let e = resolve(&FoolArgs {
+        fooling: Some("active".into()),
+        distill: true,
+        ..args(&tmp.path().join("other"), 1)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`distill`"), "{e}");
 }
