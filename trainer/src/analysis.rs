@@ -71,22 +71,40 @@ impl Aopc {
     }
 }
 
-/// AOPC curves of `p0` and `pf` on `imgs` (already cropped for the model), in chunks of `chunk`
-/// images (per-image scores, so chunking changes nothing but memory). `steps`: patches replaced
-/// (default and maximum: the grid's cells, at most 100 as in the authors' code). Patches are
-/// replaced by N(0, 0.3²) noise in the normalised input, drawn once for all images (seed 7).
-#[allow(clippy::too_many_arguments)]
-pub fn aopc(
-    net: &Net,
-    p0: &ParamStore,
-    pf: &ParamStore,
-    imgs: &[Rgb8],
-    labels: &[usize],
-    interp: Interpreter,
-    steps: Option<usize>,
-    chunk: usize,
-    device: &Device,
-) -> Result<Aopc> {
+/// The original and the fooled model and the labelled images (already cropped for the model)
+/// an analysis runs on, in batches of `chunk` images (per-image results: the batch size changes
+/// nothing but memory).
+#[derive(Clone, Copy)]
+pub struct Pair<'a> {
+    /// The network.
+    pub net: &'a Net,
+    /// The original weights.
+    pub p0: &'a ParamStore,
+    /// The fooled weights.
+    pub pf: &'a ParamStore,
+    /// The images.
+    pub imgs: &'a [Rgb8],
+    /// One label per image.
+    pub labels: &'a [usize],
+    /// Images per batch.
+    pub chunk: usize,
+    /// Where the tensors live.
+    pub device: &'a Device,
+}
+
+/// AOPC curves of the pair. `steps`: patches replaced (default and maximum: the grid's cells, at
+/// most 100 as in the authors' code). Patches are replaced by N(0, 0.3²) noise in the normalised
+/// input, drawn once for all images (seed 7).
+pub fn aopc(pair: Pair, interp: Interpreter, steps: Option<usize>) -> Result<Aopc> {
+    let Pair {
+        net,
+        p0,
+        pf,
+        imgs,
+        labels,
+        chunk,
+        device,
+    } = pair;
     if imgs.is_empty() || imgs.len() != labels.len() {
         bail!(
             "AOPC needs one label per image and at least one image ({} images, {} labels)",
@@ -193,36 +211,31 @@ pub struct WeightNoise {
     pub rows: Vec<NoiseRow>,
 }
 
-/// Top-1 and FSR of both models with their trainable weights perturbed by relative σ (one draw
-/// per σ and model: seeds `1000 + i` for the fooled model, `2000 + i` for the original, `i` the
-/// σ's index), on `imgs` in chunks of `chunk`. σ = 0 gives the clean models' figures.
-#[allow(clippy::too_many_arguments)]
+/// Top-1 and FSR of both models of the pair with their trainable weights perturbed by relative σ
+/// (one draw per σ and model: seeds `1000 + i` for the fooled model, `2000 + i` for the original,
+/// `i` the σ's index). σ = 0 gives the clean models' figures.
 pub fn weight_noise(
-    net: &Net,
-    p0: &ParamStore,
-    pf: &ParamStore,
-    imgs: &[Rgb8],
-    labels: &[usize],
+    pair: Pair,
     interp: Interpreter,
     kind: FoolingType,
     tau: f64,
     sigmas: &[f64],
-    chunk: usize,
-    device: &Device,
 ) -> Result<WeightNoise> {
+    let Pair {
+        net,
+        p0,
+        pf,
+        imgs,
+        labels,
+        chunk,
+        device,
+    } = pair;
     let o = InterpreterOptions::default();
     let chunk = chunk.max(1);
     let k = net.num_classes;
     let top1 = |p: &ParamStore, x: Tensor<4>, ls: &[usize]| -> Result<usize> {
-        let l = to_vec(net.seq.forward(p, x).reshape([ls.len(), k]))?;
-        Ok(ls
-            .iter()
-            .enumerate()
-            .filter(|&(i, &y)| {
-                let row = &l[i * k..(i + 1) * k];
-                (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])) == Some(y)
-            })
-            .count())
+        let pred = foolmap::train::top1(net.seq.forward(p, x).reshape([ls.len(), k]))?;
+        Ok(pred.iter().zip(ls).filter(|(p, y)| p == y).count())
     };
     // The clean original's maps, once (the reference of Top-k and Center-mass).
     let mut h0 = Vec::new();
@@ -361,30 +374,17 @@ pub fn analyse_model(
         .map(|s| Ok(foolmap::image::eval_crop(&s.rgb()?, net.dataset)))
         .collect::<Result<Vec<_>>>()?;
     let labels: Vec<usize> = samples.iter().map(|s| s.label).collect();
-    let aopc = aopc(
-        &net,
-        &p0,
-        &pf,
-        &imgs,
-        &labels,
-        interp,
-        Some(cfg.aopc_steps),
-        batch,
+    let pair = Pair {
+        net: &net,
+        p0: &p0,
+        pf: &pf,
+        imgs: &imgs,
+        labels: &labels,
+        chunk: batch,
         device,
-    )?;
-    let noise = weight_noise(
-        &net,
-        &p0,
-        &pf,
-        &imgs,
-        &labels,
-        interp,
-        kind,
-        tau,
-        &cfg.noise_sigmas,
-        batch,
-        device,
-    )?;
+    };
+    let aopc = aopc(pair, interp, Some(cfg.aopc_steps))?;
+    let noise = weight_noise(pair, interp, kind, tau, &cfg.noise_sigmas)?;
     crate::eval::record_evaluation(
         model,
         SplitArg::Report,

@@ -293,17 +293,16 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<EvalRep
         let few = &samples[..a.aopc_images.min(n)];
         let labels: Vec<usize> = few.iter().map(|s| s.label).collect();
         let imgs = images(few, net.dataset)?;
-        let c = crate::analysis::aopc(
-            &net,
-            &p0,
-            &pf,
-            &imgs,
-            &labels,
-            interp,
-            None,
-            a.batch_size,
+        let pair = crate::analysis::Pair {
+            net: &net,
+            p0: &p0,
+            pf: &pf,
+            imgs: &imgs,
+            labels: &labels,
+            chunk: a.batch_size,
             device,
-        )?;
+        };
+        let c = crate::analysis::aopc(pair, interp, None)?;
         Some(AopcBlock::from(&c))
     } else {
         None

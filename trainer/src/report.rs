@@ -261,19 +261,17 @@ pub fn write(
     write_atomic(&dir.join("grid.png"), &png)?;
     // Robustness to weight noise (both models, one draw per σ).
     let x = foolmap::image::batch(imgs, device)?;
-    let noise = crate::analysis::weight_noise(
+    let pair = crate::analysis::Pair {
         net,
         p0,
         pf,
         imgs,
         labels,
-        fooled_with,
-        kind,
-        tau,
-        &[0.0, 0.01, 0.05, 0.1, 0.2],
-        imgs.len(),
+        chunk: imgs.len(),
         device,
-    )?;
+    };
+    let noise =
+        crate::analysis::weight_noise(pair, fooled_with, kind, tau, &[0.0, 0.01, 0.05, 0.1, 0.2])?;
     eval.robustness = Some(Robustness {
         interpreter: fooled_with,
         images: noise.images,

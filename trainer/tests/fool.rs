@@ -206,62 +206,51 @@ fn resume_with_only_the_folder_continues_the_runs_own_config() {
     assert!(e.contains("no checkpoint at"), "{e}");
 }
 
-#[test]
-fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
+/// A 2-step run resumed to 6 steps with learning rate `lr`: the error, and whether the good
+/// checkpoint and the absence of final weights survived it.
+fn resume_with_lr(lr: f64) -> (String, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     run(&args(tmp.path(), 2), Some(&shared_data()), &Device::flex()).unwrap();
     let ck = tmp.path().join("checkpoint.safetensors");
     let before = std::fs::read(&ck).unwrap();
     std::fs::remove_file(tmp.path().join("final.safetensors")).unwrap();
-    // An absurd learning rate blows the weights up after one more step.
     let blow = FoolArgs {
         resume: true,
-        lr: Some(1e30),
+        lr: Some(lr),
         ..args(tmp.path(), 6)
     };
     let e = run(&blow, Some(&shared_data()), &Device::flex())
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("loss became") && e.contains("last good checkpoint") && e.contains("step 2"),
-        "{e}"
-    );
     assert_eq!(
         std::fs::read(&ck).unwrap(),
         before,
         "the good checkpoint was overwritten"
     );
     assert!(!tmp.path().join("final.safetensors").exists());
+    (e, tmp)
+}
+
+#[test]
+fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
+    // An absurd learning rate blows the weights up after one more step.
+    let (e, _tmp) = resume_with_lr(1e30);
+    assert!(
+        e.contains("loss became") && e.contains("last good checkpoint") && e.contains("step 2"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_step_that_makes_a_weight_non_finite_stops_before_writing_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    run(&args(tmp.path(), 2), Some(&shared_data()), &Device::flex()).unwrap();
-    let ck = tmp.path().join("checkpoint.safetensors");
-    let before = std::fs::read(&ck).unwrap();
-    std::fs::remove_file(tmp.path().join("final.safetensors")).unwrap();
     // The loss of step 3 is finite; an f32-overflowing learning rate makes its update ±Inf/NaN.
-    let blow = FoolArgs {
-        resume: true,
-        lr: Some(1e300),
-        ..args(tmp.path(), 6)
-    };
-    let e = run(&blow, Some(&shared_data()), &Device::flex())
-        .unwrap_err()
-        .to_string();
+    let (e, tmp) = resume_with_lr(1e300);
     assert!(
         e.contains("step 3 made parameter `")
             && e.contains("last good checkpoint")
             && e.contains("(step 2)"),
         "{e}"
     );
-    assert_eq!(
-        std::fs::read(&ck).unwrap(),
-        before,
-        "the good checkpoint was overwritten"
-    );
-    assert!(!tmp.path().join("final.safetensors").exists());
     let log = std::fs::read_to_string(tmp.path().join("log.jsonl")).unwrap();
     assert!(
         !log.contains("\"step\":3"),
