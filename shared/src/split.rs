@@ -74,6 +74,30 @@ pub fn stratified_halves(items: &[(u64, usize)]) -> Result<Vec<Half>> {
     Ok(out)
 }
 
+/// Assigns each image to a half without regard to class: all images sorted by key, the first
+/// `⌊n / 2⌋` go to [`Half::Selection`]. For sets with about one image per class (the 1,000
+/// ImageNet samples), where a per-class split would leave the selection half empty.
+pub fn pooled_halves(keys: &[u64]) -> Result<Vec<Half>> {
+    let mut v: Vec<(u64, usize)> = keys.iter().copied().zip(0..).collect();
+    v.sort_unstable();
+    if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(FoolmapError::invalid(
+            "split",
+            format!(
+                "images {} and {} have the same key {}; the split needs distinct images",
+                w[0].1,
+                w[1].1,
+                key_hex(w[0].0)
+            ),
+        ));
+    }
+    let mut out = vec![Half::Report; keys.len()];
+    for &(_, i) in &v[..v.len() / 2] {
+        out[i] = Half::Selection;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +128,28 @@ mod tests {
         for i in 0..21 {
             assert_eq!(h[i], hr[20 - i]);
         }
+    }
+
+    #[test]
+    fn pooled_halves_split_by_key_alone_and_ignore_order() {
+        let keys: Vec<u64> = (0..9u64).map(|i| content_key(&i.to_le_bytes())).collect();
+        let h = pooled_halves(&keys).unwrap();
+        assert_eq!(h.iter().filter(|x| **x == Half::Selection).count(), 4);
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        for (k, half) in keys.iter().zip(&h) {
+            let rank = sorted.binary_search(k).unwrap();
+            assert_eq!(*half == Half::Selection, rank < 4);
+        }
+        let rev: Vec<u64> = keys.iter().rev().copied().collect();
+        let hr = pooled_halves(&rev).unwrap();
+        assert!((0..9).all(|i| h[i] == hr[8 - i]));
+        assert!(
+            pooled_halves(&[3, 1, 3])
+                .unwrap_err()
+                .to_string()
+                .contains("same key")
+        );
     }
 
     #[test]

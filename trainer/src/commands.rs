@@ -170,12 +170,25 @@ pub fn at_least_one(s: &str) -> std::result::Result<usize, String> {
 /// `foolmap data split`.
 #[derive(Debug, Args)]
 pub struct SplitArgs {
-    /// CIFAR-10 test data (default: `cifar10/test` under the data root).
+    /// Which evaluation set: `cifar10` (the test set, per class by pixels) or `imagenet` (the
+    /// 1,000 ImageNet samples, pooled by file bytes).
+    #[arg(long, value_enum, default_value_t = SplitSet::Cifar10)]
+    pub set: SplitSet,
+    /// The images (default: `cifar10/test` or `imagenet-samples` under the data root).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Output file.
-    #[arg(long, default_value = "splits/cifar10-test.json")]
-    pub out: PathBuf,
+    /// Output file (default: `splits/cifar10-test.json` or `splits/imagenet-samples.json`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The evaluation sets with a committed split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitSet {
+    /// The CIFAR-10 test set.
+    Cifar10,
+    /// The ImageNet samples of the data root.
+    Imagenet,
 }
 
 /// Dispatches a parsed command line.
@@ -681,24 +694,48 @@ fn info(root: Option<&Path>) -> Result<()> {
 }
 
 fn split(a: SplitArgs, root: Option<&Path>) -> Result<()> {
+    let (dataset, name, classes, rule) = match a.set {
+        SplitSet::Cifar10 => (
+            Dataset::Cifar10,
+            "cifar10-test",
+            10,
+            crate::split::Rule::PerClass,
+        ),
+        SplitSet::Imagenet => (
+            Dataset::ImageNet,
+            "imagenet-samples",
+            1000,
+            crate::split::Rule::Pooled,
+        ),
+    };
     let dir = match a.data {
         Some(d) => d,
-        None => data::default_dir(root, Dataset::Cifar10, data::Split::Test)?,
+        None => data::default_dir(root, dataset, data::Split::Test)?,
     };
-    let samples = data::cifar10(&dir)?;
-    let file = crate::split::generate("cifar10-test", &samples, 10)?;
-    crate::split::write(&a.out, &file)?;
+    let samples = data::samples(dataset, &dir)?;
+    let file = crate::split::generate(name, &samples, classes, rule)?;
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("splits/{name}.json")));
+    crate::split::write(&out, &file)?;
+    let per_class = if classes <= 10 {
+        format!(
+            " ({} per class and half)",
+            file.per_class
+                .iter()
+                .map(|[s, r]| format!("{s}/{r}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{}: {} selection + {} report images of {} ({} per class and half)",
-        a.out.display(),
+        "{}: {} selection + {} report images of {}{per_class}",
+        out.display(),
         file.selection.len(),
         file.report.len(),
         dir.display(),
-        file.per_class
-            .iter()
-            .map(|[s, r]| format!("{s}/{r}"))
-            .collect::<Vec<_>>()
-            .join(" ")
     );
     Ok(())
 }

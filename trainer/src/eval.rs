@@ -141,14 +141,7 @@ pub fn eval_samples(
 ) -> Result<Vec<Sample>> {
     let mut samples = data::samples(dataset, dir)?;
     if let Some(half) = split.half() {
-        if dataset != Dataset::Cifar10 {
-            bail!(
-                "--split {}: the committed split covers the CIFAR-10 test set only ({} is an ImageNet folder)",
-                split.id(),
-                dir.display()
-            );
-        }
-        samples = crate::split::select(samples, &crate::split::cifar10_test()?, half)
+        samples = crate::split::select(samples, &crate::split::committed(dataset)?, half)
             .with_context(|| format!("--split {} of {}", split.id(), dir.display()))?;
     }
     if dataset == Dataset::Cifar10 {

@@ -18,7 +18,7 @@ fn test_set() -> Vec<data::Sample> {
 fn the_committed_split_is_the_rule_on_the_test_set_stratified_disjoint_and_complete() {
     let samples = test_set();
     let committed = split::cifar10_test().unwrap();
-    let regenerated = split::generate("cifar10-test", &samples, 10).unwrap();
+    let regenerated = split::generate("cifar10-test", &samples, 10, split::Rule::PerClass).unwrap();
     assert_eq!(
         committed, regenerated,
         "splits/cifar10-test.json is out of date"
@@ -128,4 +128,63 @@ fn eval_on_a_half_scores_it_and_records_each_evaluation() {
     assert_eq!(recs[0].file, "final.safetensors");
     let sha = foolmap_trainer::fetch::sha256_bytes(&std::fs::read(&fooled).unwrap());
     assert_eq!(recs[0].sha256, sha);
+}
+
+#[test]
+fn the_imagenet_samples_split_pools_by_file_bytes_and_eval_reads_it() {
+    let dir = common::shared_data().join("imagenet-samples");
+    let samples = data::imagenet(&dir).unwrap();
+    let committed = split::imagenet_samples().unwrap();
+    let regenerated =
+        split::generate("imagenet-samples", &samples, 1000, split::Rule::Pooled).unwrap();
+    assert_eq!(
+        committed, regenerated,
+        "splits/imagenet-samples.json is out of date"
+    );
+    assert_eq!(committed.key, split::KeyKind::File);
+    let sel: HashSet<&String> = committed.selection.iter().collect();
+    let rep: HashSet<&String> = committed.report.iter().collect();
+    assert_eq!((sel.len(), rep.len()), (500, 500));
+    assert!(sel.is_disjoint(&rep));
+    // A key is the FNV-1a of the file: the halves do not depend on the JPEG decoder.
+    let half = split::select(samples.clone(), &committed, Half::Report).unwrap();
+    for s in &half {
+        let data::Source::File(p) = &s.source else {
+            panic!("files")
+        };
+        assert!(rep.contains(&key_hex(content_key(&std::fs::read(p).unwrap()))));
+    }
+    assert_eq!(half.len(), 500);
+
+    // `eval --split report` on an ImageNet model scores images of that half only.
+    let tmp = tempfile::tempdir().unwrap();
+    let fooled = tmp.path().join("final.safetensors");
+    std::fs::copy(
+        common::shared_data().join("weights/squeezenet1_0_imagenet.safetensors"),
+        &fooled,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_foolmap"))
+        .arg("--data-root")
+        .arg(common::shared_data())
+        .args(["eval", "--arch", "squeezenet1_0", "--fooled"])
+        .arg(&fooled)
+        .args([
+            "--split",
+            "report",
+            "--limit",
+            "2",
+            "--interpreters",
+            "grad_cam",
+        ])
+        .args(["--heavy-images", "0", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: eval::EvalReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v.n, v.split), (2, split::SplitArg::Report));
 }
