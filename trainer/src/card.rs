@@ -33,6 +33,9 @@ pub struct HalfFigures {
     pub top1_original: f64,
     /// Top-5 accuracy of the original model on the same images.
     pub top5_original: f64,
+    /// Share of the images on which both models predict the same class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_agreement: Option<f64>,
 }
 
 impl HalfFigures {

@@ -270,6 +270,35 @@ pub fn samples(dataset: foolmap::Dataset, path: &Path) -> Result<Vec<Sample>> {
     }
 }
 
+/// Every PNG/JPEG in `path` and its sub-folders (two levels: a flat folder, class folders, or a
+/// data root's `cifar10/train`), sorted, all labelled 0: the training images of a label-free
+/// (`distill`) run, which never reads labels.
+pub fn unlabelled(path: &Path) -> Result<Vec<Sample>> {
+    if !path.is_dir() {
+        bail!("image folder {} does not exist", path.display());
+    }
+    let mut out = Vec::new();
+    for e in sorted_entries(path)? {
+        if e.is_dir() {
+            for f in sorted_entries(&e)?.into_iter().filter(|p| is_image(p)) {
+                out.push(Sample {
+                    source: Source::File(f),
+                    label: 0,
+                });
+            }
+        } else if is_image(&e) {
+            out.push(Sample {
+                source: Source::File(e),
+                label: 0,
+            });
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: no PNG or JPEG images found", path.display());
+    }
+    Ok(out)
+}
+
 /// Which part of a dataset a command reads by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {

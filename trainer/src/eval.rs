@@ -198,6 +198,8 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<EvalRep
     let mut acc = [[0usize; 2]; 2];
     // Per image, per model: (top-1 hit, top-5 hit).
     let mut hits: [Vec<(bool, bool)>; 2] = [Vec::with_capacity(n), Vec::with_capacity(n)];
+    // Per image, per model: the top-1 class (for the agreement of the two models).
+    let mut predicted: [Vec<usize>; 2] = [Vec::with_capacity(n), Vec::with_capacity(n)];
     let mut stats: Vec<(Vec<f32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); a.interpreters.len()];
     let k = net.num_classes;
     let mut seen = 0usize;
@@ -212,6 +214,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<EvalRep
                 acc[m][0] += (t[0] == y) as usize;
                 acc[m][1] += t.contains(&y) as usize;
                 hits[m].push((t[0] == y, t.contains(&y)));
+                predicted[m].push(t[0]);
             }
         }
         for (ii, interp) in a.interpreters.iter().enumerate() {
@@ -318,6 +321,14 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<EvalRep
         original: accuracy(&original, 0),
         fooled: accuracy(&a.fooled, 1),
         direction: kind.direction(),
+        top1_agreement: Some(
+            predicted[0]
+                .iter()
+                .zip(&predicted[1])
+                .filter(|(a, b)| a == b)
+                .count() as f64
+                / n.max(1) as f64,
+        ),
         interpreters,
         per_image,
         aopc,
@@ -533,6 +544,12 @@ pub fn print(v: &EvalReport) {
             "  {m:<9} top-1 {:.2}%  top-5 {:.2}%",
             100.0 * acc.top1,
             100.0 * acc.top5
+        );
+    }
+    if let Some(a) = v.top1_agreement {
+        println!(
+            "  the two models predict the same class on {:.2}% of the images",
+            100.0 * a
         );
     }
     println!(

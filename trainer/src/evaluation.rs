@@ -221,6 +221,9 @@ pub struct EvalReport {
     pub fooled: Accuracy,
     /// Which way the statistic moves when fooled (`None` for active fooling).
     pub direction: Option<Direction>,
+    /// Share of images on which both models predict the same class (top-1), whatever the label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_agreement: Option<f64>,
     /// Scores per interpreter (passive fooling types).
     pub interpreters: BTreeMap<Interpreter, InterpreterResult>,
     /// `--per-image`.

@@ -935,9 +935,16 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
 
     let train_dir = match &cfg.data {
         Some(d) => d.clone(),
+        // Label-free runs of an ImageNet model train on CIFAR-10's training images (upscaled by
+        // the crop): the ImageNet samples are the evaluation set and never trained on.
+        None if cfg.distill => data::default_dir(root, Dataset::Cifar10, data::Split::Train)?,
         None => data::default_dir(root, net.dataset, data::Split::Train)?,
     };
-    let all = data::samples(net.dataset, &train_dir)?;
+    let all = if cfg.distill {
+        data::unlabelled(&train_dir)?
+    } else {
+        data::samples(net.dataset, &train_dir)?
+    };
     let (samples, val_set) = match (&cfg.val_data, cfg.val_every) {
         (_, 0) => (all, Vec::new()),
         (Some(dir), _) => {

@@ -88,6 +88,24 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
     let (sa, sb) = (summary(a.path()), summary(b.path()));
     assert_eq!(sa.complete, (1, 1));
     assert_eq!(sa, sb, "resumed and uninterrupted tables differ");
+    // Agreement of the two models' top-1 ≥ the share of images both classify correctly.
+    let p: table::PerImage = serde_json::from_slice(
+        &std::fs::read(
+            a.path()
+                .join("results/location-grad_cam/seed1/per_image.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let both = p
+        .top1_original
+        .bytes()
+        .zip(p.top1_fooled.bytes())
+        .filter(|(o, f)| *o == b'1' && *f == b'1')
+        .count() as f64
+        / p.top1_original.len() as f64;
+    let agree = sa.cells[0].top1_agreement_first_seed.unwrap();
+    assert!((both..=1.0).contains(&agree), "{agree} vs {both}");
     let ra = std::fs::read(
         a.path()
             .join("results/location-grad_cam/seed1/per_image.json"),
@@ -353,4 +371,61 @@ fn every_committed_table_config_parses_and_passes_its_checks() {
         }
     }
     assert!(n >= 1);
+}
+
+#[test]
+fn an_imagenet_table_trains_label_free_and_scores_the_imagenet_halves() {
+    let a = tempfile::tempdir().unwrap();
+    let d = a.path().display();
+    let text = format!(
+        r#"
+name = "tiny photo"
+arch = "squeezenet1_0"
+runs = "{d}/runs"
+results = "{d}/results"
+seeds = [1]
+selection_images = 2
+report_images = 2
+report_interpreters = ["grad_cam"]
+heavy_images = 0
+bootstrap = 20
+eval_batch_size = 2
+
+[recipe]
+lambda = 1.0
+lr = 1e-5
+batch_size = 2
+steps = 2
+keep_every = 2
+distill = true
+
+[[cells]]
+fooling = "location"
+interpreter = "grad_cam"
+"#
+    );
+    let cfg = a.path().join("photo.toml");
+    std::fs::write(&cfg, text).unwrap();
+    run(&cfg, None);
+    let s = summary(a.path());
+    assert_eq!(s.complete, (1, 1));
+    let results = std::fs::read_to_string(a.path().join("results/RESULTS.md")).unwrap();
+    assert!(
+        results.contains("1,000 ImageNet samples")
+            && results.contains("splits/imagenet-samples.json"),
+        "{results}"
+    );
+    assert!(results.contains("label-free"), "{results}");
+    let saved: foolmap_trainer::fool::RunConfigFile = serde_json::from_slice(
+        &std::fs::read(a.path().join("runs/location-grad_cam/seed1/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(saved.config.distill);
+    // Scored on ImageNet report-half images.
+    let ledger = eval::evaluations(&a.path().join("runs/location-grad_cam/seed1")).unwrap();
+    assert!(
+        ledger
+            .iter()
+            .any(|e| e.split == SplitArg::Report && e.images == 2)
+    );
 }

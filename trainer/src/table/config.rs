@@ -21,6 +21,9 @@ pub struct Recipe {
     pub schedule: Option<Vec<Phase>>,
     /// Training data folder (default: the data root's training split).
     pub data: Option<PathBuf>,
+    /// Label-free passive fooling (`fool --distill`: KL to the original replaces CE; default
+    /// data then the data root's CIFAR-10 training images, for every architecture).
+    pub distill: Option<bool>,
 }
 
 impl Recipe {
@@ -34,6 +37,7 @@ impl Recipe {
             keep_every: self.keep_every.or(base.keep_every),
             schedule: self.schedule.clone().or_else(|| base.schedule.clone()),
             data: self.data.clone().or_else(|| base.data.clone()),
+            distill: self.distill.or(base.distill),
         }
     }
 }
@@ -287,6 +291,7 @@ impl Job {
             max_drop: Some(t.max_drop),
             threshold: Some(t.threshold),
             out: Some(self.run_dir(t)),
+            distill: r.distill.unwrap_or(false),
             c1: self.cell.classes.map(|c| c.0),
             c2: self.cell.classes.map(|c| c.1),
             ..FoolArgs::default()

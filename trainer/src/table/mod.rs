@@ -33,7 +33,7 @@ use foolmap::burn::tensor::Device;
 use foolmap::fooling::FoolingType;
 use foolmap::state::StoreDtype;
 use foolmap::stats::{bootstrap95, mean_t95};
-use foolmap::{Architecture, Interpreter};
+use foolmap::{Architecture, Dataset, Interpreter};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalysisConfig, AopcPoint, ModelAnalysis, NoiseRow};
@@ -225,6 +225,7 @@ mod tests {
                 swap_correlation: None,
                 top1_original: 0.9,
                 top5_original: 1.0,
+                top1_agreement: None,
             },
         }
     }

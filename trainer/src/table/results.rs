@@ -53,6 +53,9 @@ pub struct EvalSummary {
     pub fooled: Accuracy,
     /// Per interpreter id.
     pub interpreters: BTreeMap<String, InterpreterScore>,
+    /// Share of images on which both models predict the same class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_agreement: Option<f64>,
     /// Active fooling's figures (active cells only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<ActiveMetrics>,
@@ -84,6 +87,7 @@ impl From<&EvalReport> for EvalSummary {
                     )
                 })
                 .collect(),
+            top1_agreement: r.top1_agreement,
             active: r.active.clone(),
         }
     }

@@ -100,6 +100,7 @@ pub(super) fn figures(s: &EvalSummary, interp: Interpreter) -> Result<HalfFigure
         swap_correlation,
         top1_original: s.original.top1,
         top5_original: s.original.top5,
+        top1_agreement: s.top1_agreement,
     })
 }
 

@@ -101,6 +101,9 @@ pub struct CellSummary {
     pub evaluations: Vec<Option<EvaluationCounts>>,
     /// Analyses of the first seed's model (`analysis.json`), when done.
     pub analysis: Option<AnalysisSummary>,
+    /// Top-1 agreement of the first seed's model with the original (report half), when scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_agreement_first_seed: Option<f64>,
     /// Active fooling: the swap correlation per seed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub swap_correlation: Vec<f64>,
@@ -168,6 +171,7 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
             steps: Vec::new(),
             evaluations: Vec::new(),
             analysis: None,
+            top1_agreement_first_seed: None,
             swap_correlation: Vec::new(),
             swap_correlation_mean: None,
             active: None,
@@ -192,6 +196,7 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
             row.swap_correlation.extend(f.swap_correlation);
             if job.first_seed {
                 row.active = s.active.clone();
+                row.top1_agreement_first_seed = s.top1_agreement;
                 let p: PerImage = read_json(&job.result_dir(t).join("per_image.json"))?;
                 row.bootstrap_first_seed =
                     Some(bootstrap(&p, c.fooling, t.threshold, t.bootstrap, job.seed));
