@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -189,7 +190,10 @@ def main():
     case("run: the same --out again without --resume", f)
     case("run: --resume of a folder without checkpoint", ["fool", "--resume", "--out", p("r6")])
     case("eval: missing fooled weights", ["eval", "--fooled", p("nothere.safetensors")])
-    case("eval --split report on an ImageNet model", ["eval", "--arch", "squeezenet1_0", "--fooled", os.path.join(ROOT, "weights/squeezenet1_0_imagenet.safetensors"), "--split", "report", "--limit", "1"])
+    # A copy: eval appends to evaluations.jsonl beside the weights, and the data root is not ours to write.
+    sq = p("squeezenet_copy.safetensors")
+    shutil.copy(os.path.join(ROOT, "weights/squeezenet1_0_imagenet.safetensors"), sq)
+    case("eval --split report on an ImageNet model (the ImageNet samples' report half)", ["eval", "--arch", "squeezenet1_0", "--fooled", sq, "--split", "report", "--limit", "1"])
     case("table: config with steps not a multiple of keep_every", ["table", "--config", toml("t.toml", 'name="t"\narch="resnet20"\nruns="r"\nresults="s"\nseeds=[1]\nselection_images=1\nreport_interpreters=["grad_cam"]\n[recipe]\nsteps=5\nkeep_every=2\n[[cells]]\nfooling="location"\ninterpreter="grad_cam"\n')])
     case("table: unknown interpreter", ["table", "--config", toml("t2.toml", 'name="t"\narch="resnet20"\nruns="r"\nresults="s"\nseeds=[1]\nselection_images=1\nreport_interpreters=["gradcamm"]\n[recipe]\nsteps=2\nkeep_every=2\n[[cells]]\nfooling="location"\ninterpreter="grad_cam"\n')])
     case("export-web of a file that is not a fooled run", ["export-web", "--fooled", img_ok, "--out", p("dist")])
