@@ -1,6 +1,7 @@
 //! `ParamStore::non_finite`, the per-step weight check of a fooling run: it names the first
 //! parameter holding a NaN or ±Inf, on plain and autodiff devices, and never flags large finite
-//! weights (the sum it reads back cannot overflow).
+//! weights (the sum it reads back cannot overflow). And the interpreter lists derived from the
+//! registry (foolable = tap level; the page's offer).
 
 use foolmap::Architecture;
 use foolmap::burn::tensor::{Device, Tensor, TensorData};
@@ -51,5 +52,28 @@ fn non_finite_names_the_first_bad_parameter_and_ignores_large_finite_ones() {
                 "{bad}"
             );
         }
+    }
+}
+
+/// The registry is the one source of the interpreter lists: the foolable ones are exactly the
+/// tap-level ones, and the page's offer is them plus their input-level counterparts.
+#[test]
+fn the_interpreter_lists_follow_the_registry() {
+    use foolmap::Interpreter;
+    use foolmap::explain::interpreter::Level;
+    let tap: Vec<Interpreter> = Interpreter::ALL
+        .iter()
+        .copied()
+        .filter(|i| i.level() == Level::Tap)
+        .collect();
+    assert_eq!(Interpreter::FOOLABLE, tap.as_slice());
+    let offered = Interpreter::offered();
+    assert_eq!(&offered[..tap.len()], tap.as_slice());
+    for i in &offered[tap.len()..] {
+        assert_eq!(i.level(), Level::Input);
+        assert!(tap.iter().any(|t| t.at_level(Level::Input) == Some(*i)));
+    }
+    for id in offered.iter().map(|i| i.id()) {
+        assert_eq!(id.parse::<Interpreter>().unwrap().id(), id);
     }
 }

@@ -247,12 +247,15 @@ pub fn write(
     let fooled_with = eval.fooled_with.unwrap_or(Interpreter::LrpT);
     let tau = eval.threshold;
     // Grid of the first images.
-    let interps = [
-        Interpreter::LrpT,
-        Interpreter::GradCam,
-        Interpreter::SimpleGradT,
-    ];
-    let g = grid(net, p0, pf, grid_set.0, grid_set.1, &interps, device)?;
+    let g = grid(
+        net,
+        p0,
+        pf,
+        grid_set.0,
+        grid_set.1,
+        Interpreter::FOOLABLE,
+        device,
+    )?;
     let mut png = Vec::new();
     image::DynamicImage::ImageRgb8(
         image::RgbImage::from_raw(g.width as u32, g.height as u32, g.data).context("grid")?,

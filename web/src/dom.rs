@@ -20,14 +20,10 @@ use crate::state::{MapPair, Output, Selection, softmax, top_k};
 use crate::ui::{Ui, with_ui};
 use crate::{Backend, MAX_FILE_BYTES, THUMB, VIEW};
 
-/// Interpreters offered in the dropdown: the paper's three at the tap, and two input-level maps.
-pub const OFFERED: [Interpreter; 5] = [
-    Interpreter::LrpT,
-    Interpreter::GradCam,
-    Interpreter::SimpleGradT,
-    Interpreter::Lrp,
-    Interpreter::SimpleGrad,
-];
+/// Interpreters offered in the dropdown: the registry's foolable ones and their input-level maps.
+fn offered() -> Vec<Interpreter> {
+    Interpreter::offered()
+}
 
 fn doc() -> Option<Document> {
     web_sys::window().and_then(|w| w.document())
@@ -167,7 +163,7 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
         s.set_value(&m.id);
     }
     if let Some(sel) = el("interpreter") {
-        let html: String = OFFERED
+        let html: String = offered()
             .iter()
             .map(|i| format!("<option value=\"{0}\">{0}</option>", i.id()))
             .collect();

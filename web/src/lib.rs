@@ -29,12 +29,8 @@ pub const MAX_FILE_BYTES: f64 = 20.0 * 1024.0 * 1024.0;
 const VIEW: usize = 192;
 /// Side of the transfer-grid maps.
 const THUMB: usize = 96;
-/// Interpreters of the transfer grid (the paper's three, at the tap).
-const TRANSFER: [Interpreter; 3] = [
-    Interpreter::LrpT,
-    Interpreter::GradCam,
-    Interpreter::SimpleGradT,
-];
+/// Interpreters of the transfer grid: the foolable ones (the paper's three, at the tap).
+const TRANSFER: &[Interpreter] = Interpreter::FOOLABLE;
 /// Script that starts the worker (trunk's loader shim for the `worker` binary).
 const WORKER_SCRIPT: &str = "./worker_loader.js";
 

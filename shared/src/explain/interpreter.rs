@@ -98,6 +98,20 @@ impl Interpreter {
         Interpreter::SimpleGradT,
     ];
 
+    /// The foolable interpreters followed by their input-level counterparts (`lrp`,
+    /// `simple_grad`), in registry order: the maps the page offers.
+    pub fn offered() -> Vec<Interpreter> {
+        let mut v: Vec<Interpreter> = Self::FOOLABLE.to_vec();
+        for i in Self::FOOLABLE {
+            if let Some(j) = i.at_level(Level::Input)
+                && !v.contains(&j)
+            {
+                v.push(j);
+            }
+        }
+        v
+    }
+
     /// The same method at the other resolution, where it exists (`lrp` ↔ `lrp_t`,
     /// `simple_grad` ↔ `simple_grad_t`; Grad-CAM exists only at the tap).
     pub fn at_level(self, level: Level) -> Option<Interpreter> {

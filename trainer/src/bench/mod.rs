@@ -167,11 +167,7 @@ fn fool_rows(
 ) -> Result<Vec<String>> {
     let ad = device.clone().autodiff();
     let mut rows = Vec::new();
-    for interp in [
-        Interpreter::LrpT,
-        Interpreter::GradCam,
-        Interpreter::SimpleGradT,
-    ] {
+    for &interp in Interpreter::FOOLABLE {
         let obj = Objective {
             kind: FoolingType::Location,
             interpreter: interp,
