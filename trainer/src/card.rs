@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use foolmap::fooling::FoolingType;
+use foolmap::{Architecture, Interpreter};
 use serde::{Deserialize, Serialize};
 
 use crate::fool::FoolConfig;
@@ -95,11 +97,11 @@ pub struct Card {
     /// Storage type of the weights (`f16`).
     pub dtype: String,
     /// Architecture id.
-    pub arch: String,
+    pub arch: Architecture,
     /// Fooling type id.
-    pub fooling: String,
+    pub fooling: FoolingType,
     /// Interpreter fooled.
-    pub interpreter: String,
+    pub interpreter: Interpreter,
     /// Seed of the run.
     pub seed: u64,
     /// Training step of the chosen checkpoint (chosen on the selection half).
@@ -137,11 +139,11 @@ pub struct IndexEntry {
     /// Card file name.
     pub card: String,
     /// Architecture id.
-    pub arch: String,
+    pub arch: Architecture,
     /// Fooling type id.
-    pub fooling: String,
+    pub fooling: FoolingType,
     /// Interpreter fooled.
-    pub interpreter: String,
+    pub interpreter: Interpreter,
     /// SHA-256 of the weights file.
     pub sha256: String,
     /// Whether the card's report figures meet the target.

@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use foolmap::burn::tensor::Device;
+use foolmap::fooling::FoolingType;
 use foolmap::{Architecture, Interpreter};
 
 use crate::commands::{AccuracyArgs, PredictArgs};
@@ -66,11 +67,11 @@ pub fn released(models: &Path, all_types: bool) -> Result<Vec<PathBuf>> {
     Ok(index
         .models
         .iter()
-        .filter(|m| m.arch == "resnet20" && m.fooling != "active")
+        .filter(|m| m.arch == Architecture::ResNet20 && m.fooling != FoolingType::Active)
         .filter(|m| {
             all_types
-                || (m.fooling == "location"
-                    && matches!(m.interpreter.as_str(), "lrp_t" | "grad_cam"))
+                || (m.fooling == FoolingType::Location
+                    && matches!(m.interpreter, Interpreter::LrpT | Interpreter::GradCam))
         })
         .map(|m| models.join(&m.file))
         .collect())

@@ -137,7 +137,7 @@ fn card_summary(c: &crate::card::Card) -> Figures {
         .collect();
     if let Some(fsr) = c.report.fsr {
         interpreters
-            .entry(c.interpreter.clone())
+            .entry(c.interpreter.id().to_string())
             .or_insert(InterpreterFigures {
                 fsr,
                 fsr_original: None,

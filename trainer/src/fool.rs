@@ -95,8 +95,9 @@ pub struct FoolConfig {
     /// Label-free passive fooling (docs/method.md §5, "Distillation"): the original model
     /// labels each batch (its top-1, for the maps) and `KL(original ‖ fooled)` of the logits
     /// replaces CE, so any images serve as training data (e.g. ImageNet models without the
-    /// ImageNet training set). The data's own labels are not read.
-    #[serde(default)]
+    /// ImageNet training set). The data's own labels are not read. (Written only when set, so
+    /// the configs of labelled runs keep their shape.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub distill: bool,
 }
 

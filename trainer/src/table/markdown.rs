@@ -86,7 +86,7 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             pct(t5)
         );
     }
-    let active = |c: &&CellSummary| c.fooling == FoolingType::Active.id();
+    let active = |c: &&CellSummary| c.fooling == FoolingType::Active;
     let rows = |baseline: bool| {
         s.cells
             .iter()
@@ -220,7 +220,7 @@ fn active_markdown(m: &mut String, s: &Summary) {
     let cells: Vec<&CellSummary> = s
         .cells
         .iter()
-        .filter(|c| c.fooling == FoolingType::Active.id())
+        .filter(|c| c.fooling == FoolingType::Active)
         .collect();
     if cells.is_empty() {
         return;

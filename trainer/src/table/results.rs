@@ -37,10 +37,10 @@ pub struct InterpreterScore {
 /// The typed part of `foolmap eval --json` the table reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalSummary {
-    /// Architecture id.
-    pub arch: String,
+    /// Architecture.
+    pub arch: Architecture,
     /// Fooling type scored.
-    pub fooling: String,
+    pub fooling: FoolingType,
     /// Half scored.
     pub split: SplitArg,
     /// Images.
@@ -64,8 +64,8 @@ pub struct EvalSummary {
 impl From<&EvalReport> for EvalSummary {
     fn from(r: &EvalReport) -> Self {
         EvalSummary {
-            arch: r.arch.id().into(),
-            fooling: r.fooling.id().into(),
+            arch: r.arch,
+            fooling: r.fooling,
             split: r.split,
             n: r.n,
             threshold: r.threshold,

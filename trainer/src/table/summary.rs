@@ -68,9 +68,9 @@ pub struct CellSummary {
     /// Cell id.
     pub cell: String,
     /// Fooling type.
-    pub fooling: String,
+    pub fooling: FoolingType,
     /// Interpreter fooled.
-    pub interpreter: String,
+    pub interpreter: Interpreter,
     /// Baseline row.
     pub baseline: bool,
     /// Seeds with a report evaluation.
@@ -154,8 +154,8 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
     for c in &t.cells {
         let mut row = CellSummary {
             cell: c.id(),
-            fooling: c.fooling.id().into(),
-            interpreter: c.interpreter.id().into(),
+            fooling: c.fooling,
+            interpreter: c.interpreter,
             baseline: c.baseline,
             seeds: Vec::new(),
             seeds_planned: 0,
