@@ -118,19 +118,18 @@ impl Objective {
         let lg = logits(&tr);
         let ce = cross_entropy(lg.clone(), labels)?;
         let h = explain_traced(net, p, &tr, labels, self.interpreter, &self.options)?;
-        let h0 = match self.kind {
-            FoolingType::TopK | FoolingType::CenterMass => {
-                let tr0 = net.seq.trace(p0, x.inner());
-                Some(explain_traced(
-                    net,
-                    p0,
-                    &tr0,
-                    labels,
-                    self.interpreter,
-                    &self.options,
-                )?)
-            }
-            _ => None,
+        let h0 = if self.kind.needs_reference() {
+            let tr0 = net.seq.trace(p0, x.inner());
+            Some(explain_traced(
+                net,
+                p0,
+                &tr0,
+                labels,
+                self.interpreter,
+                &self.options,
+            )?)
+        } else {
+            None
         };
         let fool = fooling::passive_loss(self.kind, h, h0)?;
         let total = ce.clone().add(fool.clone().mul_scalar(self.lambda));
@@ -161,16 +160,17 @@ impl Objective {
         let lg = logits(&tr);
         let kl = distillation_kl(lg.clone(), teacher);
         let h = explain_traced(net, p, &tr, &labels, self.interpreter, &self.options)?;
-        let h0 = match self.kind {
-            FoolingType::TopK | FoolingType::CenterMass => Some(explain_traced(
+        let h0 = if self.kind.needs_reference() {
+            Some(explain_traced(
                 net,
                 p0,
                 &tr0,
                 &labels,
                 self.interpreter,
                 &self.options,
-            )?),
-            _ => None,
+            )?)
+        } else {
+            None
         };
         let fool = fooling::passive_loss(self.kind, h, h0)?;
         let total = kl.clone().add(fool.clone().mul_scalar(self.lambda));

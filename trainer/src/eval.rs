@@ -223,14 +223,14 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<EvalRep
             }
             let h0 = explain(&net, &p0, x.clone(), &labels, *interp, &o)?;
             let hf = explain(&net, &pf, x.clone(), &labels, *interp, &o)?;
-            let (sf, so) = match kind {
-                FoolingType::Location => (fooling::location_stat(hf), fooling::location_stat(h0)),
-                FoolingType::TopK | FoolingType::CenterMass => (
-                    fooling::statistic(kind, hf, Some(h0.clone()))?,
-                    fooling::statistic(kind, h0.clone(), Some(h0))?,
-                ),
-                FoolingType::Active => continue,
-            };
+            if kind.passive().is_none() {
+                continue;
+            }
+            // The original's statistic is its own map against itself (the baseline of §6).
+            let (sf, so) = (
+                fooling::statistic(kind, hf, Some(h0.clone()))?,
+                fooling::statistic(kind, h0.clone(), Some(h0))?,
+            );
             stats[ii].0.extend(to_vec(sf)?);
             stats[ii].1.extend(to_vec(so)?);
         }

@@ -319,14 +319,11 @@ pub fn paper_defaults(
     })
 }
 
-/// foolmap's own defaults for the small models (measured here; not from the paper).
+/// foolmap's own defaults for the small models (measured here; not from the paper): each passive
+/// type's own, and the authors' λ 10 for Active.
 fn small_model_defaults(kind: FoolingType) -> (f64, f64) {
-    match kind {
-        FoolingType::Location => (1e-4, 3.0),
-        FoolingType::TopK => (1e-4, 3.0),
-        FoolingType::CenterMass => (5e-5, 0.5),
-        FoolingType::Active => (1e-4, 10.0),
-    }
+    kind.passive()
+        .map_or((1e-4, 10.0), |p| p.default_lr_lambda())
 }
 
 fn parse<T: std::str::FromStr<Err = foolmap::FoolmapError>>(field: &str, v: &str) -> Result<T> {

@@ -136,7 +136,7 @@ impl Validator {
             batches.push((imgs, chunk.iter().map(|s| s.label).collect::<Vec<_>>()));
         }
         let mut h0 = Vec::new();
-        if matches!(kind, FoolingType::TopK | FoolingType::CenterMass) {
+        if kind.passive().is_some_and(|p| p.needs_reference()) {
             for (imgs, labels) in &batches {
                 let x = foolmap::image::batch(imgs, device)?;
                 h0.push(explain(net, reference, x, labels, interp, &o)?);

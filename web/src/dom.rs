@@ -178,7 +178,7 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
         s.set_value(&interp);
     }
     if let Some(sel) = el("live-fooling") {
-        let html: String = crate::live::LIVE_TYPES
+        let html: String = crate::live::live_types()
             .iter()
             .map(|k| format!("<option value=\"{0}\">{0}</option>", k.id()))
             .collect();

@@ -17,12 +17,15 @@ use crate::engine::{post, with_engine};
 use crate::env::{fetch_bytes, yield_now};
 use crate::protocol::Event;
 
-/// Fooling types offered live (Active needs composites; it stays in the CLI).
-pub const LIVE_TYPES: [FoolingType; 3] = [
-    FoolingType::Location,
-    FoolingType::TopK,
-    FoolingType::CenterMass,
-];
+/// Fooling types offered live: the registry's passive ones (Active needs composites; it stays
+/// in the CLI).
+pub fn live_types() -> Vec<FoolingType> {
+    FoolingType::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.passive().is_some())
+        .collect()
+}
 /// Images per step.
 const BATCH: usize = 8;
 /// Redraw the maps every this many steps.
@@ -106,7 +109,7 @@ async fn training_images() -> Result<(), String> {
 /// Checks the live settings: (fooling type, λ, learning rate).
 pub fn settings(kind: &str, lambda: f64, lr: f64) -> Result<(FoolingType, f64, f64), String> {
     let kind: FoolingType = kind.parse().map_err(|e| format!("fooling type: {e}"))?;
-    if !LIVE_TYPES.contains(&kind) {
+    if !live_types().contains(&kind) {
         return Err(format!(
             "{kind} fooling is not offered live (it needs composites)"
         ));
