@@ -9,6 +9,7 @@ use crate::error::{FoolmapError, Result};
 use crate::explain::interpreter::{explain_traced, logits};
 use crate::explain::{Interpreter, InterpreterOptions};
 use crate::fooling::{self, FoolingType};
+use crate::model::SeqTrace;
 #[cfg(feature = "autodiff")]
 use crate::params::ParamKind;
 use crate::params::ParamStore;
@@ -117,21 +118,11 @@ impl Objective {
         let tr = net.seq.trace(p, x.clone());
         let lg = logits(&tr);
         let ce = cross_entropy(lg.clone(), labels)?;
-        let h = explain_traced(net, p, &tr, labels, self.interpreter, &self.options)?;
-        let h0 = if self.kind.needs_reference() {
-            let tr0 = net.seq.trace(p0, x.inner());
-            Some(explain_traced(
-                net,
-                p0,
-                &tr0,
-                labels,
-                self.interpreter,
-                &self.options,
-            )?)
-        } else {
-            None
-        };
-        let fool = fooling::passive_loss(self.kind, h, h0)?;
+        let tr0 = self
+            .kind
+            .needs_reference()
+            .then(|| net.seq.trace(p0, x.inner()));
+        let fool = self.passive_term(net, p, &tr, p0, tr0.as_ref(), labels)?;
         let total = ce.clone().add(fool.clone().mul_scalar(self.lambda));
         Ok(StepLoss {
             ce,
@@ -139,6 +130,32 @@ impl Objective {
             total,
             logits: lg,
         })
+    }
+
+    /// `L_F` of the maps of `tr` for `labels`, with `H0` from the original's trace `tr0` where
+    /// the fooling type needs it (`tr0` must then be given).
+    fn passive_term(
+        &self,
+        net: &Net,
+        p: &ParamStore,
+        tr: &SeqTrace,
+        p0: &ParamStore,
+        tr0: Option<&SeqTrace>,
+        labels: &[usize],
+    ) -> Result<Tensor<1>> {
+        let h = explain_traced(net, p, tr, labels, self.interpreter, &self.options)?;
+        let h0 = match tr0.filter(|_| self.kind.needs_reference()) {
+            Some(t0) => Some(explain_traced(
+                net,
+                p0,
+                t0,
+                labels,
+                self.interpreter,
+                &self.options,
+            )?),
+            None => None,
+        };
+        fooling::passive_loss(self.kind, h, h0)
     }
 
     /// Passive fooling without labels: the original `p0` labels the batch (its top-1 class,
@@ -159,20 +176,7 @@ impl Objective {
         let tr = net.seq.trace(p, x);
         let lg = logits(&tr);
         let kl = distillation_kl(lg.clone(), teacher);
-        let h = explain_traced(net, p, &tr, &labels, self.interpreter, &self.options)?;
-        let h0 = if self.kind.needs_reference() {
-            Some(explain_traced(
-                net,
-                p0,
-                &tr0,
-                &labels,
-                self.interpreter,
-                &self.options,
-            )?)
-        } else {
-            None
-        };
-        let fool = fooling::passive_loss(self.kind, h, h0)?;
+        let fool = self.passive_term(net, p, &tr, p0, Some(&tr0), &labels)?;
         let total = kl.clone().add(fool.clone().mul_scalar(self.lambda));
         Ok((
             StepLoss {

@@ -221,17 +221,16 @@ pub fn weight_noise(
     tau: f64,
     sigmas: &[f64],
 ) -> Result<WeightNoise> {
-    let Pair {
-        net,
-        p0,
-        pf,
-        imgs,
-        labels,
-        chunk,
-        device,
-    } = pair;
+    let (net, p0, pf, imgs, labels, device) = (
+        pair.net,
+        pair.p0,
+        pair.pf,
+        pair.imgs,
+        pair.labels,
+        pair.device,
+    );
     let o = InterpreterOptions::default();
-    let chunk = chunk.max(1);
+    let chunk = pair.chunk.max(1);
     let k = net.num_classes;
     let top1 = |p: &ParamStore, x: Tensor<4>, ls: &[usize]| -> Result<usize> {
         let pred = foolmap::train::top1(net.seq.forward(p, x).reshape([ls.len(), k]))?;
