@@ -14,6 +14,25 @@ fn test_set() -> Vec<data::Sample> {
     data::cifar10(&common::shared_data().join("cifar10/test")).expect("CIFAR-10 test set")
 }
 
+/// `foolmap eval --json` on the data mirror with `args`; the parsed report (the run must succeed).
+fn eval_json(args: &[&str], fooled: &std::path::Path) -> eval::EvalReport {
+    let out = Command::new(env!("CARGO_BIN_EXE_foolmap"))
+        .arg("--data-root")
+        .arg(common::shared_data())
+        .args(["eval", "--fooled"])
+        .arg(fooled)
+        .args(args)
+        .args(["--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn the_committed_split_is_the_rule_on_the_test_set_stratified_disjoint_and_complete() {
     let samples = test_set();
@@ -93,30 +112,21 @@ fn eval_on_a_half_scores_it_and_records_each_evaluation() {
     )
     .unwrap();
     let run = |split: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_foolmap"))
-            .arg("--data-root")
-            .arg(common::shared_data())
-            .args(["eval", "--arch", "resnet20", "--fooled"])
-            .arg(&fooled)
-            .args([
+        let v = eval_json(
+            &[
+                "--arch",
+                "resnet20",
                 "--split",
                 split,
                 "--limit",
                 "12",
                 "--interpreters",
                 "grad_cam",
-            ])
-            .args(["--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
+            &fooled,
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["split"], split);
-        assert_eq!(v["n"], 12);
+        assert_eq!(v.split.id(), split);
+        assert_eq!(v.n, 12);
     };
     run("report");
     run("selection");
@@ -164,27 +174,20 @@ fn the_imagenet_samples_split_pools_by_file_bytes_and_eval_reads_it() {
         &fooled,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_foolmap"))
-        .arg("--data-root")
-        .arg(common::shared_data())
-        .args(["eval", "--arch", "squeezenet1_0", "--fooled"])
-        .arg(&fooled)
-        .args([
+    let v = eval_json(
+        &[
+            "--arch",
+            "squeezenet1_0",
             "--split",
             "report",
             "--limit",
             "2",
             "--interpreters",
             "grad_cam",
-        ])
-        .args(["--heavy-images", "0", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--heavy-images",
+            "0",
+        ],
+        &fooled,
     );
-    let v: eval::EvalReport = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((v.n, v.split), (2, split::SplitArg::Report));
 }
