@@ -298,7 +298,7 @@ pub fn run(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<EvalRep
             chunk: a.batch_size,
             device,
         };
-        let c = crate::analysis::aopc(pair, interp, None)?;
+        let c = crate::analysis::aopc(pair, interp, None, None)?;
         Some(AopcBlock::from(&c))
     } else {
         None

@@ -70,15 +70,27 @@ pub(super) fn analyse(
         cfg.aopc_steps,
         cfg.images
     );
+    // The original's AOPC curves of an earlier analysis with the same interpreter are reused.
+    let known = t
+        .jobs()
+        .iter()
+        .filter(|j| j.first_seed && j.cell.interpreter == job.cell.interpreter)
+        .filter_map(|j| read_json::<ModelAnalysis>(&j.result_dir(t).join("analysis.json")).ok())
+        .find(|a| a.aopc.images == cfg.images && a.aopc.steps == cfg.aopc_steps)
+        .map(|a| a.aopc.original);
+    let subject = crate::analysis::Subject {
+        arch: t.arch,
+        original: &original,
+        model: &model,
+        kind: job.cell.fooling,
+        interp: job.cell.interpreter,
+        tau: t.threshold,
+    };
     let a = crate::analysis::analyse_model(
         cfg,
-        t.arch,
-        &original,
-        &model,
-        job.cell.fooling,
-        job.cell.interpreter,
-        t.threshold,
+        &subject,
         t.eval_batch_size,
+        known.as_ref(),
         root,
         device,
     )?;
