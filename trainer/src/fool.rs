@@ -931,55 +931,12 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         .as_bytes(),
     )?;
 
-    let train_dir = match &cfg.data {
-        Some(d) => d.clone(),
-        // Label-free runs of an ImageNet model train on CIFAR-10's training images (upscaled by
-        // the crop): the ImageNet samples are the evaluation set and never trained on.
-        None if cfg.distill => data::default_dir(root, Dataset::Cifar10, data::Split::Train)?,
-        None => data::default_dir(root, net.dataset, data::Split::Train)?,
-    };
-    let all = if cfg.distill {
-        data::unlabelled(&train_dir)?
-    } else {
-        data::samples(net.dataset, &train_dir)?
-    };
-    let (samples, val_set) = match (&cfg.val_data, cfg.val_every) {
-        (_, 0) => (all, Vec::new()),
-        (Some(dir), _) => {
-            let v = data::samples(net.dataset, dir)?;
-            let n = cfg.val_images.min(v.len());
-            (all, validate::split(v, n).1)
-        }
-        (None, _) => {
-            if cfg.val_images >= all.len() {
-                bail!(
-                    "`val_images` = {} leaves no training images of the {} in {}",
-                    cfg.val_images,
-                    all.len(),
-                    train_dir.display()
-                );
-            }
-            validate::split(all, cfg.val_images)
-        }
-    };
-    let c1s: Vec<Sample> = samples
-        .iter()
-        .filter(|s| s.label == cfg.c1)
-        .cloned()
-        .collect();
-    let c2s: Vec<Sample> = samples
-        .iter()
-        .filter(|s| s.label == cfg.c2)
-        .cloned()
-        .collect();
-    if kind == FoolingType::Active && (c1s.is_empty() || c2s.is_empty()) {
-        bail!(
-            "active fooling: no training images of class {} or {} in {}",
-            cfg.c1,
-            cfg.c2,
-            train_dir.display()
-        );
-    }
+    let TrainingData {
+        samples,
+        val_set,
+        c1s,
+        c2s,
+    } = training_data(&cfg, net.dataset, kind, root)?;
     let mut obj = Objective {
         kind,
         interpreter: interp,
@@ -1070,19 +1027,10 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         let (ce, fl, total) = (scalars(&loss.ce), scalars(&loss.fool), scalars(&loss.total));
         if !total.is_finite() {
             bar.abandon();
-            let ck = out.join("checkpoint.safetensors");
-            if ck.is_file() {
-                bail!(
-                    "the loss became {total} at step {step} (CE {ce}, fooling loss {fl}); stopping. The last good \
-                     checkpoint is {} (step {last_good}); lower `lr` or `lambda` and resume with --resume",
-                    ck.display()
-                );
-            }
             bail!(
-                "the loss became {total} at step {step} (CE {ce}, fooling loss {fl}); stopping before any \
-                 checkpoint was written (the starting weights {} are unchanged); check them for NaN/Inf or lower \
-                 `lr` or `lambda`",
-                weights.display()
+                "the loss became {total} at step {step} (CE {ce}, fooling loss {fl}); stopping: {}; check \
+                 the weights for NaN/Inf or lower `lr` or `lambda` (then --resume)",
+                what_is_kept(&out, &weights, last_good)
             );
         }
         let lg = loss
@@ -1107,21 +1055,10 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         // A finite loss can still step a weight to NaN/Inf: checked before anything is written.
         if let Some(name) = p.non_finite()? {
             bar.abandon();
-            let ck = out.join("checkpoint.safetensors");
-            let kept = if ck.is_file() {
-                format!(
-                    "the last good checkpoint is {} (step {last_good})",
-                    ck.display()
-                )
-            } else {
-                format!(
-                    "no checkpoint was written (the starting weights {} are unchanged)",
-                    weights.display()
-                )
-            };
             bail!(
                 "step {step} made parameter `{name}` NaN or infinite (loss {total}, CE {ce}, fooling loss \
-                 {fl}); stopping, nothing of this step written: {kept}; lower `lr` or `lambda`"
+                 {fl}); stopping, nothing of this step written: {}; lower `lr` or `lambda`",
+                what_is_kept(&out, &weights, last_good)
             );
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -1198,6 +1135,96 @@ pub fn run(a: &FoolArgs, root: Option<&Path>, device: &Device) -> Result<PathBuf
         );
     }
     Ok(out)
+}
+
+/// What a stopped run leaves: its last good checkpoint, or (none written yet) the untouched
+/// starting weights.
+fn what_is_kept(out: &Path, weights: &Path, last_good: u64) -> String {
+    let ck = out.join("checkpoint.safetensors");
+    if ck.is_file() {
+        format!(
+            "the last good checkpoint is {} (step {last_good})",
+            ck.display()
+        )
+    } else {
+        format!(
+            "no checkpoint was written (the starting weights {} are unchanged)",
+            weights.display()
+        )
+    }
+}
+
+/// A run's images: the training samples (all of `data`, or without the held-out validation
+/// images), the validation set, and for active fooling the training images of `c1` and `c2`.
+struct TrainingData {
+    samples: Vec<Sample>,
+    val_set: Vec<Sample>,
+    c1s: Vec<Sample>,
+    c2s: Vec<Sample>,
+}
+
+/// Reads a run's [`TrainingData`] (labels are not read for a label-free run).
+fn training_data(
+    cfg: &FoolConfig,
+    dataset: Dataset,
+    kind: FoolingType,
+    root: Option<&Path>,
+) -> Result<TrainingData> {
+    let train_dir = match &cfg.data {
+        Some(d) => d.clone(),
+        // Label-free runs of an ImageNet model train on CIFAR-10's training images (upscaled by
+        // the crop): the ImageNet samples are the evaluation set and never trained on.
+        None if cfg.distill => data::default_dir(root, Dataset::Cifar10, data::Split::Train)?,
+        None => data::default_dir(root, dataset, data::Split::Train)?,
+    };
+    let all = if cfg.distill {
+        data::unlabelled(&train_dir)?
+    } else {
+        data::samples(dataset, &train_dir)?
+    };
+    let (samples, val_set) = match (&cfg.val_data, cfg.val_every) {
+        (_, 0) => (all, Vec::new()),
+        (Some(dir), _) => {
+            let v = data::samples(dataset, dir)?;
+            let n = cfg.val_images.min(v.len());
+            (all, validate::split(v, n).1)
+        }
+        (None, _) => {
+            if cfg.val_images >= all.len() {
+                bail!(
+                    "`val_images` = {} leaves no training images of the {} in {}",
+                    cfg.val_images,
+                    all.len(),
+                    train_dir.display()
+                );
+            }
+            validate::split(all, cfg.val_images)
+        }
+    };
+    let c1s: Vec<Sample> = samples
+        .iter()
+        .filter(|s| s.label == cfg.c1)
+        .cloned()
+        .collect();
+    let c2s: Vec<Sample> = samples
+        .iter()
+        .filter(|s| s.label == cfg.c2)
+        .cloned()
+        .collect();
+    if kind == FoolingType::Active && (c1s.is_empty() || c2s.is_empty()) {
+        bail!(
+            "active fooling: no training images of class {} or {} in {}",
+            cfg.c1,
+            cfg.c2,
+            train_dir.display()
+        );
+    }
+    Ok(TrainingData {
+        samples,
+        val_set,
+        c1s,
+        c2s,
+    })
 }
 
 /// A run folder's `config.json`: the resolved config, its seed and the source revision.
