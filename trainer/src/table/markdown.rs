@@ -127,6 +127,14 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
     for c in rows(false) {
         m.push_str(&row(c));
     }
+    if rows(true).next().is_some() {
+        let _ = writeln!(m, "\n## Baselines\n");
+        m.push_str(header);
+        for c in rows(true) {
+            m.push_str(&row(c));
+        }
+    }
+    active_markdown(&mut m, s);
     let agree: Vec<String> = s
         .cells
         .iter()
@@ -138,19 +146,11 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
     if !agree.is_empty() {
         let _ = writeln!(
             m,
-            "\nTop-1 agreement with the original (both models predict the same class), first \
-             seed, report half: {}.",
+            "\nTop-1 agreement with the original (both models predict the same class; first \
+             seeds scored since it is recorded), report half: {}.",
             agree.join("; ")
         );
     }
-    if rows(true).next().is_some() {
-        let _ = writeln!(m, "\n## Baselines\n");
-        m.push_str(header);
-        for c in rows(true) {
-            m.push_str(&row(c));
-        }
-    }
-    active_markdown(&mut m, s);
     let interps: Vec<String> = t
         .report_interpreters
         .iter()
