@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use foolmap::burn::tensor::{Device, Tensor, TensorData};
 use foolmap::explain::interpreter::explain;
-use foolmap::fooling::{self, FoolingType};
+use foolmap::fooling::FoolingType;
 use foolmap::image::Rgb8;
 use foolmap::metrics;
 use foolmap::params::SplitMix;
@@ -92,6 +92,32 @@ pub struct Pair<'a> {
     pub device: &'a Device,
 }
 
+/// One batch of a [`Pair`]'s images: where it starts, the input tensor and its labels.
+struct Batch<'a> {
+    at: usize,
+    x: Tensor<4>,
+    labels: &'a [usize],
+}
+
+impl<'a> Pair<'a> {
+    /// The images as input tensors in batches of `chunk`, built once per analysis.
+    fn batches(&self) -> Result<Vec<Batch<'a>>> {
+        let chunk = self.chunk.max(1);
+        self.imgs
+            .chunks(chunk)
+            .enumerate()
+            .map(|(ci, part)| {
+                let at = ci * chunk;
+                Ok(Batch {
+                    at,
+                    x: foolmap::image::batch(part, self.device)?,
+                    labels: &self.labels[at..at + part.len()],
+                })
+            })
+            .collect()
+    }
+}
+
 /// AOPC curves of the pair. `steps`: patches replaced (default and maximum: the grid's cells, at
 /// most 100 as in the authors' code). Patches are replaced by N(0, 0.3²) noise in the normalised
 /// input, drawn once for all images (seed 7).
@@ -111,8 +137,8 @@ pub fn aopc(
         pf,
         imgs,
         labels,
-        chunk,
         device,
+        ..
     } = pair;
     if imgs.is_empty() || imgs.len() != labels.len() {
         bail!(
@@ -123,7 +149,7 @@ pub fn aopc(
     }
     let o = InterpreterOptions::default();
     let n = imgs.len();
-    let chunk = chunk.max(1);
+    let batches = pair.batches()?;
     let per_image = 3 * imgs[0].height * imgs[0].width;
     let mut rng = SplitMix::new(7);
     let noise: Vec<f32> = (0..n * per_image)
@@ -132,11 +158,9 @@ pub fn aopc(
     // Tap maps and orders first: the grid fixes the random order's length.
     let (mut ord0, mut ordf) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut grid = (0, 0);
-    for (ci, part) in imgs.chunks(chunk).enumerate() {
-        let ls = &labels[ci * chunk..ci * chunk + part.len()];
-        let x = foolmap::image::batch(part, device)?;
-        let m0 = explain(net, p0, x.clone(), ls, interp, &o)?;
-        let mf = explain(net, pf, x, ls, interp, &o)?;
+    for b in &batches {
+        let m0 = explain(net, p0, b.x.clone(), b.labels, interp, &o)?;
+        let mf = explain(net, pf, b.x.clone(), b.labels, interp, &o)?;
         let [nn, gh, gw] = m0.dims();
         grid = (gh, gw);
         ord0.extend(metrics::morf_order(&to_vec(m0)?, nn));
@@ -164,19 +188,18 @@ pub fn aopc(
                 }
             }
             let mut scores = Vec::with_capacity(n);
-            for (ci, part) in imgs.chunks(chunk).enumerate() {
-                let at = ci * chunk;
-                let x = foolmap::image::batch(part, device)?;
-                let dims = x.dims();
-                let nz = noise[at * per_image..(at + part.len()) * per_image].to_vec();
+            for b in &batches {
+                let (at, len) = (b.at, b.labels.len());
+                let dims = b.x.dims();
+                let nz = noise[at * per_image..(at + len) * per_image].to_vec();
                 let nz = Tensor::<4>::from_data(TensorData::new(nz, dims), device);
                 scores.extend(metrics::aopc_scores(
                     net,
                     p,
-                    &x,
+                    &b.x,
                     &nz,
-                    &labels[at..at + part.len()],
-                    &ord[at..at + part.len()],
+                    b.labels,
+                    &ord[at..at + len],
                     grid,
                     steps,
                 )?);
@@ -245,55 +268,50 @@ pub fn weight_noise(
     tau: f64,
     sigmas: &[f64],
 ) -> Result<WeightNoise> {
-    let (net, p0, pf, imgs, labels, device) = (
-        pair.net,
-        pair.p0,
-        pair.pf,
-        pair.imgs,
-        pair.labels,
-        pair.device,
-    );
+    let (net, p0, pf, device) = (pair.net, pair.p0, pair.pf, pair.device);
     let o = InterpreterOptions::default();
-    let chunk = pair.chunk.max(1);
     let k = net.num_classes;
-    let top1 = |p: &ParamStore, x: Tensor<4>, ls: &[usize]| -> Result<usize> {
-        let pred = foolmap::train::top1(net.seq.forward(p, x).reshape([ls.len(), k]))?;
-        Ok(pred.iter().zip(ls).filter(|(p, y)| p == y).count())
+    let batches = pair.batches()?;
+    let top1 = |p: &ParamStore, b: &Batch| -> Result<usize> {
+        let pred =
+            foolmap::train::top1(net.seq.forward(p, b.x.clone()).reshape([b.labels.len(), k]))?;
+        Ok(pred.iter().zip(b.labels).filter(|(p, y)| p == y).count())
     };
-    // The clean original's maps, once (the reference of Top-k and Center-mass).
-    let mut h0 = Vec::new();
-    for (ci, part) in imgs.chunks(chunk).enumerate() {
-        let ls = &labels[ci * chunk..ci * chunk + part.len()];
-        let x = foolmap::image::batch(part, device)?;
-        h0.push(explain(net, p0, x, ls, interp, &o)?);
-    }
+    // Passive types have a statistic; the clean original's maps are computed once, and only
+    // where the statistic reads them.
+    let passive = kind.passive();
+    let h0 = match passive {
+        Some(p) if p.needs_reference() => batches
+            .iter()
+            .map(|b| Ok(Some(explain(net, p0, b.x.clone(), b.labels, interp, &o)?)))
+            .collect::<Result<Vec<_>>>()?,
+        _ => vec![None; batches.len()],
+    };
     let mut rows = Vec::with_capacity(sigmas.len());
     for (i, &sigma) in sigmas.iter().enumerate() {
         let q0 = crate::report::perturb(p0, sigma, 2000 + i as u64, device)?;
         let qf = crate::report::perturb(pf, sigma, 1000 + i as u64, device)?;
         let (mut c0, mut cf) = (0, 0);
-        let mut stat = Vec::with_capacity(imgs.len());
-        for (ci, part) in imgs.chunks(chunk).enumerate() {
-            let ls = &labels[ci * chunk..ci * chunk + part.len()];
-            let x = foolmap::image::batch(part, device)?;
-            c0 += top1(&q0, x.clone(), ls)?;
-            cf += top1(&qf, x.clone(), ls)?;
-            if kind != FoolingType::Active {
-                let hf = explain(net, &qf, x, ls, interp, &o)?;
-                stat.extend(to_vec(fooling::statistic(kind, hf, Some(h0[ci].clone()))?)?);
+        let mut stat = Vec::with_capacity(pair.imgs.len());
+        for (b, h0) in batches.iter().zip(&h0) {
+            c0 += top1(&q0, b)?;
+            cf += top1(&qf, b)?;
+            if let Some(p) = passive {
+                let hf = explain(net, &qf, b.x.clone(), b.labels, interp, &o)?;
+                stat.extend(to_vec(p.statistic(hf, h0.clone())?)?);
             }
         }
-        let n = imgs.len().max(1) as f64;
+        let n = pair.imgs.len().max(1) as f64;
         rows.push(NoiseRow {
             sigma,
             top1_original: c0 as f64 / n,
             top1_fooled: cf as f64 / n,
-            fsr: (kind != FoolingType::Active).then(|| metrics::fsr(kind, &stat, tau)),
+            fsr: passive.map(|_| metrics::fsr(kind, &stat, tau)),
         });
     }
     Ok(WeightNoise {
         interpreter: interp,
-        images: imgs.len(),
+        images: pair.imgs.len(),
         threshold: tau,
         rows,
     })
