@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod params;
 pub mod recalibrate;
+pub mod scores;
 pub mod split;
 pub mod state;
 pub mod stats;

@@ -119,11 +119,7 @@ pub fn aopc_scores(
             .mul(m.clone().neg().add_scalar(1.0))
             .add(noise.clone().mul(m));
         let tr = net.seq.trace(p, xk);
-        let l = logits(&tr)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| FoolmapError::invalid("logits", format!("{e:?}")))?;
+        let l = crate::scores::read_back(logits(&tr))?;
         let kk = l.len() / n;
         for (i, &y) in labels.iter().enumerate() {
             scores[i].push(l[i * kk + y]);

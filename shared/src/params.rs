@@ -245,11 +245,7 @@ impl ParamStore {
             .iter()
             .map(|v| v.clone().detach().mul_scalar(0.0).sum())
             .collect();
-        let flags = Tensor::cat(sums, 0)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| FoolmapError::invalid("parameters", format!("{e:?}")))?;
+        let flags = crate::scores::read_back(Tensor::cat(sums, 0))?;
         Ok(flags
             .iter()
             .position(|f| *f != 0.0)

@@ -41,19 +41,8 @@ pub fn distillation_kl(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<1> {
 /// Index of the largest logit per row (ties: the lower class), `[N, K]` → `N` classes.
 pub fn top1(logits: Tensor<2>) -> Result<Vec<usize>> {
     let [_, k] = logits.dims();
-    let v = logits
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| FoolmapError::invalid("logits", format!("{e:?}")))?;
-    Ok(v.chunks(k.max(1))
-        .map(|r| {
-            (0..r.len())
-                .rev()
-                .max_by(|&a, &b| r[a].total_cmp(&r[b]))
-                .unwrap_or(0)
-        })
-        .collect())
+    let v = crate::scores::read_back(logits)?;
+    Ok(v.chunks(k.max(1)).map(crate::scores::argmax).collect())
 }
 
 /// What is being fooled.

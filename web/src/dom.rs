@@ -16,9 +16,10 @@ use web_sys::{
 };
 
 use crate::protocol::RegistryRow;
-use crate::state::{MapPair, Output, Selection, softmax, top_k};
+use crate::state::{MapPair, Output, Selection};
 use crate::ui::{Ui, with_ui};
 use crate::{Backend, MAX_FILE_BYTES, THUMB, VIEW};
+use foolmap::scores::{softmax, top_k};
 
 /// Interpreters offered in the dropdown: the registry's foolable ones and their input-level maps.
 fn offered() -> Vec<Interpreter> {

@@ -328,7 +328,7 @@ async fn compute(c: &Compute) -> Result<Option<state::Output>, String> {
     let lg1 = read_logits(logits(&tr1)).await?;
     let (class, class_source) = match label {
         Some(l) if l < net.num_classes => (l, "label"),
-        _ => (state::argmax(&lg0), "original top-1"),
+        _ => (foolmap::scores::argmax(&lg0), "original top-1"),
     };
     let opts = InterpreterOptions::default();
     let mut interps: Vec<Interpreter> = TRANSFER.to_vec();

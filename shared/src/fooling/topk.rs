@@ -4,7 +4,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{Direction, Passive, reference};
-use crate::error::{FoolmapError, Result};
+use crate::error::Result;
 use crate::maps::minmax;
 
 /// The Top-k fooling type.
@@ -35,20 +35,11 @@ impl Passive for TopK {
 pub fn topk_positions(h0: &Tensor<3>) -> Result<Vec<Vec<usize>>> {
     let [n, h, w] = h0.dims();
     let k = (h * w / 10).max(1);
-    let data = minmax(h0.clone().detach())
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| FoolmapError::invalid("H0", format!("{e:?}")))?;
+    let data = crate::scores::read_back(minmax(h0.clone().detach()))?;
     Ok(data
         .chunks(h * w)
         .take(n)
-        .map(|img| {
-            let mut idx: Vec<usize> = (0..h * w).collect();
-            idx.sort_by(|&a, &b| img[b].total_cmp(&img[a]).then(a.cmp(&b)));
-            idx.truncate(k);
-            idx
-        })
+        .map(|img| crate::scores::top_k(img, k))
         .collect())
 }
 
