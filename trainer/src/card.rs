@@ -4,14 +4,15 @@
 //! measured on each half of the CIFAR-10 test split. Loading a weights file that has a card beside
 //! it checks the file against the card's SHA-256 first.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use foolmap::fooling::FoolingType;
 use foolmap::{Architecture, Interpreter};
 use serde::{Deserialize, Serialize};
 
 use crate::fool::FoolConfig;
+pub use crate::io::weights::{card_path, verify_card as verify};
 
 /// Figures of one model on one half (fractions in [0, 1]; `fsr` for the interpreter it was
 /// fooled with, at the card's threshold).
@@ -160,43 +161,8 @@ pub struct Index {
     pub models: Vec<IndexEntry>,
 }
 
-/// The card path of a weights file: `<stem>.json` beside it.
-pub fn card_path(weights: &Path) -> PathBuf {
-    weights.with_extension("json")
-}
-
 /// Reads and parses a card, naming the file on error.
 pub fn read(path: &Path) -> Result<Card> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{}: not a model card", path.display()))
-}
-
-/// When `weights` has a card beside it (a `.json` whose `file` names it), checks that the file's
-/// SHA-256 is the card's. Weights without a card are not checked.
-pub fn verify(weights: &Path, bytes: &[u8]) -> Result<()> {
-    let path = card_path(weights);
-    if !path.is_file() {
-        return Ok(());
-    }
-    // Only a card claims the file: other JSON files beside weights are not cards.
-    let Ok(card) = serde_json::from_slice::<Card>(&std::fs::read(&path).unwrap_or_default()) else {
-        return Ok(());
-    };
-    let name = weights
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if card.file != name {
-        return Ok(());
-    }
-    let got = crate::fetch::sha256_bytes(bytes);
-    if got != card.sha256 {
-        bail!(
-            "{}: SHA-256 {got} does not match its card {} ({}): the file was changed after release",
-            weights.display(),
-            path.display(),
-            card.sha256
-        );
-    }
-    Ok(())
 }

@@ -15,8 +15,8 @@ use foolmap::manifest::{
     Accuracy, Figures, GalleryEntry, InterpreterFigures, Manifest, ModelEntry, Role,
 };
 
-use crate::data;
-use crate::fool::write_atomic;
+use crate::io::atomic::write_atomic;
+use crate::io::data;
 
 /// Flags of `foolmap export-web`.
 #[derive(Debug, Args)]
@@ -222,9 +222,8 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     std::fs::create_dir_all(&models_dir)
         .with_context(|| format!("cannot create {}", models_dir.display()))?;
 
-    let original_path =
-        crate::commands::weights_path(arch, a.original.clone(), root, "--original")?;
-    let sd0 = crate::weights::read_state_dict(&original_path)?;
+    let original_path = crate::backend::weights_path(arch, a.original.clone(), root, "--original")?;
+    let sd0 = crate::io::weights::read_state_dict(&original_path)?;
     // Validate both against the architecture now, not in the browser.
     foolmap::ParamStore::from_state_dict(
         &net.specs,
@@ -243,7 +242,7 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     )?;
 
     let dataset = arch.dataset();
-    let classes = crate::commands::class_names(dataset, root);
+    let classes = crate::backend::class_names(dataset, root);
     let mut models = vec![ModelEntry {
         id: orig_id.clone(),
         role: Role::Original,
@@ -278,14 +277,7 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
                 )
             })?;
         // Parsed into the registries' types, so that only their ids reach file names.
-        let fooling: foolmap::fooling::FoolingType = cfg
-            .fooling
-            .parse()
-            .with_context(|| format!("{}: metadata `config.fooling`", r.weights.display()))?;
-        let interp: foolmap::Interpreter = cfg
-            .interpreter
-            .parse()
-            .with_context(|| format!("{}: metadata `config.interpreter`", r.weights.display()))?;
+        let (fooling, interp) = (cfg.fooling, cfg.interpreter);
         let mut id = format!("{}-{}-{}", arch.id(), fooling.id(), interp.id());
         let n_same = models.iter().filter(|m| m.id.starts_with(&id)).count();
         if n_same > 0 {
@@ -396,7 +388,7 @@ fn copy_gallery(
                 count[s.label] += 1;
                 let file = format!("{}_{}.png", names[s.label], count[s.label]);
                 let img = s.rgb()?;
-                write_atomic(&dir.join(&file), &crate::commands::png_bytes(&img)?)?;
+                write_atomic(&dir.join(&file), &crate::io::image::png_bytes(&img)?)?;
                 entries.push(GalleryEntry {
                     file: format!("gallery/{file}"),
                     label: Some(s.label),

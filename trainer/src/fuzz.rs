@@ -152,8 +152,11 @@ pub fn run_one(target: Target, input: &[u8], scratch: &Path) -> std::result::Res
                     return false;
                 }
                 let n = 272_474 + 2_725 + 1_000; // ResNet-20's values + 1 % + 1,000, as `load` allows
-                crate::weights::read_state_dict_within(scratch, Some((Architecture::ResNet20, n)))
-                    .is_ok()
+                crate::io::weights::read_state_dict_within(
+                    scratch,
+                    Some((Architecture::ResNet20, n)),
+                )
+                .is_ok()
             }
             Target::Image => match foolmap::image::decode(input, "fuzz") {
                 Ok(img) => {

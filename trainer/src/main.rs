@@ -1,7 +1,7 @@
 //! `foolmap`: the command line of the foolmap toolkit.
 
 use clap::{CommandFactory, FromArgMatches};
-use foolmap_trainer::{Cli, build_features, commands};
+use foolmap_trainer::{Cli, build_features};
 
 fn main() {
     let long = format!("{}\n{}", env!("CARGO_PKG_VERSION"), build_features());
@@ -12,7 +12,7 @@ fn main() {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    if let Err(e) = commands::run(cli) {
+    if let Err(e) = cli.run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

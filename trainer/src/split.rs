@@ -12,7 +12,7 @@ use foolmap::Dataset;
 use foolmap::split::{Half, content_key, key_hex, pooled_halves, stratified_halves};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Sample;
+use crate::io::data::Sample;
 
 /// The split file committed with the repository.
 pub const CIFAR10_TEST: &str = include_str!("../../splits/cifar10-test.json");
@@ -163,10 +163,10 @@ pub fn generate(
 /// The key of one image.
 fn key(s: &Sample, kind: KeyKind) -> Result<u64> {
     Ok(match (kind, &s.source) {
-        (KeyKind::File, crate::data::Source::File(p)) => content_key(
+        (KeyKind::File, crate::io::data::Source::File(p)) => content_key(
             &std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
         ),
-        (KeyKind::File, crate::data::Source::Pixels(_)) => {
+        (KeyKind::File, crate::io::data::Source::Pixels(_)) => {
             bail!("a split keyed by file bytes needs image files, not binary batches")
         }
         (KeyKind::Rgb, _) => content_key(&s.rgb()?.data),
@@ -241,5 +241,5 @@ pub fn committed(dataset: Dataset) -> Result<SplitFile> {
 pub fn write(path: &Path, file: &SplitFile) -> Result<()> {
     let mut text = serde_json::to_string_pretty(file)?;
     text.push('\n');
-    crate::fool::write_atomic(path, text.as_bytes())
+    crate::io::atomic::write_atomic(path, text.as_bytes())
 }

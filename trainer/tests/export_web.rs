@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use foolmap::state::StoreDtype;
 use foolmap::{Architecture, StateDict};
 use foolmap_trainer::export_web::{ExportWebArgs, run as export};
-use foolmap_trainer::fool::{FoolArgs, run as fool};
+use foolmap_trainer::fool::{FoolArgs, FoolSettings, run as fool};
 
 fn data_root() -> PathBuf {
     std::env::var("FOOLMAP_SHARED")
@@ -17,16 +17,19 @@ fn data_root() -> PathBuf {
 
 fn short_run(out: &Path) {
     let a = FoolArgs {
-        arch: Some("resnet20".into()),
-        fooling: Some("location".into()),
-        interpreter: Some("grad_cam".into()),
-        steps: Some(2),
-        batch_size: Some(4),
-        checkpoint_every: Some(2),
-        lr: Some(1e-4),
-        lambda: Some(3.0),
-        out: Some(out.to_path_buf()),
         quiet: true,
+        settings: FoolSettings {
+            arch: Some("resnet20".parse().unwrap()),
+            fooling: Some("location".parse().unwrap()),
+            interpreter: Some("grad_cam".parse().unwrap()),
+            steps: Some(2),
+            batch_size: Some(4),
+            checkpoint_every: Some(2),
+            lr: Some(1e-4),
+            lambda: Some(3.0),
+            out: Some(out.to_path_buf()),
+            ..FoolSettings::default()
+        },
         ..FoolArgs::default()
     };
     fool(
@@ -105,7 +108,7 @@ fn export_writes_manifest_weights_and_gallery() {
         sd.to_safetensors(StoreDtype::F16).unwrap().len() as u64,
         f["bytes"].as_u64().unwrap()
     );
-    foolmap_trainer::weights::load(
+    foolmap_trainer::io::weights::load(
         Architecture::ResNet20,
         &w,
         &foolmap::burn::tensor::Device::flex(),

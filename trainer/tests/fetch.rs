@@ -12,7 +12,8 @@ use std::process::Command;
 
 use common::shared_data;
 use foolmap::Architecture;
-use foolmap_trainer::fetch::{Sources, fetch_from, sha256_bytes, tensor_sha256};
+use foolmap_trainer::io::fetch::{Sources, fetch_from, tensor_sha256};
+use foolmap_trainer::io::hash::sha256_bytes;
 
 /// Serves `root` on 127.0.0.1 (any port) from a background thread; returns the base URL.
 fn serve(root: PathBuf) -> String {
@@ -146,18 +147,18 @@ fn fetch_from_a_local_server_gives_a_data_root_every_command_runs_on() {
     let dest = tempfile::tempdir().unwrap();
     let root = dest.path().join("data");
     fetch_from(&sources, &root).unwrap();
-    let train = foolmap_trainer::data::cifar10(&root.join("cifar10/train")).unwrap();
-    let test = foolmap_trainer::data::cifar10(&root.join("cifar10/test")).unwrap();
+    let train = foolmap_trainer::io::data::cifar10(&root.join("cifar10/train")).unwrap();
+    let test = foolmap_trainer::io::data::cifar10(&root.join("cifar10/test")).unwrap();
     assert_eq!((train.len(), test.len()), (10, 20));
     assert!(train.iter().all(|s| s.name().starts_with("data_batch_")));
     assert!(test.iter().all(|s| s.name().starts_with("test_batch_")));
     let w = root.join("weights/resnet20_cifar10.safetensors");
-    let mirror = foolmap_trainer::weights::read_state_dict(
+    let mirror = foolmap_trainer::io::weights::read_state_dict(
         &shared_data().join("weights/resnet20_cifar10.safetensors"),
     )
     .unwrap();
     assert_eq!(
-        tensor_sha256(&foolmap_trainer::weights::read_state_dict(&w).unwrap()),
+        tensor_sha256(&foolmap_trainer::io::weights::read_state_dict(&w).unwrap()),
         tensor_sha256(&mirror)
     );
     // No temporary files are left.
@@ -246,7 +247,7 @@ fn fetch_from_a_local_server_gives_a_data_root_every_command_runs_on() {
     std::fs::write(&w, &damaged).unwrap();
     fetch_from(&sources, &root).unwrap();
     assert_eq!(
-        tensor_sha256(&foolmap_trainer::weights::read_state_dict(&w).unwrap()),
+        tensor_sha256(&foolmap_trainer::io::weights::read_state_dict(&w).unwrap()),
         tensor_sha256(&mirror)
     );
 }

@@ -11,20 +11,23 @@ use foolmap::burn::tensor::Device;
 use foolmap::explain::interpreter::explain;
 use foolmap::fooling;
 use foolmap::{Architecture, Interpreter, InterpreterOptions, StateDict};
-use foolmap_trainer::fool::{FoolArgs, resolve, run};
+use foolmap_trainer::fool::{FoolArgs, FoolSettings, resolve, run};
 
 fn args(out: &Path, steps: u64) -> FoolArgs {
     FoolArgs {
-        arch: Some("resnet20".into()),
-        fooling: Some("location".into()),
-        interpreter: Some("lrp_t".into()),
-        steps: Some(steps),
-        batch_size: Some(8),
-        checkpoint_every: Some(2),
-        lr: Some(1e-3),
-        lambda: Some(10.0),
-        out: Some(out.to_path_buf()),
         quiet: true,
+        settings: FoolSettings {
+            arch: Some("resnet20".parse().unwrap()),
+            fooling: Some("location".parse().unwrap()),
+            interpreter: Some("lrp_t".parse().unwrap()),
+            steps: Some(steps),
+            batch_size: Some(8),
+            checkpoint_every: Some(2),
+            lr: Some(1e-3),
+            lambda: Some(10.0),
+            out: Some(out.to_path_buf()),
+            ..FoolSettings::default()
+        },
         ..FoolArgs::default()
     }
 }
@@ -36,8 +39,9 @@ fn read(p: &Path) -> StateDict {
 /// Mean Location statistic of `lrp_t` on 16 fixed test images.
 fn location_stat(weights: &Path) -> f64 {
     let dev = Device::flex();
-    let (net, p) = foolmap_trainer::weights::load(Architecture::ResNet20, weights, &dev).unwrap();
-    let samples = foolmap_trainer::data::cifar10(&shared_data().join("cifar10/test")).unwrap();
+    let (net, p) =
+        foolmap_trainer::io::weights::load(Architecture::ResNet20, weights, &dev).unwrap();
+    let samples = foolmap_trainer::io::data::cifar10(&shared_data().join("cifar10/test")).unwrap();
     let picked: Vec<_> = samples.iter().step_by(625).take(16).collect();
     let imgs: Vec<_> = picked.iter().map(|s| s.rgb().unwrap()).collect();
     let labels: Vec<usize> = picked.iter().map(|s| s.label).collect();
@@ -62,9 +66,15 @@ fn location_stat(weights: &Path) -> f64 {
 #[test]
 fn a_short_run_moves_the_location_statistic_down() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = FoolArgs {
-        keep_every: Some(4),
-        ..args(tmp.path(), 8)
+    let a = {
+        let base = args(tmp.path(), 8);
+        FoolArgs {
+            settings: FoolSettings {
+                keep_every: Some(4),
+                ..base.settings
+            },
+            ..base
+        }
     };
     let out = run(&a, Some(&shared_data()), &Device::flex()).unwrap();
     // `--keep-every 4`: the weights of steps 4 and 8 are kept; step 8 is the final model.
@@ -80,7 +90,8 @@ fn a_short_run_moves_the_location_statistic_down() {
     let dev = Device::flex();
     let ck = out.join("checkpoint.safetensors");
     assert!(read(&ck).tensors.keys().any(|k| k.starts_with("adam.")));
-    let (_, from_ck) = foolmap_trainer::weights::load(Architecture::ResNet20, &ck, &dev).unwrap();
+    let (_, from_ck) =
+        foolmap_trainer::io::weights::load(Architecture::ResNet20, &ck, &dev).unwrap();
     assert_eq!(from_ck.to_state_dict().tensors, fin.tensors);
     let before = location_stat(&shared_data().join("weights/resnet20_cifar10.safetensors"));
     let after = location_stat(&out.join("final.safetensors"));
@@ -98,9 +109,20 @@ fn a_short_run_moves_the_location_statistic_down() {
 
 /// A second phase from step 3 on: λ 2, lr 5e-4.
 fn with_schedule(a: FoolArgs) -> FoolArgs {
-    FoolArgs {
-        then: vec!["3:2:5e-4".into()],
-        ..a
+    {
+        let base = a;
+        FoolArgs {
+            settings: FoolSettings {
+                schedule: Some(
+                    vec!["3:2:5e-4"]
+                        .into_iter()
+                        .map(|s: &str| s.parse().unwrap())
+                        .collect(),
+                ),
+                ..base.settings
+            },
+            ..base
+        }
     }
 }
 
@@ -150,9 +172,15 @@ fn resume_is_bit_for_bit_the_uninterrupted_run() {
 fn resume_with_only_the_folder_continues_the_runs_own_config() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let seeded = |x: FoolArgs| FoolArgs {
-        seed: Some(7),
-        ..with_schedule(x)
+    let seeded = |x: FoolArgs| {
+        let base = with_schedule(x);
+        FoolArgs {
+            settings: FoolSettings {
+                seed: Some(7),
+                ..base.settings
+            },
+            ..base
+        }
     };
     run(
         &seeded(args(a.path(), 4)),
@@ -170,9 +198,12 @@ fn resume_with_only_the_folder_continues_the_runs_own_config() {
     // interpreter come from the checkpoint, not from the defaults (λ 3, lr 1e-4, batch 32).
     let bare = FoolArgs {
         resume: true,
-        out: Some(b.path().to_path_buf()),
-        steps: Some(4),
         quiet: true,
+        settings: FoolSettings {
+            out: Some(b.path().to_path_buf()),
+            steps: Some(4),
+            ..FoolSettings::default()
+        },
         ..FoolArgs::default()
     };
     run(&bare, Some(&shared_data()), &Device::flex()).unwrap();
@@ -197,9 +228,15 @@ fn resume_with_only_the_folder_continues_the_runs_own_config() {
     let empty = tempfile::tempdir().unwrap();
     let e = format!(
         "{:#}",
-        resolve(&FoolArgs {
-            out: Some(empty.path().to_path_buf()),
-            ..lost
+        resolve(&{
+            let base = lost;
+            FoolArgs {
+                settings: FoolSettings {
+                    out: Some(empty.path().to_path_buf()),
+                    ..base.settings
+                },
+                ..base
+            }
         })
         .unwrap_err()
     );
@@ -214,10 +251,16 @@ fn resume_with_lr(lr: f64) -> (String, tempfile::TempDir) {
     let ck = tmp.path().join("checkpoint.safetensors");
     let before = std::fs::read(&ck).unwrap();
     std::fs::remove_file(tmp.path().join("final.safetensors")).unwrap();
-    let blow = FoolArgs {
-        resume: true,
-        lr: Some(lr),
-        ..args(tmp.path(), 6)
+    let blow = {
+        let base = args(tmp.path(), 6);
+        FoolArgs {
+            resume: true,
+            settings: FoolSettings {
+                lr: Some(lr),
+                ..base.settings
+            },
+            ..base
+        }
     };
     let e = run(&blow, Some(&shared_data()), &Device::flex())
         .unwrap_err()
@@ -263,15 +306,24 @@ fn malformed_configs_name_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     for (text, needle) in [
         ("lamda = 2.0\n", "unknown field `lamda`"),
-        ("distill = 1\n", "field `distill` must be a boolean"),
-        ("lr = \"fast\"\n", "field `lr` must be a number"),
-        ("fooling = \"frame\"\n", "config field `fooling`"),
+        (
+            "distill = 1\n",
+            "field `distill`: invalid type: integer `1`, expected a boolean (line 1, column 11)",
+        ),
+        (
+            "lr = \"fast\"\n",
+            "field `lr`: invalid type: string \"fast\"",
+        ),
+        (
+            "fooling = \"frame\"\n",
+            "field `fooling`: unknown fooling type",
+        ),
         ("interpreter = \"lrp\"\n", "cannot be fooled"),
         ("steps = [1\n", "TOML parse error"),
         ("c1 = 12\n", "field `c1`"),
         (
             "schedule = [\"800:2\"]\n",
-            "field `schedule` must be a list of \"STEP:LAMBDA:LR[:BATCH]\"",
+            "field `schedule[0]`: `800:2`: expected STEP:LAMBDA:LR[:BATCH]",
         ),
         ("schedule = 3\n", "field `schedule`"),
         (
@@ -287,12 +339,12 @@ fn malformed_configs_name_the_field() {
             "schedule = [\"800:1:1e-5:0\"]\n",
             "phase `800:1:0.00001:0`: the batch size must be ≥ 1",
         ),
-        ("schedule = [\"800:1:1e-5:32:9\"]\n", "field `schedule`"),
+        ("schedule = [\"800:1:1e-5:32:9\"]\n", "field `schedule[0]`"),
         ("max_drop = -0.5\n", "field `max_drop`"),
         ("val_every = 10\nval_images = 0\n", "`val_images` ≥ 1"),
         (
             "train_only = \"linear\"\n",
-            "field `train_only` must be a list of module paths",
+            "field `train_only`: invalid type: string \"linear\", expected a sequence",
         ),
     ] {
         let f = tmp.path().join("run.toml");
@@ -307,9 +359,12 @@ fn malformed_configs_name_the_field() {
     }
     // Flags override the file and defaults follow spec §6 where the paper has them.
     let c = resolve(&FoolArgs {
-        arch: Some("resnet50".into()),
-        interpreter: Some("grad_cam".into()),
-        fooling: Some("topk".into()),
+        settings: FoolSettings {
+            arch: Some("resnet50".parse().unwrap()),
+            interpreter: Some("grad_cam".parse().unwrap()),
+            fooling: Some("topk".parse().unwrap()),
+            ..FoolSettings::default()
+        },
         ..FoolArgs::default()
     })
     .unwrap();
@@ -333,11 +388,17 @@ fn continuing_from_a_fooled_model_keeps_the_original_as_reference() {
     // Top-k compares with the reference model's map H0 (spec §5.2).
     let stage2 = |name: &str, original: Option<PathBuf>| {
         let out = tmp.path().join(name);
-        let a = FoolArgs {
-            fooling: Some("topk".into()),
-            weights: Some(fooled.clone()),
-            original,
-            ..args(&out, 1)
+        let a = {
+            let base = args(&out, 1);
+            FoolArgs {
+                settings: FoolSettings {
+                    fooling: Some("topk".parse().unwrap()),
+                    weights: Some(fooled.clone()),
+                    original,
+                    ..base.settings
+                },
+                ..base
+            }
         };
         run(&a, Some(&shared_data()), &Device::flex()).unwrap();
         first_fool_loss(&out)
@@ -350,10 +411,16 @@ fn continuing_from_a_fooled_model_keeps_the_original_as_reference() {
         (orig - default).abs() > 1e-6,
         "H0 of the original model must change the Top-k loss: {orig} vs {default}"
     );
-    let missing = FoolArgs {
-        fooling: Some("topk".into()),
-        original: Some(tmp.path().join("nope.safetensors")),
-        ..args(&tmp.path().join("missing"), 1)
+    let missing = {
+        let base = args(&tmp.path().join("missing"), 1);
+        FoolArgs {
+            settings: FoolSettings {
+                fooling: Some("topk".parse().unwrap()),
+                original: Some(tmp.path().join("nope.safetensors")),
+                ..base.settings
+            },
+            ..base
+        }
     };
     let e = format!(
         "{:#}",
@@ -365,16 +432,22 @@ fn continuing_from_a_fooled_model_keeps_the_original_as_reference() {
 #[test]
 fn validation_keeps_the_best_model_within_the_accuracy_budget() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = FoolArgs {
-        fooling: Some("topk".into()),
-        interpreter: Some("grad_cam".into()),
-        val_every: Some(2),
-        val_images: Some(20),
-        max_drop: Some(1.0),
-        ..args(tmp.path(), 4)
+    let a = {
+        let base = args(tmp.path(), 4);
+        FoolArgs {
+            settings: FoolSettings {
+                fooling: Some("topk".parse().unwrap()),
+                interpreter: Some("grad_cam".parse().unwrap()),
+                val_every: Some(2),
+                val_images: Some(20),
+                max_drop: Some(1.0),
+                ..base.settings
+            },
+            ..base
+        }
     };
     run(&a, Some(&shared_data()), &Device::flex()).unwrap();
-    let vals: Vec<foolmap_trainer::validate::Validation> =
+    let vals: Vec<foolmap_trainer::fool::validate::Validation> =
         std::fs::read_to_string(tmp.path().join("val.jsonl"))
             .unwrap()
             .lines()
@@ -390,7 +463,7 @@ fn validation_keeps_the_best_model_within_the_accuracy_budget() {
         "FSR is a fraction"
     );
     // With a budget of 100 points the best is the highest FSR (the earlier step on a tie).
-    let best: foolmap_trainer::validate::Validation =
+    let best: foolmap_trainer::fool::validate::Validation =
         serde_json::from_slice(&std::fs::read(tmp.path().join("best.json")).unwrap()).unwrap();
     let top = vals.iter().map(|v| v.score).fold(f64::MIN, f64::max);
     let first_top = vals.iter().find(|v| v.score == top).unwrap();
@@ -399,14 +472,20 @@ fn validation_keeps_the_best_model_within_the_accuracy_budget() {
     assert_eq!(sd.metadata["step"], best.step.to_string());
     // A separate validation folder: the original has not trained on it, nothing is held out.
     let sep = tempfile::tempdir().unwrap();
-    let b = FoolArgs {
-        val_data: Some(shared_data().join("cifar10/test")),
-        val_images: Some(30),
-        val_every: Some(2),
-        ..args(sep.path(), 2)
+    let b = {
+        let base = args(sep.path(), 2);
+        FoolArgs {
+            settings: FoolSettings {
+                val_data: Some(shared_data().join("cifar10/test")),
+                val_images: Some(30),
+                val_every: Some(2),
+                ..base.settings
+            },
+            ..base
+        }
     };
     run(&b, Some(&shared_data()), &Device::flex()).unwrap();
-    let v: foolmap_trainer::validate::Validation = serde_json::from_str(
+    let v: foolmap_trainer::fool::validate::Validation = serde_json::from_str(
         std::fs::read_to_string(sep.path().join("val.jsonl"))
             .unwrap()
             .lines()
@@ -417,12 +496,16 @@ fn validation_keeps_the_best_model_within_the_accuracy_budget() {
     assert_eq!(v.images, 30);
     // A budget nothing meets writes no best model.
     let none = tempfile::tempdir().unwrap();
-    let strict = FoolArgs {
-        max_drop: Some(0.0),
-        lr: Some(0.01),
-        ..FoolArgs {
-            out: Some(none.path().to_path_buf()),
-            ..a
+    let strict = {
+        let base = a;
+        FoolArgs {
+            settings: FoolSettings {
+                out: Some(none.path().to_path_buf()),
+                max_drop: Some(0.0),
+                lr: Some(0.01),
+                ..base.settings
+            },
+            ..base
         }
     };
     run(&strict, Some(&shared_data()), &Device::flex()).unwrap();
@@ -436,9 +519,15 @@ fn validation_keeps_the_best_model_within_the_accuracy_budget() {
 #[test]
 fn train_only_moves_the_listed_modules_and_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = FoolArgs {
-        train_only: vec!["layer3.2".into(), "linear".into()],
-        ..args(tmp.path(), 2)
+    let a = {
+        let base = args(tmp.path(), 2);
+        FoolArgs {
+            settings: FoolSettings {
+                train_only: Some(vec!["layer3.2".into(), "linear".into()]),
+                ..base.settings
+            },
+            ..base
+        }
     };
     let out = run(&a, Some(&shared_data()), &Device::flex()).unwrap();
     let before = read(&shared_data().join("weights/resnet20_cifar10.safetensors"));
@@ -456,9 +545,15 @@ fn train_only_moves_the_listed_modules_and_nothing_else() {
     assert_eq!(moved.len(), 8, "{moved:?}");
     // `layer3` would be a module path; `layer3.2.conv` is not one, and a typo names the field.
     let e = run(
-        &FoolArgs {
-            train_only: vec!["layer3.2.conv".into()],
-            ..args(&tmp.path().join("bad"), 1)
+        &{
+            let base = args(&tmp.path().join("bad"), 1);
+            FoolArgs {
+                settings: FoolSettings {
+                    train_only: Some(vec!["layer3.2.conv".into()]),
+                    ..base.settings
+                },
+                ..base
+            }
         },
         Some(&shared_data()),
         &Device::flex(),
@@ -474,9 +569,20 @@ fn train_only_moves_the_listed_modules_and_nothing_else() {
 #[test]
 fn a_phase_can_change_the_batch_size() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = FoolArgs {
-        then: vec!["3:2:5e-4:4".into(), "4:1:5e-4".into()],
-        ..args(tmp.path(), 4)
+    let a = {
+        let base = args(tmp.path(), 4);
+        FoolArgs {
+            settings: FoolSettings {
+                schedule: Some(
+                    vec!["3:2:5e-4:4", "4:1:5e-4"]
+                        .into_iter()
+                        .map(|s: &str| s.parse().unwrap())
+                        .collect(),
+                ),
+                ..base.settings
+            },
+            ..base
+        }
     };
     let cfg = resolve(&a).unwrap();
     // Batch 8 until step 2, 4 from step 3 on; a later phase without a batch size keeps 4.
@@ -566,11 +672,17 @@ fn a_distilled_run_is_taught_by_the_original_and_never_reads_the_labels() {
         std::fs::copy(planes.join(n), data.join("truck").join(n)).unwrap();
     }
     let out = tmp.path().join("run");
-    let a = FoolArgs {
-        data: Some(data),
-        distill: true,
-        lr: Some(1e-3),
-        ..args(&out, 3)
+    let a = {
+        let base = args(&out, 3);
+        FoolArgs {
+            settings: FoolSettings {
+                data: Some(data),
+                distill: Some(true),
+                lr: Some(1e-3),
+                ..base.settings
+            },
+            ..base
+        }
     };
     run(&a, Some(&shared_data()), &Device::flex()).unwrap();
     let log: Vec<serde_json::Value> = std::fs::read_to_string(out.join("log.jsonl"))
@@ -589,12 +701,132 @@ fn a_distilled_run_is_taught_by_the_original_and_never_reads_the_labels() {
     assert!(saved.config.distill);
 
     // Active fooling needs its classes' labels.
-    let e = resolve(&FoolArgs {
-        fooling: Some("active".into()),
-        distill: true,
-        ..args(&tmp.path().join("other"), 1)
+    let e = resolve(&{
+        let base = args(&tmp.path().join("other"), 1);
+        FoolArgs {
+            settings: FoolSettings {
+                fooling: Some("active".parse().unwrap()),
+                distill: Some(true),
+                ..base.settings
+            },
+            ..base
+        }
     })
     .unwrap_err()
     .to_string();
     assert!(e.contains("`distill`"), "{e}");
+}
+
+#[test]
+fn flags_and_config_files_parse_into_the_same_typed_layer() {
+    use clap::Parser;
+    use foolmap::fooling::FoolingType;
+    use foolmap::{Architecture, Interpreter};
+    use foolmap_trainer::{Cli, Command};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out_s = out.display().to_string();
+    let cli = Cli::try_parse_from([
+        "foolmap",
+        "fool",
+        "--arch",
+        "resnet56",
+        "--fooling",
+        "topk",
+        "--interpreter",
+        "grad_cam",
+        "--then",
+        "800:2:5e-5",
+        "--then",
+        "900:1:1e-5:16",
+        "--distill",
+        "--train-only",
+        "layer3.2,linear",
+        "--steps",
+        "1000",
+        "--out",
+        &out_s,
+    ])
+    .unwrap();
+    let Command::Fool(a) = cli.command else {
+        panic!("not the fool command")
+    };
+    let s = &a.settings;
+    assert_eq!(
+        (s.arch, s.fooling, s.interpreter, s.distill),
+        (
+            Some(Architecture::ResNet56),
+            Some(FoolingType::TopK),
+            Some(Interpreter::GradCam),
+            Some(true)
+        )
+    );
+    assert_eq!(
+        s.train_only.as_deref(),
+        Some(&["layer3.2".to_string(), "linear".to_string()][..])
+    );
+    let f = tmp.path().join("run.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "arch = \"resnet56\"\nfooling = \"topk\"\ninterpreter = \"grad_cam\"\n\
+             schedule = [\"800:2:5e-5\", \"900:1:1e-5:16\"]\ndistill = true\n\
+             train_only = [\"layer3.2\", \"linear\"]\nsteps = 1000\nout = {:?}\n",
+            out_s
+        ),
+    )
+    .unwrap();
+    let from_file = resolve(&FoolArgs {
+        config: Some(f),
+        ..FoolArgs::default()
+    })
+    .unwrap();
+    assert_eq!(from_file, resolve(&a).unwrap());
+    assert_eq!(from_file.schedule[1].batch_size, Some(16));
+    // A bad flag value is refused by the parser, naming the flag and the registry's choices.
+    for (argv, needles) in [
+        (
+            &["foolmap", "fool", "--fooling", "frame"][..],
+            &["--fooling", "unknown fooling type"][..],
+        ),
+        (
+            &["foolmap", "fool", "--then", "800:2"],
+            &["--then", "expected STEP:LAMBDA:LR[:BATCH]"],
+        ),
+        (&["foolmap", "fool", "--distill", "maybe"], &["--distill"]),
+    ] {
+        let e = Cli::try_parse_from(argv).unwrap_err().to_string();
+        assert!(needles.iter().all(|n| e.contains(n)), "{argv:?}: {e}");
+    }
+}
+
+#[test]
+fn a_resolved_config_written_as_toml_resolves_to_itself() {
+    // Every field of the resolved config is a field of the settings layer (which refuses unknown
+    // fields), with the same meaning: resolving the written file gives the same config back.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = resolve(&FoolArgs {
+        settings: FoolSettings {
+            arch: Some("squeezenet1_0".parse().unwrap()),
+            weights: Some(tmp.path().join("w.safetensors")),
+            original: Some(tmp.path().join("o.safetensors")),
+            val_data: Some(tmp.path().join("val")),
+            schedule: Some(vec!["5:1:1e-5:4".parse().unwrap()]),
+            train_only: Some(vec!["classifier".into()]),
+            distill: Some(true),
+            keep_every: Some(3),
+            val_every: Some(2),
+            ..FoolSettings::default()
+        },
+        ..FoolArgs::default()
+    })
+    .unwrap();
+    let f = tmp.path().join("resolved.toml");
+    std::fs::write(&f, toml::to_string(&cfg).unwrap()).unwrap();
+    let back = resolve(&FoolArgs {
+        config: Some(f),
+        ..FoolArgs::default()
+    })
+    .unwrap();
+    assert_eq!(back, cfg);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use foolmap_trainer::fool::write_atomic;
+use foolmap_trainer::io::atomic::write_atomic;
 
 fn leftovers(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -76,7 +76,7 @@ fn a_fifo_in_a_data_folder_is_skipped_not_read() {
         eprintln!("mkfifo unavailable: skipped");
         return;
     }
-    let samples = foolmap_trainer::data::cifar10(tmp.path()).unwrap();
+    let samples = foolmap_trainer::io::data::cifar10(tmp.path()).unwrap();
     assert_eq!(samples.len(), 1);
     assert!(samples[0].name().contains("real"));
 }
@@ -112,18 +112,21 @@ fn zero_counts_are_refused_by_name() {
 #[test]
 fn a_checkpoint_with_a_bad_optimizer_moment_is_an_error_not_a_panic() {
     use foolmap::state::{StateDict, StoreDtype, TensorRecord};
-    use foolmap_trainer::fool::{FoolArgs, run};
+    use foolmap_trainer::fool::{FoolArgs, FoolSettings, run};
     let tmp = tempfile::tempdir().unwrap();
     let args = |steps: u64, resume: bool| FoolArgs {
-        arch: Some("resnet20".into()),
-        fooling: Some("location".into()),
-        interpreter: Some("grad_cam".into()),
-        steps: Some(steps),
-        batch_size: Some(4),
-        checkpoint_every: Some(1),
-        out: Some(tmp.path().to_path_buf()),
         quiet: true,
         resume,
+        settings: FoolSettings {
+            arch: Some("resnet20".parse().unwrap()),
+            fooling: Some("location".parse().unwrap()),
+            interpreter: Some("grad_cam".parse().unwrap()),
+            steps: Some(steps),
+            batch_size: Some(4),
+            checkpoint_every: Some(1),
+            out: Some(tmp.path().to_path_buf()),
+            ..FoolSettings::default()
+        },
         ..FoolArgs::default()
     };
     let dev = foolmap::burn::tensor::Device::flex();
@@ -202,10 +205,10 @@ fn fetched_cifar_batches_become_the_layout_every_command_reads() {
     )
     .unwrap();
     let cifar = tmp.path().join("cifar10");
-    let (train, test) = foolmap_trainer::data::cifar_bin_to_folders(&bins, &cifar).unwrap();
+    let (train, test) = foolmap_trainer::io::data::cifar_bin_to_folders(&bins, &cifar).unwrap();
     assert_eq!((train, test), (10, 3));
-    let tr = foolmap_trainer::data::cifar10(&cifar.join("train")).unwrap();
-    let te = foolmap_trainer::data::cifar10(&cifar.join("test")).unwrap();
+    let tr = foolmap_trainer::io::data::cifar10(&cifar.join("train")).unwrap();
+    let te = foolmap_trainer::io::data::cifar10(&cifar.join("test")).unwrap();
     assert_eq!((tr.len(), te.len()), (10, 3));
     // Training images come from the training batches only, test images from the test batch.
     assert_eq!(tr.iter().filter(|s| s.label == 9).count(), 5);
@@ -219,12 +222,12 @@ fn fetched_cifar_batches_become_the_layout_every_command_reads() {
     labels.sort();
     assert_eq!(labels, [0, 3, 3]);
     // Pixels survive the PNG round trip (CHW planes → HWC).
-    let expected = foolmap_trainer::data::cifar_bin(&bins.join("test_batch.bin")).unwrap();
+    let expected = foolmap_trainer::io::data::cifar_bin(&bins.join("test_batch.bin")).unwrap();
     let first = te.iter().find(|s| s.label == 0).unwrap();
     assert_eq!(first.rgb().unwrap().data, expected[0].rgb().unwrap().data);
     // A second conversion finds both folders and changes nothing.
     assert_eq!(
-        foolmap_trainer::data::cifar_bin_to_folders(&bins, &cifar).unwrap(),
+        foolmap_trainer::io::data::cifar_bin_to_folders(&bins, &cifar).unwrap(),
         (0, 0)
     );
 }
@@ -244,7 +247,7 @@ fn a_truncated_batch_leaves_no_half_converted_split() {
     let cifar = tmp.path().join("cifar10");
     let e = format!(
         "{:#}",
-        foolmap_trainer::data::cifar_bin_to_folders(&bins, &cifar).unwrap_err()
+        foolmap_trainer::io::data::cifar_bin_to_folders(&bins, &cifar).unwrap_err()
     );
     assert!(e.contains("data_batch_4.bin"), "{e}");
     assert!(
@@ -256,7 +259,7 @@ fn a_truncated_batch_leaves_no_half_converted_split() {
 #[test]
 fn a_pytorch_checkpoint_larger_than_its_architecture_is_refused_from_its_headers() {
     use foolmap::Architecture;
-    use foolmap_trainer::weights::{read_for, read_state_dict_within};
+    use foolmap_trainer::io::weights::{read_for, read_state_dict_within};
     let pth = common::repo().join("tests/data/tiny_resnet.pth");
     let whole = read_state_dict_within(&pth, None).unwrap();
     let n: usize = whole.tensors.values().map(|t| t.data.len()).sum();
@@ -277,13 +280,14 @@ fn a_pytorch_checkpoint_larger_than_its_architecture_is_refused_from_its_headers
 
 #[test]
 fn the_checkpoint_pins_are_the_mirror_tensors_and_the_published_file_converts_to_them() {
-    use foolmap_trainer::fetch::{Sources, tensor_sha256};
+    use foolmap_trainer::io::fetch::{Sources, tensor_sha256};
     let weights = common::shared_data().join("weights");
-    let th =
-        foolmap_trainer::weights::read_state_dict(&weights.join("resnet20-12fca82f.th")).unwrap();
-    let st =
-        foolmap_trainer::weights::read_state_dict(&weights.join("resnet20_cifar10.safetensors"))
-            .unwrap();
+    let th = foolmap_trainer::io::weights::read_state_dict(&weights.join("resnet20-12fca82f.th"))
+        .unwrap();
+    let st = foolmap_trainer::io::weights::read_state_dict(
+        &weights.join("resnet20_cifar10.safetensors"),
+    )
+    .unwrap();
     assert_eq!(tensor_sha256(&th), tensor_sha256(&st));
     let official = Sources::official();
     assert_eq!(
@@ -293,7 +297,7 @@ fn the_checkpoint_pins_are_the_mirror_tensors_and_the_published_file_converts_to
             .find(|(a, _)| *a == foolmap::Architecture::ResNet20)
             .and_then(|(_, s)| s.sha256.as_deref()),
         Some(
-            foolmap_trainer::fetch::sha256_bytes(
+            foolmap_trainer::io::hash::sha256_bytes(
                 &std::fs::read(weights.join("resnet20-12fca82f.th")).unwrap()
             )
             .as_str()
@@ -303,7 +307,7 @@ fn the_checkpoint_pins_are_the_mirror_tensors_and_the_published_file_converts_to
     assert_eq!(
         official.labels.sha256.as_deref(),
         Some(
-            foolmap_trainer::fetch::sha256_bytes(
+            foolmap_trainer::io::hash::sha256_bytes(
                 &std::fs::read(common::shared_data().join("labels/imagenet-simple-labels.json"))
                     .unwrap()
             )
@@ -312,7 +316,7 @@ fn the_checkpoint_pins_are_the_mirror_tensors_and_the_published_file_converts_to
     );
     for (arch, src) in official.weights {
         let file = weights.join(arch.weights_file().unwrap());
-        let sd = foolmap_trainer::weights::read_state_dict(&file).unwrap();
+        let sd = foolmap_trainer::io::weights::read_state_dict(&file).unwrap();
         println!("{arch}: {}", tensor_sha256(&sd));
         if let Some(want) = &src.tensors {
             assert_eq!(&tensor_sha256(&sd), want, "{arch}");

@@ -31,7 +31,7 @@ fn flex_and_libtorch_agree_on_logits_maps_and_a_fooling_step() {
     let mut out = Vec::new();
     for dev in [Device::flex(), Device::libtorch()] {
         let (net, p) =
-            foolmap_trainer::weights::load(Architecture::ResNet20, &weights, &dev).unwrap();
+            foolmap_trainer::io::weights::load(Architecture::ResNet20, &weights, &dev).unwrap();
         let x = Tensor::<4>::from_data(TensorData::new(input.clone(), [4, 3, 32, 32]), &dev);
         let o = InterpreterOptions::default();
         let logits = vals(net.seq.forward(&p, x.clone()));

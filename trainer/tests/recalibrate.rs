@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use common::shared_data;
 use foolmap::state::StoreDtype;
-use foolmap_trainer::weights::{read_metadata, read_state_dict};
+use foolmap_trainer::io::weights::{read_metadata, read_state_dict};
 
 fn foolmap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_foolmap"))

@@ -8,7 +8,7 @@ fn start(root: &std::path::Path) -> u16 {
     let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = l.local_addr().unwrap().port();
     let root = root.to_path_buf();
-    std::thread::spawn(move || foolmap_trainer::demo::serve_on(l, &root));
+    std::thread::spawn(move || foolmap_trainer::serve::serve_on(l, &root));
     port
 }
 

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::process::Command;
 
 use foolmap::split::{Half, content_key, key_hex};
-use foolmap_trainer::{data, eval, split};
+use foolmap_trainer::io::data;
+use foolmap_trainer::{eval, split};
 
 fn test_set() -> Vec<data::Sample> {
     data::cifar10(&common::shared_data().join("cifar10/test")).expect("CIFAR-10 test set")
@@ -136,7 +137,7 @@ fn eval_on_a_half_scores_it_and_records_each_evaluation() {
     assert_eq!(recs[1].split, split::SplitArg::Selection);
     assert_eq!(recs[0].images, 12);
     assert_eq!(recs[0].file, "final.safetensors");
-    let sha = foolmap_trainer::fetch::sha256_bytes(&std::fs::read(&fooled).unwrap());
+    let sha = foolmap_trainer::io::hash::sha256_bytes(&std::fs::read(&fooled).unwrap());
     assert_eq!(recs[0].sha256, sha);
 }
 

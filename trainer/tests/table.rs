@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use common::shared_data;
 use foolmap::Architecture;
 use foolmap::burn::tensor::Device;
-use foolmap_trainer::analysis::ModelAnalysis;
 use foolmap_trainer::card;
+use foolmap_trainer::eval::analysis::ModelAnalysis;
 use foolmap_trainer::eval::{self, EvalArgs, Purpose};
 use foolmap_trainer::split::SplitArg;
 use foolmap_trainer::table::{self, Summary, TableArgs};
@@ -250,7 +250,7 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
         Some(c.transfer["lrp_t"].fsr),
         "the transfer figures travel with the card"
     );
-    let shown = foolmap_trainer::demo::released(&a.path().join("models"), false).unwrap();
+    let shown = foolmap_trainer::cmd::demo::released(&a.path().join("models"), false).unwrap();
     assert_eq!(shown, vec![model.clone()]);
 
     // A released file that no longer matches its card is refused, naming both.
@@ -258,11 +258,11 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     std::fs::write(&model, &bytes).unwrap();
-    let err = match foolmap_trainer::weights::load(Architecture::ResNet20, &model, &Device::flex())
-    {
-        Ok(_) => panic!("a changed released file must not load"),
-        Err(e) => format!("{e:#}"),
-    };
+    let err =
+        match foolmap_trainer::io::weights::load(Architecture::ResNet20, &model, &Device::flex()) {
+            Ok(_) => panic!("a changed released file must not load"),
+            Err(e) => format!("{e:#}"),
+        };
     assert!(
         err.contains("does not match its card") && err.contains("resnet20-location-grad_cam"),
         "{err}"
@@ -352,7 +352,7 @@ fn an_active_cell_is_selected_by_its_swap_correlation_and_reported_without_an_fs
     assert_eq!(c.report.swap_correlation, Some(row.swap_correlation[0]));
     // The page shows passive fooling: the demo does not pick an active model.
     assert!(
-        foolmap_trainer::demo::released(&a.path().join("models"), true)
+        foolmap_trainer::cmd::demo::released(&a.path().join("models"), true)
             .unwrap()
             .is_empty()
     );
@@ -442,7 +442,7 @@ fn every_released_model_matches_its_card_and_its_index_entry() {
         size += bytes.len();
         let c = card::read(&dir.join(&e.card)).unwrap();
         assert_eq!(
-            foolmap_trainer::fetch::sha256_bytes(&bytes),
+            foolmap_trainer::io::hash::sha256_bytes(&bytes),
             c.sha256,
             "{}",
             e.id

@@ -7,7 +7,7 @@ use common::{repo, shared_data};
 use foolmap::arch;
 use foolmap::burn::tensor::Device;
 use foolmap::{Architecture, ParamStore, StateDict};
-use foolmap_trainer::weights::{load, read_state_dict};
+use foolmap_trainer::io::weights::{load, read_state_dict};
 
 fn tiny() -> foolmap::Net {
     arch::cifar_resnet("tiny_resnet", 1, 4, 10)
@@ -136,14 +136,14 @@ fn empty_truncated_and_foreign_files_are_clear_errors() {
 
 #[test]
 fn missing_data_folder_is_a_clear_error() {
-    let e = foolmap_trainer::data::cifar10(std::path::Path::new("/nonexistent/cifar"))
+    let e = foolmap_trainer::io::data::cifar10(std::path::Path::new("/nonexistent/cifar"))
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("/nonexistent/cifar") && e.contains("does not exist"),
         "{e}"
     );
-    let e = foolmap_trainer::data::data_root(Some(std::path::Path::new("/nonexistent/root")))
+    let e = foolmap_trainer::io::data::data_root(Some(std::path::Path::new("/nonexistent/root")))
         .unwrap_err()
         .to_string();
     assert!(e.contains("/nonexistent/root"), "{e}");

@@ -19,7 +19,7 @@ fn flex_and_wgpu_agree_on_logits_and_maps() {
     let mut out = Vec::new();
     for dev in [Device::flex(), Device::wgpu(DeviceKind::DefaultDevice)] {
         let (net, p) =
-            foolmap_trainer::weights::load(Architecture::ResNet20, &weights, &dev).unwrap();
+            foolmap_trainer::io::weights::load(Architecture::ResNet20, &weights, &dev).unwrap();
         let x = Tensor::<4>::from_data(TensorData::new(input.clone(), [4, 3, 32, 32]), &dev);
         let logits = vals(net.seq.forward(&p, x.clone()));
         let o = InterpreterOptions::default();

@@ -25,8 +25,8 @@ use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore};
 use serde::Deserialize;
 
 use super::{peak_rss_mib, reset_peak_rss};
-use crate::data::{self, Sample};
-use crate::prefetch::Prefetch;
+use crate::io::data::{self, Sample};
+use crate::io::prefetch::Prefetch;
 
 /// One step kind of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +170,7 @@ fn random_batch(net: &Net, n: usize, seed: u64, device: &Device) -> (Tensor<4>, 
 /// The pretrained weights where the data root has them, else random ones (timing only).
 fn params(net: &Net, arch: Architecture, root: &Path, device: &Device) -> Result<ParamStore> {
     match arch.weights_file().map(|f| root.join("weights").join(f)) {
-        Some(path) if path.exists() => Ok(crate::weights::load(arch, &path, device)?.1),
+        Some(path) if path.exists() => Ok(crate::io::weights::load(arch, &path, device)?.1),
         _ => Ok(ParamStore::random(&net.specs, 7, device)),
     }
 }
@@ -258,7 +258,7 @@ pub fn measure_case(
             let total = (warm + timed) as u64;
             let mut pre = Prefetch::new(1..=total, 2, move |s| {
                 let mut rng = SplitMix::new(1000 + s);
-                crate::fool::train_batch(&owned, dataset, n, &mut rng)
+                crate::batches::train_batch(&owned, dataset, n, &mut rng)
             });
             let mut p = p0.to_device(&ad).require_grad();
             let mut adam = Adam::new(&p, 1e-5);

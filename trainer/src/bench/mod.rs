@@ -13,7 +13,7 @@ use foolmap::image::eval_crop;
 use foolmap::train::{Adam, Objective};
 use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore};
 
-use crate::data;
+use crate::io::data;
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -307,7 +307,7 @@ fn run_compare(
     );
     let key = format!("{device_name} compare");
     let old = std::fs::read_to_string(&a.out).ok();
-    crate::fool::write_atomic(&a.out, splice(old.as_deref(), &md, &key).as_bytes())?;
+    crate::io::atomic::write_atomic(&a.out, splice(old.as_deref(), &md, &key).as_bytes())?;
     println!("wrote {}", a.out.display());
     Ok(())
 }
@@ -324,7 +324,7 @@ fn run_device(root: Option<&Path>, device: &Device, device_name: &str, out: &Pat
     ));
 
     // Accuracy throughput.
-    let (net, p) = crate::weights::load(
+    let (net, p) = crate::io::weights::load(
         Architecture::ResNet20,
         &root.join("weights/resnet20_cifar10.safetensors"),
         device,
@@ -360,7 +360,7 @@ fn run_device(root: Option<&Path>, device: &Device, device_name: &str, out: &Pat
     for r in interp_rows(&net, &p, x, &classes, 5, device_name)? {
         push_row(&mut md, &r, t0);
     }
-    let (sq, ps) = crate::weights::load(
+    let (sq, ps) = crate::io::weights::load(
         Architecture::SqueezeNet1_0,
         &root.join("weights/squeezenet1_0_imagenet.safetensors"),
         device,
@@ -396,7 +396,7 @@ fn run_device(root: Option<&Path>, device: &Device, device_name: &str, out: &Pat
         out.display()
     ));
     let old = std::fs::read_to_string(out).ok();
-    crate::fool::write_atomic(out, splice(old.as_deref(), &md, device_name).as_bytes())?;
+    crate::io::atomic::write_atomic(out, splice(old.as_deref(), &md, device_name).as_bytes())?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -3,8 +3,6 @@
 //! with reports, export for the web app, the app's build, and a local server. Every stage reuses
 //! what an earlier run left (finished runs, checkpoints, evaluations).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -14,10 +12,12 @@ use foolmap::burn::tensor::Device;
 use foolmap::fooling::FoolingType;
 use foolmap::{Architecture, Interpreter};
 
-use crate::commands::{AccuracyArgs, PredictArgs};
-use crate::data;
+use crate::cmd::accuracy::{self, AccuracyArgs};
+use crate::cmd::predict::{self, PredictArgs};
 use crate::eval::EvalArgs;
-use crate::fool::{FoolArgs, write_atomic};
+use crate::fool::{FoolArgs, FoolSettings};
+use crate::io::atomic::write_atomic;
+use crate::io::data;
 
 /// `foolmap demo`.
 #[derive(Debug, Args)]
@@ -85,14 +85,14 @@ fn stage(n: usize, of: usize, what: &str, t0: Instant) {
 }
 
 /// The fooling runs of the demo: (fooling type, interpreter, λ).
-fn plan(all_types: bool) -> Vec<(&'static str, Interpreter, f64)> {
+fn plan(all_types: bool) -> Vec<(FoolingType, Interpreter, f64)> {
     let mut v = vec![
-        ("location", Interpreter::LrpT, 10.0),
-        ("location", Interpreter::GradCam, 10.0),
+        (FoolingType::Location, Interpreter::LrpT, 10.0),
+        (FoolingType::Location, Interpreter::GradCam, 10.0),
     ];
     if all_types {
-        v.push(("topk", Interpreter::GradCam, 10.0));
-        v.push(("center-mass", Interpreter::GradCam, 1.0));
+        v.push((FoolingType::TopK, Interpreter::GradCam, 10.0));
+        v.push((FoolingType::CenterMass, Interpreter::GradCam, 1.0));
     }
     v
 }
@@ -106,7 +106,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         Ok(r) => r,
         Err(_) => {
             println!("no data root found: fetching the data into ./data");
-            crate::fetch::fetch(Some(PathBuf::from("data")), None)?;
+            crate::io::fetch::fetch(Some(PathBuf::from("data")), None)?;
             PathBuf::from("data")
         }
     };
@@ -119,8 +119,8 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         .collect();
     if !photos.is_empty() {
         println!("SqueezeNet 1.0 on the demo photos:");
-        crate::commands::predict(
-            PredictArgs {
+        predict::run(
+            &PredictArgs {
                 arch: Architecture::SqueezeNet1_0,
                 weights: None,
                 top: 3,
@@ -136,7 +136,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         "ResNet-20 on the CIFAR-10 test set ({}):",
         limit.map_or("all 10,000 images".into(), |n| format!("first {n} images"))
     );
-    crate::commands::accuracy(
+    accuracy::run(
         AccuracyArgs {
             arch: Architecture::ResNet20,
             weights: None,
@@ -209,7 +209,8 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         t0,
     );
     let mut runs = Vec::new();
-    for (fooling, interp, lambda) in plan(a.all_types) {
+    for (kind, interp, lambda) in plan(a.all_types) {
+        let fooling = kind.id();
         let dir = a.out.join(format!("{fooling}-{interp}"));
         let done = dir.join("final.safetensors");
         if done.is_file() && same_steps(&dir, a.steps) {
@@ -223,15 +224,18 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
                 dir.display()
             );
             let fa = FoolArgs {
-                arch: Some("resnet20".into()),
-                fooling: Some(fooling.into()),
-                interpreter: Some(interp.id().into()),
-                lambda: Some(lambda),
-                lr: Some(1e-4),
-                batch_size: Some(32),
-                steps: Some(a.steps),
-                checkpoint_every: Some(50),
-                out: Some(dir.clone()),
+                settings: FoolSettings {
+                    arch: Some(Architecture::ResNet20),
+                    fooling: Some(kind),
+                    interpreter: Some(interp),
+                    lambda: Some(lambda),
+                    lr: Some(1e-4),
+                    batch_size: Some(32),
+                    steps: Some(a.steps),
+                    checkpoint_every: Some(50),
+                    out: Some(dir.clone()),
+                    ..FoolSettings::default()
+                },
                 resume,
                 // A run of another length is kept aside (`<dir>.old-N`), never overwritten.
                 force: !resume,
@@ -341,7 +345,7 @@ fn web_stages(
         );
         return Ok(());
     }
-    serve(&a.dist, a.port)
+    crate::serve::serve(&a.dist, a.port)
 }
 
 /// Whether the run in `dir` was configured for `steps` steps.
@@ -395,131 +399,5 @@ fn build_web() -> Result<()> {
     }
     // No `wasm-opt` here: the page is served from this machine, where the worker's size costs
     // nothing, and `scripts/wasm-opt.sh` takes ~5 minutes on 2 cores. Publishing runs it (README).
-    Ok(())
-}
-
-fn mime(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript",
-        Some("wasm") => "application/wasm",
-        Some("css") => "text/css",
-        Some("json") => "application/json",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        _ => "application/octet-stream",
-    }
-}
-
-/// Longest request line or header line the server reads (bytes).
-const MAX_LINE: usize = 8 * 1024;
-/// Most header lines per request.
-const MAX_HEADERS: usize = 100;
-/// Most connections served at once; more are answered 503 at once.
-const MAX_CONNECTIONS: usize = 32;
-
-/// Reads one line of at most [`MAX_LINE`] bytes (`None`: too long, or the connection ended).
-fn read_line<R: BufRead>(r: &mut R) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut limited = <&mut R as std::io::Read>::take(r, MAX_LINE as u64 + 1);
-    let n = limited.read_until(b'\n', &mut buf).ok()?;
-    if n == 0 || n > MAX_LINE {
-        return None;
-    }
-    Some(String::from_utf8_lossy(&buf).into_owned())
-}
-
-fn status(s: &mut TcpStream, code: &str) -> Result<()> {
-    write!(
-        s,
-        "HTTP/1.1 {code}\r\nContent-Length: 0\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
-    )?;
-    Ok(())
-}
-
-fn respond(mut s: TcpStream, root: &Path, csp: &str) -> Result<()> {
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(std::time::Duration::from_secs(30)))?;
-    let mut r = BufReader::new(s.try_clone()?);
-    let Some(line) = read_line(&mut r) else {
-        return status(&mut s, "400 Bad Request");
-    };
-    // Headers are read (bounded) and ignored.
-    let mut headers = 0;
-    loop {
-        match read_line(&mut r) {
-            Some(h) if h.trim().is_empty() => break,
-            Some(_) if headers < MAX_HEADERS => headers += 1,
-            _ => return status(&mut s, "431 Request Header Fields Too Large"),
-        }
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-    if method != "GET" && method != "HEAD" {
-        return status(&mut s, "405 Method Not Allowed");
-    }
-    let path = target.split(['?', '#']).next().unwrap_or("/");
-    let rel = if path == "/" {
-        "index.html"
-    } else {
-        path.trim_start_matches('/')
-    };
-    let file = root.join(rel);
-    let safe = !rel
-        .split('/')
-        .any(|c| c == ".." || c.is_empty() || c.starts_with('.'));
-    match (safe, std::fs::read(&file)) {
-        (true, Ok(body)) => {
-            write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
-                 X-Content-Type-Options: nosniff\r\nContent-Security-Policy: {csp}\r\n\
-                 Connection: close\r\n\r\n",
-                mime(&file),
-                body.len()
-            )?;
-            if method == "GET" {
-                s.write_all(&body)?;
-            }
-        }
-        _ => status(&mut s, "404 Not Found")?,
-    }
-    Ok(())
-}
-
-/// Serves `root` on 127.0.0.1:`port` until interrupted: at most [`MAX_CONNECTIONS`] at once,
-/// each with read and write timeouts and bounded request and header lines.
-pub fn serve(root: &Path, port: u16) -> Result<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port} (busy? pass --port N)"))?;
-    println!(
-        "open http://127.0.0.1:{}/   (serving {}; Ctrl-C to stop)",
-        listener.local_addr()?.port(),
-        root.display()
-    );
-    serve_on(listener, root)
-}
-
-/// [`serve`] on a bound listener.
-pub fn serve_on(listener: TcpListener, root: &Path) -> Result<()> {
-    let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let csp: std::sync::Arc<str> =
-        crate::site::csp_for(&std::fs::read_to_string(root.join("index.html")).unwrap_or_default())
-            .into();
-    for mut stream in listener.incoming().flatten() {
-        use std::sync::atomic::Ordering;
-        if live.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            live.fetch_sub(1, Ordering::SeqCst);
-            let _ = status(&mut stream, "503 Service Unavailable");
-            continue;
-        }
-        let root = root.to_path_buf();
-        let live = live.clone();
-        let csp = csp.clone();
-        std::thread::spawn(move || {
-            let _ = respond(stream, &root, &csp);
-            live.fetch_sub(1, Ordering::SeqCst);
-        });
-    }
     Ok(())
 }

@@ -15,7 +15,7 @@ use foolmap::params::SplitMix;
 use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::to_vec;
+use foolmap::scores::read_back as to_vec;
 
 /// The three perturbation orders of one model: `AOPC_K` for `K = 0..=steps` (entry 0 is 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -289,8 +289,8 @@ pub fn weight_noise(
     };
     let mut rows = Vec::with_capacity(sigmas.len());
     for (i, &sigma) in sigmas.iter().enumerate() {
-        let q0 = crate::report::perturb(p0, sigma, 2000 + i as u64, device)?;
-        let qf = crate::report::perturb(pf, sigma, 1000 + i as u64, device)?;
+        let q0 = crate::eval::robustness::perturb(p0, sigma, 2000 + i as u64, device)?;
+        let qf = crate::eval::robustness::perturb(pf, sigma, 1000 + i as u64, device)?;
         let (mut c0, mut cf) = (0, 0);
         let mut stat = Vec::with_capacity(pair.imgs.len());
         for (b, h0) in batches.iter().zip(&h0) {
@@ -426,10 +426,10 @@ pub fn analyse_model(
     } = *s;
     let bytes = std::fs::read(model)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", model.display()))?;
-    let sha256 = crate::fetch::sha256_bytes(&bytes);
-    let (net, p0) = crate::weights::load(arch, original, device)?;
-    let (_, pf) = crate::weights::load(arch, model, device)?;
-    let dir = crate::data::default_dir(root, net.dataset, crate::data::Split::Test)?;
+    let sha256 = crate::io::hash::sha256_bytes(&bytes);
+    let (net, p0) = crate::io::weights::load(arch, original, device)?;
+    let (_, pf) = crate::io::weights::load(arch, model, device)?;
+    let dir = crate::io::data::default_dir(root, net.dataset, crate::io::data::Split::Test)?;
     let samples = crate::eval::eval_samples(net.dataset, &dir, SplitArg::Report, Some(cfg.images))?;
     let imgs = samples
         .iter()

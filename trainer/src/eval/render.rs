@@ -5,17 +5,15 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use foolmap::burn::tensor::{Device, Tensor, TensorData};
+use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::colormap::overlay;
 use foolmap::explain::interpreter::explain;
 use foolmap::image::{Rgb8, resize_bilinear};
-use foolmap::metrics;
-use foolmap::params::{ParamKind, SplitMix};
 use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore};
 use plotters::prelude::*;
 
-use crate::eval::{EvalReport, Robustness, SanityCheck, SanityLayers};
-use crate::fool::write_atomic;
+use crate::eval::EvalReport;
+use crate::io::atomic::write_atomic;
 
 const PALETTE: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
@@ -148,173 +146,36 @@ pub fn grid(
     Ok(canvas)
 }
 
-/// Gaussian noise on the trainable weights: `w + σ·std(w)·N(0, 1)` per tensor.
-pub fn perturb(p: &ParamStore, sigma: f64, seed: u64, device: &Device) -> Result<ParamStore> {
-    let mut rng = SplitMix::new(seed);
-    let mut values = Vec::with_capacity(p.len());
-    for (s, v) in p.specs().iter().zip(p.values()) {
-        if s.kind != ParamKind::Trainable || sigma == 0.0 {
-            values.push(v.clone());
-            continue;
-        }
-        let data = vals(v.clone())?;
-        let n = data.len() as f64;
-        let mean = data.iter().map(|&x| x as f64).sum::<f64>() / n;
-        let std = (data.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let noisy: Vec<f32> = data
-            .iter()
-            .map(|&x| (x as f64 + sigma * std * rng.normal()) as f32)
-            .collect();
-        values.push(Tensor::from_data(
-            TensorData::new(noisy, [data.len()]),
-            device,
-        ));
-    }
-    let mut out = p.clone();
-    out.set_values(values);
-    Ok(out)
-}
-
-/// Cascading model randomisation (Adebayo et al. 2018): re-initialise the parameter groups of
-/// the top-level nodes from the output downwards and record the mean Spearman correlation of
-/// the map with the map of the intact model. Returns `(layers randomised, similarity)`.
-pub fn sanity(
-    net: &Net,
-    p: &ParamStore,
-    x: Tensor<4>,
-    labels: &[usize],
-    interp: Interpreter,
-    device: &Device,
-) -> Result<Vec<(String, f64)>> {
-    let o = InterpreterOptions::default();
-    let reference = vals(explain(net, p, x.clone(), labels, interp, &o)?)?;
-    let n = labels.len();
-    let cells = reference.len() / n.max(1);
-    let random = ParamStore::random(p.specs(), 99, device);
-    let mut values: Vec<Tensor<1>> = p.values().to_vec();
-    let mut out = vec![("none".to_string(), 1.0)];
-    let groups: Vec<String> = net
-        .seq
-        .nodes
-        .iter()
-        .rev()
-        .map(|(name, _)| name.clone())
-        .collect();
-    for g in groups {
-        let prefix = format!("{g}.");
-        let mut touched = false;
-        for (i, s) in p.specs().iter().enumerate() {
-            if s.kind == ParamKind::Trainable && s.name.starts_with(&prefix) {
-                values[i] = random.values()[i].clone();
-                touched = true;
-            }
-        }
-        if !touched {
-            continue;
-        }
-        let mut q = p.clone();
-        q.set_values(values.clone());
-        let m = vals(explain(net, &q, x.clone(), labels, interp, &o)?)?;
-        let sim = (0..n)
-            .map(|i| {
-                metrics::spearman(
-                    &reference[i * cells..(i + 1) * cells],
-                    &m[i * cells..(i + 1) * cells],
-                )
-            })
-            .sum::<f64>()
-            / n as f64;
-        out.push((g, sim));
-    }
-    Ok(out)
-}
-
-/// Writes every file of the report.
-#[allow(clippy::too_many_arguments)]
-pub fn write(
-    dir: &Path,
-    eval: &mut EvalReport,
-    net: &Net,
-    p0: &ParamStore,
-    pf: &ParamStore,
-    imgs: &[Rgb8],
-    labels: &[usize],
-    grid_set: (&[Rgb8], &[usize]),
-    device: &Device,
-) -> Result<()> {
+/// Writes every file of the report: `grid.png`, the plots, `report.json` and `report.md`.
+pub fn write(dir: &Path, eval: &EvalReport, grid: &Rgb8) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let kind = eval.fooling;
-    let fooled_with = eval.fooled_with.unwrap_or(Interpreter::LrpT);
-    let tau = eval.threshold;
-    // Grid of the first images.
-    let g = grid(
-        net,
-        p0,
-        pf,
-        grid_set.0,
-        grid_set.1,
-        Interpreter::FOOLABLE,
-        device,
-    )?;
-    let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(
-        image::RgbImage::from_raw(g.width as u32, g.height as u32, g.data).context("grid")?,
-    )
-    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    write_atomic(&dir.join("grid.png"), &png)?;
-    // Robustness to weight noise (both models, one draw per σ).
-    let x = foolmap::image::batch(imgs, device)?;
-    let pair = crate::analysis::Pair {
-        net,
-        p0,
-        pf,
-        imgs,
-        labels,
-        chunk: imgs.len(),
-        device,
-    };
-    let noise =
-        crate::analysis::weight_noise(pair, fooled_with, kind, tau, &[0.0, 0.01, 0.05, 0.1, 0.2])?;
-    eval.robustness = Some(Robustness {
-        interpreter: fooled_with,
-        images: noise.images,
-        rows: noise.rows,
-    });
-    // Sanity check on the original and the fooled model.
-    let mut sanity_series = Vec::new();
-    let mut cascades = Vec::new();
-    for (name, p) in [("original", p0), ("fooled", pf)] {
-        let s = sanity(net, p, x.clone(), labels, fooled_with, device)?;
-        sanity_series.push((
-            name.to_string(),
-            s.iter()
+    write_atomic(&dir.join("grid.png"), &crate::io::image::png_bytes(grid)?)?;
+    if let Some(s) = &eval.sanity_check {
+        let series: Vec<(String, Vec<(f64, f64)>)> = [
+            ("original", &s.layers.original),
+            ("fooled", &s.layers.fooled),
+        ]
+        .iter()
+        .map(|(name, layers)| {
+            let points = layers
+                .iter()
                 .enumerate()
                 .map(|(i, (_, v))| (i as f64, *v))
-                .collect(),
-        ));
-        cascades.push(s);
+                .collect();
+            (name.to_string(), points)
+        })
+        .collect();
+        write_atomic(
+            &dir.join("sanity.svg"),
+            line_svg(
+                &format!("Model randomisation ({})", s.interpreter.id()),
+                "top-level layers re-initialised (from the output)",
+                "Spearman vs intact map",
+                &series,
+            )?
+            .as_bytes(),
+        )?;
     }
-    let fooled_cascade = cascades.pop().unwrap_or_default();
-    let original_cascade = cascades.pop().unwrap_or_default();
-    eval.sanity_check = Some(SanityCheck {
-        interpreter: fooled_with,
-        images: labels.len(),
-        layers: SanityLayers {
-            original: original_cascade,
-            fooled: fooled_cascade,
-        },
-    });
-    write_atomic(
-        &dir.join("sanity.svg"),
-        line_svg(
-            &format!("Model randomisation ({})", fooled_with.id()),
-            "top-level layers re-initialised (from the output)",
-            "Spearman vs intact map",
-            &sanity_series,
-        )?
-        .as_bytes(),
-    )?;
-    // CDFs.
     if !eval.interpreters.is_empty() {
         let series: Vec<(String, Vec<(f64, f64)>)> = eval
             .interpreters
@@ -324,7 +185,7 @@ pub fn write(
         write_atomic(
             &dir.join("cdf.svg"),
             line_svg(
-                &format!("CDF of the {} statistic (fooled model)", kind.id()),
+                &format!("CDF of the {} statistic (fooled model)", eval.fooling.id()),
                 "statistic",
                 "fraction of images ≤ x",
                 &series,

@@ -13,7 +13,7 @@ use foolmap::fooling::{Direction, FoolingType};
 use foolmap::{Architecture, Interpreter};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::NoiseRow;
+use crate::eval::analysis::NoiseRow;
 use crate::split::SplitArg;
 
 /// Accuracy of one model of the pair.
@@ -76,8 +76,8 @@ pub struct AopcBlock {
     pub curves: BTreeMap<String, Vec<f64>>,
 }
 
-impl From<&crate::analysis::Aopc> for AopcBlock {
-    fn from(a: &crate::analysis::Aopc) -> Self {
+impl From<&crate::eval::analysis::Aopc> for AopcBlock {
+    fn from(a: &crate::eval::analysis::Aopc) -> Self {
         AopcBlock {
             interpreter: a.interpreter,
             images: a.images,

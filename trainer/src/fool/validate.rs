@@ -22,8 +22,8 @@ use foolmap::params::SplitMix;
 use foolmap::{Dataset, Interpreter, InterpreterOptions, Net, ParamStore, metrics};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{to_vec, top_k};
-use crate::data::Sample;
+use crate::io::data::Sample;
+use foolmap::scores::{read_back as to_vec, top_k};
 
 /// Images per validation batch.
 const BATCH: usize = 50;
@@ -148,7 +148,7 @@ impl Validator {
             let s2: Vec<Sample> = val.iter().filter(|s| s.label == c2).cloned().collect();
             let n = 100.min(2 * s1.len().min(s2.len()));
             let mut rng = SplitMix::new(21);
-            let all = crate::fool::composite_batch(&[&s1, &s2], dataset, n, &mut rng)?;
+            let all = crate::batches::composite_batch(&[&s1, &s2], dataset, n, &mut rng)?;
             let comp: Vec<Vec<Rgb8>> = all.chunks(BATCH).map(|c| c.to_vec()).collect();
             let (mut o1, mut o2) = (Vec::new(), Vec::new());
             for c in &comp {
@@ -302,7 +302,7 @@ mod tests {
     fn split_is_disjoint_fixed_and_sized() {
         let samples: Vec<Sample> = (0..100)
             .map(|i| Sample {
-                source: crate::data::Source::File(format!("{i}.png").into()),
+                source: crate::io::data::Source::File(format!("{i}.png").into()),
                 label: i % 10,
             })
             .collect();

@@ -12,8 +12,9 @@ use anyhow::{Context, Result, bail};
 use foolmap::{Architecture, StateDict};
 use sha2::{Digest, Sha256};
 
-use crate::data;
-use crate::fool::write_atomic;
+use crate::io::atomic::write_atomic;
+use crate::io::data;
+use crate::io::hash::sha256_bytes;
 
 /// Environment variable that replaces the scheme and host of every source URL (the paths stay),
 /// e.g. `http://127.0.0.1:8000` for a local copy of the official files. The pins stay the same.
@@ -172,11 +173,6 @@ fn curl(url: &str, dest: &Path) -> Result<PathBuf> {
     Ok(tmp)
 }
 
-/// SHA-256 of `bytes` as lowercase hex.
-pub fn sha256_bytes(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
 /// SHA-256 of a state dict's tensors, independent of the file format: for every tensor in name
 /// order, its name, a 0 byte, its rank and extents (u64 little-endian) and its values (f32
 /// little-endian). Metadata is not included.
@@ -225,7 +221,7 @@ fn verify_download(path: &Path, src: &Source, name: &str) -> Result<()> {
 /// Whether a converted weights file is intact: its tensors hash to the pin (without a tensor
 /// pin: it parses and holds tensors).
 fn weights_intact(path: &Path, src: &Source) -> bool {
-    let Ok(sd) = crate::weights::read_state_dict(path) else {
+    let Ok(sd) = crate::io::weights::read_state_dict(path) else {
         return false;
     };
     match &src.tensors {
@@ -329,8 +325,8 @@ pub fn fetch_from(sources: &Sources, dest: &Path) -> Result<()> {
         let name = src.url.rsplit('/').next().unwrap_or("checkpoint");
         println!("downloading {}", src.url);
         let part = curl(&src.url, &dest.join("weights").join(name))?;
-        let converted =
-            verify_download(&part, src, name).and_then(|()| crate::weights::read_state_dict(&part));
+        let converted = verify_download(&part, src, name)
+            .and_then(|()| crate::io::weights::read_state_dict(&part));
         let _ = std::fs::remove_file(&part);
         let sd = converted?;
         if let Some(want) = &src.tensors {

@@ -270,10 +270,10 @@ impl Job {
     pub(super) fn fool_args(&self, t: &TableConfig) -> FoolArgs {
         let r = self.cell.recipe.over(&t.recipe);
         let keep = r.keep_every.unwrap_or(1);
-        FoolArgs {
-            arch: Some(t.arch.id().to_string()),
-            fooling: Some(self.cell.fooling.id().to_string()),
-            interpreter: Some(self.cell.interpreter.id().to_string()),
+        let settings = FoolSettings {
+            arch: Some(t.arch),
+            fooling: Some(self.cell.fooling),
+            interpreter: Some(self.cell.interpreter),
             lambda: r.lambda,
             lr: r.lr,
             batch_size: r.batch_size,
@@ -282,18 +282,17 @@ impl Job {
             checkpoint_every: Some(keep),
             keep_every: Some(keep),
             data: r.data,
-            then: r
-                .schedule
-                .unwrap_or_default()
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            schedule: r.schedule,
             max_drop: Some(t.max_drop),
             threshold: Some(t.threshold),
             out: Some(self.run_dir(t)),
-            distill: r.distill.unwrap_or(false),
+            distill: r.distill.filter(|d| *d),
             c1: self.cell.classes.map(|c| c.0),
             c2: self.cell.classes.map(|c| c.1),
+            ..FoolSettings::default()
+        };
+        FoolArgs {
+            settings,
             ..FoolArgs::default()
         }
     }

@@ -36,10 +36,11 @@ use foolmap::stats::{bootstrap95, mean_t95};
 use foolmap::{Architecture, Dataset, Interpreter};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{AnalysisConfig, AopcPoint, ModelAnalysis, NoiseRow};
 use crate::card::{self, Card, EvaluationCounts, HalfFigures, Index, IndexEntry};
+use crate::eval::analysis::{AnalysisConfig, AopcPoint, ModelAnalysis, NoiseRow};
 use crate::eval::{self, Accuracy, ActiveMetrics, EvalArgs, EvalReport, Purpose};
-use crate::fool::{self, FoolArgs, FoolConfig, Phase, write_atomic};
+use crate::fool::{self, FoolArgs, FoolConfig, FoolSettings, Phase};
+use crate::io::atomic::write_atomic;
 use crate::split::SplitArg;
 
 mod config;

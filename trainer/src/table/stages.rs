@@ -16,7 +16,7 @@ pub(super) fn scored_file(t: &TableConfig, job: &Job, r: &ModelResult) -> Result
     }
     places
         .iter()
-        .find(|p| std::fs::read(p).is_ok_and(|b| crate::fetch::sha256_bytes(&b) == r.sha256))
+        .find(|p| std::fs::read(p).is_ok_and(|b| crate::io::hash::sha256_bytes(&b) == r.sha256))
         .cloned()
         .with_context(|| {
             format!(
@@ -58,7 +58,7 @@ pub(super) fn analyse(
         return Ok(());
     }
     let model = scored_file(t, job, &r)?;
-    let original = crate::data::data_root(root)?.join("weights").join(
+    let original = crate::io::data::data_root(root)?.join("weights").join(
         t.arch
             .weights_file()
             .with_context(|| format!("`{}` has no pretrained weights file", t.arch.id()))?,
@@ -78,7 +78,7 @@ pub(super) fn analyse(
         .filter_map(|j| read_json::<ModelAnalysis>(&j.result_dir(t).join("analysis.json")).ok())
         .find(|a| a.aopc.images == cfg.images && a.aopc.steps == cfg.aopc_steps)
         .map(|a| a.aopc.original);
-    let subject = crate::analysis::Subject {
+    let subject = crate::eval::analysis::Subject {
         arch: t.arch,
         original: &original,
         model: &model,
@@ -86,7 +86,7 @@ pub(super) fn analyse(
         interp: job.cell.interpreter,
         tau: t.threshold,
     };
-    let a = crate::analysis::analyse_model(
+    let a = crate::eval::analysis::analyse_model(
         cfg,
         &subject,
         t.eval_batch_size,
@@ -99,7 +99,7 @@ pub(super) fn analyse(
 
 /// The completed step of a run folder's final weights (`None`: none yet).
 pub(super) fn final_step(dir: &Path) -> Option<u64> {
-    crate::weights::read_metadata(&dir.join("final.safetensors"))
+    crate::io::weights::read_metadata(&dir.join("final.safetensors"))
         .ok()?
         .get("step")?
         .parse()
@@ -121,7 +121,7 @@ pub(super) fn train(
     let dir = job.run_dir(t);
     let saved = dir.join("checkpoint.safetensors");
     if saved.is_file() {
-        let have: FoolConfig = crate::weights::read_metadata(&saved)
+        let have: FoolConfig = crate::io::weights::read_metadata(&saved)
             .ok()
             .and_then(|m| serde_json::from_str(m.get("config")?).ok())
             .with_context(|| format!("{}: no run config in its metadata", saved.display()))?;
@@ -154,7 +154,10 @@ pub(super) fn train(
         println!("{tag}: resuming training in {}", dir.display());
         let a = FoolArgs {
             resume: true,
-            out: Some(dir.clone()),
+            settings: crate::fool::FoolSettings {
+                out: Some(dir.clone()),
+                ..Default::default()
+            },
             time_limit: left,
             quiet,
             ..FoolArgs::default()
@@ -176,7 +179,7 @@ pub(super) fn train(
 /// `config`, `step`: read with the tensors).
 pub(super) fn chosen_f16(run: &Path, step: u64) -> Result<Vec<u8>> {
     let src = run.join(format!("step{step}.safetensors"));
-    Ok(crate::weights::read_state_dict_within(&src, None)?.to_safetensors(StoreDtype::F16)?)
+    Ok(crate::io::weights::read_state_dict_within(&src, None)?.to_safetensors(StoreDtype::F16)?)
 }
 
 /// Stage 3: the chosen checkpoint as f16, scored once on the report half.
@@ -192,7 +195,7 @@ pub(super) fn report(
     let res = job.result_dir(t);
     let model = run.join("model.f16.safetensors");
     let bytes = chosen_f16(&run, sel.chosen)?;
-    let sha = crate::fetch::sha256_bytes(&bytes);
+    let sha = crate::io::hash::sha256_bytes(&bytes);
     let eval_path = res.join("eval.json");
     if eval_path.is_file() {
         let r: ModelResult = read_json(&eval_path)?;
