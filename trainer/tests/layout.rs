@@ -50,10 +50,16 @@ fn referenced(code: &str, prefix: &str) -> BTreeSet<String> {
     out
 }
 
-/// Top-level module → the top-level modules it uses.
-fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+/// Module → the modules it uses, among the modules directly under `src` (a crate's `src` with
+/// `prefix` `crate::`, or a module folder with `super::`, whose `mod.rs` is left out: a parent
+/// declares its children).
+fn graph(src: &Path, prefix: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
+    if prefix == "super::" {
+        // `super::` in a folder's own files names its siblings; deeper files are not its children.
+        files.retain(|f| f.parent() == Some(src) && !f.ends_with("mod.rs"));
+    }
     let top = |p: &Path| -> String {
         let rel = p.strip_prefix(src).unwrap();
         let first = rel
@@ -71,7 +77,7 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         if m == "lib" || m == "main" || m == "bin" {
             continue;
         }
-        let deps = referenced(&code(&std::fs::read_to_string(f).unwrap()), "crate::");
+        let deps = referenced(&code(&std::fs::read_to_string(f).unwrap()), prefix);
         g.entry(m.clone())
             .or_default()
             .extend(deps.into_iter().filter(|d| *d != m && modules.contains(d)));
@@ -110,10 +116,17 @@ fn circle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
         .find_map(|n| visit(n, g, &mut Vec::new(), &mut done))
 }
 
+/// Panics with the first circle among the modules directly under `dir`.
+fn assert_no_circle(dir: &Path, prefix: &str) {
+    if let Some(c) = circle(&graph(dir, prefix)) {
+        panic!("import circle in {}: {}", dir.display(), c.join(" → "));
+    }
+}
+
 #[test]
 fn the_trainer_s_modules_import_each_other_without_circles() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let g = graph(&src);
+    let g = graph(&src, "crate::");
     // The checker sees edges: the CLI uses the commands, the commands the I/O layer.
     assert!(g["cli"].contains("cmd") && g["cmd"].contains("io"), "{g:?}");
     assert!(
@@ -123,6 +136,27 @@ fn the_trainer_s_modules_import_each_other_without_circles() {
     if let Some(c) = circle(&g) {
         panic!("import circle: {}", c.join(" → "));
     }
+    for sub in ["cmd", "eval", "fool", "io", "table", "bench"] {
+        assert_no_circle(&src.join(sub), "super::");
+    }
+}
+
+#[test]
+fn the_page_and_the_worker_import_each_other_without_circles() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src");
+    let g = graph(&web, "crate::");
+    // The page and the worker share only the protocol and the state types.
+    assert!(
+        !g["page"].contains("worker") && !g["worker"].contains("page"),
+        "{g:?}"
+    );
+    assert!(
+        g["page"].contains("protocol") && g["worker"].contains("protocol"),
+        "{g:?}"
+    );
+    assert_no_circle(&web, "crate::");
+    assert_no_circle(&web.join("page"), "super::");
+    assert_no_circle(&web.join("worker"), "super::");
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! foolmap in the browser: original vs fooled saliency maps on the user's own image.
 //!
 //! Two wasm binaries built by trunk from this crate:
-//! - `app` (the page, [`ui`] + `dom`): loads `models/manifest.json` written by
+//! - `app` (the page, [`page`]): loads `models/manifest.json` written by
 //!   `foolmap export-web`, draws controls, maps and statistics. It does no tensor work.
-//! - `worker` (a dedicated Web Worker, [`engine`] + `live`): runs the original and a fooled
+//! - `worker` (a dedicated Web Worker, [`worker`]): runs the original and a fooled
 //!   model with Burn's WebGPU backend when `navigator.gpu` yields an adapter (CPU `flex` in wasm
 //!   otherwise, switchable), computes the maps of the same explicit-backward interpreters the
 //!   CLI uses (`foolmap::explain`), and runs live fooling. Heavy work therefore never freezes
@@ -12,13 +12,12 @@
 //! They talk through [`protocol`] messages. The maths lives in `foolmap`; this crate is glue. No
 //! `unwrap` on anything the page can receive: every failure becomes a message in `#error`.
 
-mod dom;
-pub mod engine;
 mod env;
-mod live;
+pub mod page;
 pub mod protocol;
 pub mod state;
-pub mod ui;
+mod wire;
+pub mod worker;
 
 use foolmap::Interpreter;
 use serde::{Deserialize, Serialize};

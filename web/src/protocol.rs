@@ -4,21 +4,24 @@
 //! bytes travel beside the JSON. Floats that may be non-finite (statistics of a constant map,
 //! map values) go as `null` and come back as NaN, because JSON has no NaN.
 
+use foolmap::fooling::FoolingType;
+use foolmap::{Architecture, Interpreter};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::Backend;
 use crate::state::Output;
+use crate::wire::nan;
 
 /// What a computation is for: the generation the page is waiting for, the two models (manifest
-/// ids) and the interpreter id.
+/// ids) and the interpreter (its id on the wire).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Compute {
     pub generation: u64,
     pub original: String,
     pub fooled: String,
-    pub interpreter: String,
+    pub interpreter: Interpreter,
 }
 
 /// Page → worker.
@@ -40,7 +43,7 @@ pub enum Request {
     Compute { compute: Compute },
     /// Start or continue live fooling; the maps for `compute` are redrawn every few steps.
     LiveStart {
-        kind: String,
+        kind: FoolingType,
         lambda: f64,
         lr: f64,
         compute: Compute,
@@ -54,7 +57,7 @@ pub enum Request {
 /// One architecture of the library's registry (the page's registry table).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct RegistryRow {
-    pub id: String,
+    pub id: Architecture,
     pub dataset: String,
     /// Name of the layer whose input is the tap.
     pub tap: String,
@@ -94,126 +97,6 @@ pub enum Event {
     },
     /// The worker cannot go on (a panic, a failed start).
     Fatal { error: String },
-}
-
-/// `f64` that may be NaN: `null` on the wire.
-pub mod nan {
-    use super::*;
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
-            s.serialize_f64(*v)
-        } else {
-            s.serialize_none()
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
-}
-
-/// A pair of `f64` that may be NaN.
-pub mod nan2 {
-    use super::*;
-    pub fn serialize<S: Serializer>(v: &(f64, f64), s: S) -> Result<S::Ok, S::Error> {
-        let f = |x: f64| x.is_finite().then_some(x);
-        (f(v.0), f(v.1)).serialize(s)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(f64, f64), D::Error> {
-        let (a, b) = <(Option<f64>, Option<f64>)>::deserialize(d)?;
-        Ok((a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN)))
-    }
-}
-
-/// `Vec<f32>` whose values may be NaN.
-pub mod nanvec {
-    use super::*;
-    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|x| x.is_finite().then_some(*x)))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
-        Ok(Vec::<Option<f32>>::deserialize(d)?
-            .into_iter()
-            .map(|x| x.unwrap_or(f32::NAN))
-            .collect())
-    }
-}
-
-/// A map `(values, h, w)` whose values may be NaN.
-pub mod nanmap {
-    use super::*;
-    pub fn serialize<S: Serializer>(v: &(Vec<f32>, usize, usize), s: S) -> Result<S::Ok, S::Error> {
-        let values: Vec<Option<f32>> = v.0.iter().map(|x| x.is_finite().then_some(*x)).collect();
-        (values, v.1, v.2).serialize(s)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<(Vec<f32>, usize, usize), D::Error> {
-        let (values, h, w) = <(Vec<Option<f32>>, usize, usize)>::deserialize(d)?;
-        if values.len() != h * w {
-            return Err(serde::de::Error::custom(format!(
-                "a {h}×{w} map with {} values",
-                values.len()
-            )));
-        }
-        Ok((
-            values.into_iter().map(|x| x.unwrap_or(f32::NAN)).collect(),
-            h,
-            w,
-        ))
-    }
-}
-
-/// An id-carrying registry value (`Interpreter`) as its id string.
-pub mod by_id {
-    use super::*;
-    pub fn serialize<T: std::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
-    where
-        T: std::str::FromStr,
-        T::Err: std::fmt::Display,
-        D: Deserializer<'de>,
-    {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// `foolmap::image::Rgb8` as `{width, height, data}` with a size check.
-pub mod rgb8 {
-    use super::*;
-    use foolmap::image::Rgb8;
-    #[derive(Serialize, Deserialize)]
-    struct Wire {
-        width: usize,
-        height: usize,
-        data: Vec<u8>,
-    }
-    pub fn serialize<S: Serializer>(v: &Rgb8, s: S) -> Result<S::Ok, S::Error> {
-        Wire {
-            width: v.width,
-            height: v.height,
-            data: v.data.clone(),
-        }
-        .serialize(s)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rgb8, D::Error> {
-        let w = Wire::deserialize(d)?;
-        if w.data.len() != w.width * w.height * 3 {
-            return Err(serde::de::Error::custom(format!(
-                "a {}×{} RGB image with {} bytes",
-                w.width,
-                w.height,
-                w.data.len()
-            )));
-        }
-        Ok(Rgb8 {
-            width: w.width,
-            height: w.height,
-            data: w.data,
-        })
-    }
 }
 
 /// JSON text of a message.
@@ -330,7 +213,7 @@ mod tests {
             generation: 3,
             original: "original".into(),
             fooled: "f".into(),
-            interpreter: "grad_cam".into(),
+            interpreter: Interpreter::GradCam,
         };
         for r in [
             Request::Init {
@@ -339,7 +222,7 @@ mod tests {
             },
             Request::Compute { compute: c.clone() },
             Request::LiveStart {
-                kind: "location".into(),
+                kind: FoolingType::Location,
                 lambda: 10.0,
                 lr: 1e-3,
                 compute: c.clone(),
@@ -354,6 +237,11 @@ mod tests {
                 .expect("e")
                 .contains("\"cmd\":\"live_stop\"")
         );
+        // Registry values travel as their ids, and an unknown id is refused by name.
+        let text = to_json(&Request::Compute { compute: c }).expect("encode");
+        assert!(text.contains("\"interpreter\":\"grad_cam\""), "{text}");
+        let e = from_json::<Request>(&text.replace("grad_cam", "gradcam++"), "page").unwrap_err();
+        assert!(e.contains("gradcam++"), "{e}");
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! (tested natively).
 
 use foolmap::Interpreter;
+use foolmap::fooling::FoolingType;
 use foolmap::image::Rgb8;
 use serde::{Deserialize, Serialize};
 
 use crate::Backend;
-use crate::protocol::{by_id, nan, nan2, nanmap, nanvec, rgb8};
+use crate::wire::{nan, nan2, nanmap, nanvec, rgb8};
 
 /// The manifest, its models and gallery entries: the shared typed artifact that
 /// `foolmap export-web` writes ([`foolmap::manifest`]).
@@ -25,7 +26,6 @@ pub struct Selection {
 /// Maps of one interpreter for both models: (values, h, w).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MapPair {
-    #[serde(with = "by_id")]
     pub interpreter: Interpreter,
     #[serde(with = "nanmap")]
     pub original: (Vec<f32>, usize, usize),
@@ -63,7 +63,6 @@ pub struct Stats {
 pub struct Output {
     pub backend: Backend,
     pub model: String,
-    #[serde(with = "by_id")]
     pub interpreter: Interpreter,
     pub image_title: String,
     /// The model's input crop, for the overlays.
@@ -104,6 +103,29 @@ mod logits {
         let Wire(a, b) = Wire::deserialize(d)?;
         Ok((a, b))
     }
+}
+
+/// Fooling types offered live: the registry's passive ones (Active needs composites; it stays
+/// in the CLI).
+pub fn live_types() -> Vec<FoolingType> {
+    FoolingType::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.passive().is_some())
+        .collect()
+}
+
+/// Checks the live settings (the page before sending them, the worker before running them).
+pub fn live_settings(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
+    if !live_types().contains(&kind) {
+        return Err(format!(
+            "{kind} fooling is not offered live (it needs composites)"
+        ));
+    }
+    if !(lambda.is_finite() && lambda >= 0.0 && lr.is_finite() && lr > 0.0) {
+        return Err("λ must be ≥ 0 and the learning rate > 0".into());
+    }
+    Ok(())
 }
 
 /// Overlap of the top-10 % cells (K = ⌊hw/10⌋, spec §5.2) of two maps, in [0, 1].

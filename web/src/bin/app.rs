@@ -1,5 +1,5 @@
-//! The page's wasm: DOM, controls and drawing (see `foolmap_web::ui`).
+//! The page's wasm: DOM, controls and drawing (see `foolmap_web::page`).
 
 fn main() {
-    foolmap_web::ui::start();
+    foolmap_web::page::start();
 }

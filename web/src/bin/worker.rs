@@ -1,5 +1,5 @@
-//! The compute worker's wasm: models, maps and live fooling (see `foolmap_web::engine`).
+//! The compute worker's wasm: models, maps and live fooling (see `foolmap_web::worker`).
 
 fn main() {
-    foolmap_web::engine::start_worker();
+    foolmap_web::worker::start_worker();
 }

@@ -1,132 +1,22 @@
-//! DOM glue: controls, events, canvases. Every lookup that can fail degrades to a message.
+//! Drawing the page from its state: the controls, the model facts, the maps with their
+//! statistics and predictions, the transfer grid, the registry table; and reading the current
+//! selection back from the controls.
 
 use std::collections::HashMap;
 
 use foolmap::Interpreter;
 use foolmap::colormap;
 use foolmap::image::{Rgb8, resize_bilinear};
-use js_sys::Uint8Array;
+use foolmap::scores::{softmax, top_k};
 use serde_json::json;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::{Clamped, JsCast};
-use wasm_bindgen_futures::{JsFuture, spawn_local};
-use web_sys::{
-    CanvasRenderingContext2d, Document, Element, HtmlCanvasElement, HtmlInputElement,
-    HtmlSelectElement, ImageData,
-};
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlInputElement, HtmlSelectElement};
 
+use super::dom::{doc, el, esc, offered, pct, put_rgb, select_value, set_text};
+use super::model::Ui;
 use crate::protocol::RegistryRow;
 use crate::state::{MapPair, Output, Selection};
-use crate::ui::{Ui, with_ui};
-use crate::{Backend, MAX_FILE_BYTES, THUMB, VIEW};
-use foolmap::scores::{softmax, top_k};
-
-/// Interpreters offered in the dropdown: the registry's foolable ones and their input-level maps.
-fn offered() -> Vec<Interpreter> {
-    Interpreter::offered()
-}
-
-fn doc() -> Option<Document> {
-    web_sys::window().and_then(|w| w.document())
-}
-
-/// Element by id.
-pub fn el(id: &str) -> Option<Element> {
-    doc().and_then(|d| d.get_element_by_id(id))
-}
-
-/// Sets the text of `#id`.
-pub fn set_text(id: &str, text: &str) {
-    if let Some(e) = el(id) {
-        e.set_text_content(Some(text));
-    }
-}
-
-/// Shows a message in `#error`.
-pub fn show_error(msg: &str) {
-    web_sys::console::error_1(&msg.into());
-    if let Some(e) = el("error") {
-        e.set_text_content(Some(msg));
-        let _ = e.remove_attribute("hidden");
-    }
-    if let Some(b) = doc().and_then(|d| d.body()) {
-        let _ = b.set_attribute("data-error", "1");
-    }
-}
-
-/// Hides `#error`.
-pub fn clear_error() {
-    if let Some(e) = el("error") {
-        e.set_text_content(None);
-        let _ = e.set_attribute("hidden", "");
-    }
-    if let Some(b) = doc().and_then(|d| d.body()) {
-        let _ = b.remove_attribute("data-error");
-    }
-}
-
-/// `?key=value` pairs of the page URL.
-pub fn query_params() -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let search = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .unwrap_or_default();
-    if let Ok(p) = web_sys::UrlSearchParams::new_with_str(&search) {
-        for key in ["model", "interpreter", "image", "embed", "backend"] {
-            if let Some(v) = p.get(key) {
-                out.insert(key.to_string(), v);
-            }
-        }
-    }
-    out
-}
-
-/// Adds a class to `<body>`.
-pub fn set_body_class(c: &str) {
-    if let Some(b) = doc().and_then(|d| d.body()) {
-        let _ = b.class_list().add_1(c);
-    }
-}
-
-/// Marks the page busy (`body[data-busy]`) while a computation runs.
-pub fn set_busy(busy: bool) {
-    if let Some(b) = doc().and_then(|d| d.body()) {
-        if busy {
-            let _ = b.set_attribute("data-busy", "1");
-        } else {
-            let _ = b.remove_attribute("data-busy");
-        }
-    }
-}
-
-/// The backend line and the switch's value.
-pub fn set_backend_status(b: Backend, note: &str) {
-    set_text(
-        "backend-status",
-        &if note.is_empty() {
-            format!("running on {}", b.label())
-        } else {
-            format!("running on {} — {note}", b.label())
-        },
-    );
-    if let Some(s) = el("backend").and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()) {
-        s.set_value(b.id());
-    }
-    if let Some(body) = doc().and_then(|d| d.body()) {
-        let _ = body.set_attribute("data-backend", b.id());
-    }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn pct(x: f64) -> String {
-    format!("{:.1} %", 100.0 * x)
-}
+use crate::{THUMB, VIEW};
 
 /// Fills the model / interpreter dropdowns, the gallery and the model facts.
 pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
@@ -179,7 +69,7 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
         s.set_value(&interp);
     }
     if let Some(sel) = el("live-fooling") {
-        let html: String = crate::live::live_types()
+        let html: String = crate::state::live_types()
             .iter()
             .map(|k| format!("<option value=\"{0}\">{0}</option>", k.id()))
             .collect();
@@ -253,48 +143,6 @@ pub fn model_facts(app: &Ui) {
     set_text("model-facts", &text);
 }
 
-fn select_value(id: &str) -> Option<String> {
-    el(id)
-        .and_then(|e| e.dyn_into::<HtmlSelectElement>().ok())
-        .map(|s| s.value())
-}
-
-/// The value of an `<input>` or `<select>`.
-pub fn input_value(id: &str) -> Option<String> {
-    let e = el(id)?;
-    if let Some(i) = e.dyn_ref::<HtmlInputElement>() {
-        return Some(i.value());
-    }
-    e.dyn_ref::<HtmlSelectElement>().map(|s| s.value())
-}
-
-/// Enables / disables the live buttons (`body[data-live]` while running).
-pub fn set_live_state(running: bool) {
-    for (id, enabled) in [("live-start", !running), ("live-stop", running)] {
-        if let Some(b) = el(id) {
-            if enabled {
-                let _ = b.remove_attribute("disabled");
-            } else {
-                let _ = b.set_attribute("disabled", "");
-            }
-        }
-    }
-    if let Some(b) = doc().and_then(|d| d.body()) {
-        if running {
-            let _ = b.set_attribute("data-live", "1");
-        } else {
-            let _ = b.remove_attribute("data-live");
-        }
-    }
-}
-
-/// Records the number of live steps done (`body[data-live-steps]`).
-pub fn set_live_steps(n: u64) {
-    if let Some(b) = doc().and_then(|d| d.body()) {
-        let _ = b.set_attribute("data-live-steps", &n.to_string());
-    }
-}
-
 /// Reads the controls.
 pub fn selection(app: &Ui) -> Result<Selection, String> {
     let orig = app
@@ -324,37 +172,6 @@ pub fn selection(app: &Ui) -> Result<Selection, String> {
         interpreter,
         opacity: opacity.clamp(0.0, 1.0),
     })
-}
-
-fn put_rgb(canvas_id: &str, img: &Rgb8) {
-    let Some(c) = el(canvas_id).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) else {
-        return;
-    };
-    // Assigning a canvas size clears it and its context even when unchanged.
-    if c.width() != img.width as u32 || c.height() != img.height as u32 {
-        c.set_width(img.width as u32);
-        c.set_height(img.height as u32);
-    }
-    let Some(ctx) = c
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|x| x.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
-        return;
-    };
-    let mut rgba = Vec::with_capacity(img.width * img.height * 4);
-    for px in img.data.chunks(3) {
-        rgba.extend_from_slice(px);
-        rgba.push(255);
-    }
-    if let Ok(data) = ImageData::new_with_u8_clamped_array_and_sh(
-        Clamped(&rgba),
-        img.width as u32,
-        img.height as u32,
-    ) {
-        let _ = ctx.put_image_data(&data, 0.0, 0.0);
-    }
 }
 
 fn overlay(crop: &Rgb8, map: &(Vec<f32>, usize, usize), side: usize, alpha: f32) -> Rgb8 {
@@ -544,7 +361,7 @@ pub fn render_registry(rows: &[RegistryRow]) {
     for r in rows {
         html.push_str(&format!(
             "<tr data-arch=\"{0}\"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td></tr>",
-            esc(&r.id),
+            esc(r.id.id()),
             esc(&r.dataset),
             esc(&r.tap),
             r.parameters
@@ -553,119 +370,4 @@ pub fn render_registry(rows: &[RegistryRow]) {
     html.push_str("</tbody></table>");
     e.set_inner_html(&html);
     set_text("archs-count", &format!("{} architectures", rows.len()));
-}
-
-fn on(target: &web_sys::EventTarget, ev: &str, f: impl FnMut(web_sys::Event) + 'static) {
-    let c = Closure::<dyn FnMut(web_sys::Event)>::new(f);
-    let _ = target.add_event_listener_with_callback(ev, c.as_ref().unchecked_ref());
-    c.forget();
-}
-
-async fn read_file(file: web_sys::File) {
-    let name = file.name();
-    if file.size() > MAX_FILE_BYTES {
-        show_error(&format!(
-            "cannot use {name}: {:.1} MB is larger than the {:.0} MB limit",
-            file.size() / 1e6,
-            MAX_FILE_BYTES / 1e6
-        ));
-        return;
-    }
-    match JsFuture::from(file.array_buffer()).await {
-        Ok(buf) => {
-            let bytes = Uint8Array::new(&buf).to_vec();
-            crate::ui::set_image(&bytes, &name, None, &name);
-        }
-        Err(e) => show_error(&format!("cannot read {name}: {e:?}")),
-    }
-}
-
-/// Attaches the event handlers.
-pub fn wire_events() {
-    let recompute = |_| crate::ui::recompute();
-    if let Some(e) = el("model") {
-        on(&e, "change", move |ev| {
-            let _ = with_ui(|u| model_facts(u));
-            recompute(ev)
-        });
-    }
-    if let Some(e) = el("interpreter") {
-        on(&e, "change", recompute);
-    }
-    if let Some(e) = el("opacity") {
-        on(&e, "input", |_| crate::ui::redraw());
-    }
-    if let Some(e) = el("backend") {
-        on(&e, "change", |_| {
-            let want = match select_value("backend").as_deref() {
-                Some("cpu") => Backend::Cpu,
-                _ => Backend::WebGpu,
-            };
-            crate::ui::switch_backend(want);
-        });
-    }
-    if let Some(e) = el("file") {
-        on(&e, "change", |ev| {
-            let file = ev
-                .target()
-                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
-                .and_then(|i| i.files())
-                .and_then(|f| f.get(0));
-            if let Some(f) = file {
-                spawn_local(read_file(f));
-            }
-        });
-    }
-    if let Some(e) = el("drop") {
-        on(&e, "dragover", |ev| ev.prevent_default());
-        on(&e, "drop", |ev| {
-            ev.prevent_default();
-            let file = ev
-                .dyn_ref::<web_sys::DragEvent>()
-                .and_then(|d| d.data_transfer())
-                .and_then(|d| d.files())
-                .and_then(|f| f.get(0));
-            match file {
-                Some(f) => spawn_local(read_file(f)),
-                None => show_error("the dropped item is not a file"),
-            }
-        });
-    }
-    if let Some(d) = doc() {
-        on(&d, "paste", |ev| {
-            let file = ev
-                .dyn_ref::<web_sys::ClipboardEvent>()
-                .and_then(|c| c.clipboard_data())
-                .and_then(|d| d.files())
-                .and_then(|f| f.get(0));
-            if let Some(f) = file {
-                ev.prevent_default();
-                spawn_local(read_file(f));
-            }
-        });
-    }
-    use crate::ui::LiveAction;
-    for (id, action) in [
-        ("live-start", LiveAction::Start),
-        ("live-stop", LiveAction::Stop),
-        ("live-reset", LiveAction::Reset),
-    ] {
-        if let Some(b) = el(id) {
-            on(&b, "click", move |_| crate::ui::live(action));
-        }
-    }
-    if let Some(g) = el("gallery") {
-        on(&g, "click", |ev| {
-            let idx = ev
-                .target()
-                .and_then(|t| t.dyn_into::<Element>().ok())
-                .and_then(|e| e.closest("button").ok().flatten())
-                .and_then(|b| b.get_attribute("data-index"))
-                .and_then(|s| s.parse::<usize>().ok());
-            let entry = idx.and_then(|i| with_ui(|u| u.manifest.gallery.get(i).cloned()).flatten());
-            if let Some(e) = entry {
-                spawn_local(crate::ui::load_gallery(e));
-            }
-        });
-    }
 }

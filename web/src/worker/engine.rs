@@ -1,4 +1,4 @@
-//! The compute worker: models, maps, statistics and live fooling, off the page's thread.
+//! The compute worker's engine: models, maps and statistics, off the page's thread.
 //!
 //! It owns the device (WebGPU or the CPU), the parameters loaded on it, the decoded image and
 //! the latest [`Compute`] request; it answers every request with [`Event`]s. A computation checks
@@ -14,11 +14,10 @@ use foolmap::fooling::{self, FoolingType};
 use foolmap::image::{Rgb8, eval_crop};
 use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore, StateDict};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::spawn_local;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::DedicatedWorkerGlobalScope;
 
 use crate::env::{self, fetch_bytes};
-use crate::protocol::{self, Compute, Event, RegistryRow, Request};
+use crate::protocol::{self, Compute, Event};
 use crate::state::{self, Manifest, ModelEntry};
 use crate::{Backend, TRANSFER};
 
@@ -32,7 +31,7 @@ pub struct Engine {
     /// Parameters of the models loaded on `device`, by manifest id.
     loaded: Vec<(String, Rc<ParamStore>)>,
     /// The image being explained (decoded, full size), its label when known, and its title.
-    image: Option<(Rgb8, Option<usize>, String)>,
+    pub(crate) image: Option<(Rgb8, Option<usize>, String)>,
     /// The latest request; live fooling redraws with it.
     pub(crate) request: Option<Compute>,
 }
@@ -64,99 +63,7 @@ fn status(text: &str) {
     post(&Event::Status { text: text.into() });
 }
 
-/// Worker entry point: reports panics to the page, listens, and says it is alive.
-pub fn start_worker() {
-    std::panic::set_hook(Box::new(|info| {
-        post(&Event::Fatal {
-            error: format!("internal error in the compute worker: {info}"),
-        });
-    }));
-    let Ok(scope) = js_sys::global().dyn_into::<DedicatedWorkerGlobalScope>() else {
-        web_sys::console::error_1(&"foolmap's worker binary must run as a Web Worker".into());
-        return;
-    };
-    let on = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| {
-        match protocol::decode::<Request>(&ev.data(), "page") {
-            Ok((req, bytes)) => spawn_local(handle(req, bytes)),
-            Err(error) => post(&Event::Fatal { error }),
-        }
-    });
-    scope.set_onmessage(Some(on.as_ref().unchecked_ref()));
-    on.forget();
-    post(&Event::Alive {
-        registry: registry(),
-    });
-}
-
-/// The architecture registry: id, dataset, tap layer, parameter count.
-fn registry() -> Vec<RegistryRow> {
-    Architecture::ALL
-        .iter()
-        .map(|a| {
-            let net = a.build();
-            RegistryRow {
-                id: a.id().to_string(),
-                dataset: format!("{:?}", a.dataset()),
-                tap: net.tap_name().to_string(),
-                parameters: net.num_parameters(),
-            }
-        })
-        .collect()
-}
-
-fn remember(c: &Compute) {
-    with_engine(|e| e.request = Some(c.clone()));
-}
-
-async fn handle(req: Request, bytes: Option<Vec<u8>>) {
-    match req {
-        Request::Init { manifest, backend } => {
-            if let Err(error) = init(&manifest, backend).await {
-                post(&Event::Fatal { error });
-            }
-        }
-        Request::SwitchBackend { want } => switch_backend(want).await,
-        Request::Image {
-            name,
-            label,
-            title,
-            compute,
-        } => {
-            remember(&compute);
-            let bytes = bytes.unwrap_or_default();
-            match foolmap::image::decode(&bytes, &name) {
-                Ok(img) => {
-                    with_engine(|e| e.image = Some((img, label, title)));
-                    run(compute).await;
-                }
-                Err(e) => post(&Event::Error {
-                    generation: compute.generation,
-                    error: format!("cannot use {name}: {e}"),
-                }),
-            }
-        }
-        Request::Compute { compute } => {
-            remember(&compute);
-            run(compute).await;
-        }
-        Request::LiveStart {
-            kind,
-            lambda,
-            lr,
-            compute,
-        } => {
-            remember(&compute);
-            crate::live::start(&kind, lambda, lr).await;
-        }
-        Request::LiveStop => crate::live::stop(),
-        Request::LiveReset { compute } => {
-            remember(&compute);
-            crate::live::reset().await;
-        }
-    }
-}
-
-async fn init(text: &str, want: Backend) -> Result<(), String> {
+pub(crate) async fn init(text: &str, want: Backend) -> Result<(), String> {
     let manifest = Manifest::parse(text.as_bytes())?;
     let arch: Architecture = manifest.arch;
     let net = arch.build();
@@ -208,9 +115,8 @@ async fn make_device(want: Backend) -> (Backend, Device, String) {
     (Backend::Cpu, Device::flex(), String::new())
 }
 
-/// Switches the backend: drops the models loaded on the old one and any live run.
-async fn switch_backend(want: Backend) {
-    crate::live::forget();
+/// Switches the backend: drops the models loaded on the old one (the caller drops the live run).
+pub(crate) async fn switch_backend(want: Backend) {
     let (backend, device, note) = make_device(want).await;
     with_engine(|e| {
         e.backend = backend;
@@ -270,16 +176,20 @@ async fn read_logits(t: Tensor<2>) -> Result<Vec<f32>, String> {
 }
 
 /// Computes for the latest request (live redraws).
-pub(crate) async fn recompute_latest() {
+pub(crate) async fn recompute_latest(live: Option<LiveModel>) {
     if let Some(c) = with_engine(|e| e.request.clone()).flatten() {
-        run(c).await;
+        run(c, live).await;
     }
 }
 
+/// The live-fooled model's parameters (without autodiff) and its description, which replace the
+/// exported fooled model while a live run exists.
+pub(crate) type LiveModel = (ParamStore, String);
+
 /// Computes for `c` and posts the output or the error (nothing when a newer request won).
-async fn run(c: Compute) {
+pub(crate) async fn run(c: Compute, live: Option<LiveModel>) {
     let generation = c.generation;
-    match compute(&c).await {
+    match compute(&c, live).await {
         Ok(Some(output)) => post(&Event::Output {
             generation,
             output: Box::new(output),
@@ -298,17 +208,14 @@ fn superseded(c: &Compute) -> bool {
     .unwrap_or(true)
 }
 
-async fn compute(c: &Compute) -> Result<Option<state::Output>, String> {
-    let interpreter: Interpreter = c
-        .interpreter
-        .parse()
-        .map_err(|e| format!("interpreter `{}`: {e}", c.interpreter))?;
+async fn compute(c: &Compute, live: Option<LiveModel>) -> Result<Option<state::Output>, String> {
+    let interpreter = c.interpreter;
     let Some((img, label, title)) = with_engine(|e| e.image.clone()).flatten() else {
         return Ok(None);
     };
     let p0 = params_for(&c.original).await?;
     // The live model (being fooled in the page) replaces the exported one while it exists.
-    let (p1, model_name) = match crate::live::inference_params() {
+    let (p1, model_name) = match live {
         Some((p, name)) => (Rc::new(p), name),
         None => (params_for(&c.fooled).await?, c.fooled.clone()),
     };

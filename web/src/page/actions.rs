@@ -1,52 +1,28 @@
-//! The page: controls, events and drawing, with every tensor computation sent to the compute
-//! worker ([`crate::engine`]). The page only ever waits for messages, so it stays responsive
-//! while maps are computed or the model is fooled live.
+//! What the page does: start the worker, send it requests for the current selection, draw its
+//! answers (only those of the newest request), and run the live-fooling buttons. Every tensor
+//! computation happens in the worker ([`crate::worker`]); the page only waits for messages, so it
+//! stays responsive while maps are computed or the model is fooled live.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
+use foolmap::fooling::FoolingType;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{MessageEvent, Worker};
 
-use crate::dom::{self, set_text, show_error};
+use super::dom::{self, set_text, show_error};
+use super::model::{UI, Ui, with_ui};
+use super::view;
 use crate::env::fetch_bytes;
 use crate::protocol::{self, Compute, Event, Request};
 use crate::state::{self, Manifest};
 use crate::{Backend, WORKER_SCRIPT};
 
-/// The page's state.
-pub struct Ui {
-    pub(crate) manifest: Manifest,
-    pub(crate) backend: Backend,
-    worker: Worker,
-    /// The last drawn result, for redrawing when only the opacity changes.
-    last: Option<state::Output>,
-    /// The generation of the newest request; only its answers are drawn.
-    generation: u64,
-    /// Results drawn so far (`body[data-runs]`).
-    pub(crate) runs: u64,
-    /// URL parameters, read once.
-    params: HashMap<String, String>,
-    /// Whether the worker answered `Init` (events are wired then).
-    ready: bool,
-}
-
-thread_local! {
-    static UI: RefCell<Option<Ui>> = const { RefCell::new(None) };
-}
-
-pub(crate) fn with_ui<R>(f: impl FnOnce(&mut Ui) -> R) -> Option<R> {
-    UI.with(|a| a.borrow_mut().as_mut().map(f))
-}
-
 /// Page entry point: shows panics in the page, loads the manifest and starts the worker.
-pub fn start() {
+pub fn start(wire_events: fn()) {
     std::panic::set_hook(Box::new(|info| {
         show_error(&format!("internal error: {info}"));
     }));
-    spawn_local(async {
-        if let Err(e) = init().await {
+    spawn_local(async move {
+        if let Err(e) = init(wire_events).await {
             show_error(&e);
             set_text("status", "failed to start");
         }
@@ -64,7 +40,7 @@ fn send(req: &Request, bytes: Option<&[u8]>) {
     }
 }
 
-async fn init() -> Result<(), String> {
+async fn init(wire_events: fn()) -> Result<(), String> {
     let params = dom::query_params();
     if params.get("embed").is_some_and(|v| v == "1") {
         dom::set_body_class("embed");
@@ -112,9 +88,10 @@ async fn init() -> Result<(), String> {
             runs: 0,
             params: params.clone(),
             ready: false,
+            wire_events,
         })
     });
-    with_ui(|u| dom::fill_controls(u, &params));
+    with_ui(|u| view::fill_controls(u, &params));
     Ok(())
 }
 
@@ -122,7 +99,7 @@ async fn init() -> Result<(), String> {
 fn on_event(event: Event, manifest_text: &str, want: Backend) {
     match event {
         Event::Alive { registry } => {
-            dom::render_registry(&registry);
+            view::render_registry(&registry);
             send(
                 &Request::Init {
                     manifest: manifest_text.to_string(),
@@ -139,7 +116,9 @@ fn on_event(event: Event, manifest_text: &str, want: Backend) {
             .unwrap_or(false);
             dom::set_backend_status(backend, &note);
             if first {
-                dom::wire_events();
+                if let Some(wire) = with_ui(|u| u.wire_events) {
+                    wire();
+                }
                 set_text("status", "ready");
                 spawn_local(load_first_image());
             } else {
@@ -153,7 +132,7 @@ fn on_event(event: Event, manifest_text: &str, want: Backend) {
                 dom::clear_error();
                 with_ui(|u| {
                     u.runs += 1;
-                    dom::draw(u, &output);
+                    view::draw(u, &output);
                     u.last = Some(*output);
                 });
             }
@@ -210,7 +189,7 @@ async fn load_first_image() {
 
 /// A new request for the current controls (the page becomes busy until its answer).
 fn next_compute() -> Result<Compute, String> {
-    let sel = with_ui(|u| dom::selection(u)).ok_or("the page is not initialised")??;
+    let sel = with_ui(|u| view::selection(u)).ok_or("the page is not initialised")??;
     let generation = with_ui(|u| {
         u.generation += 1;
         u.generation
@@ -221,7 +200,7 @@ fn next_compute() -> Result<Compute, String> {
         generation,
         original: sel.models.0.id,
         fooled: sel.models.1.id,
-        interpreter: sel.interpreter.id().to_string(),
+        interpreter: sel.interpreter,
     })
 }
 
@@ -237,7 +216,7 @@ pub fn recompute() {
 pub fn redraw() {
     with_ui(|u| {
         if let Some(out) = u.last.take() {
-            dom::draw(u, &out);
+            view::draw(u, &out);
             u.last = Some(out);
         }
     });
@@ -290,8 +269,14 @@ pub fn live(action: LiveAction) {
                 show_error("λ and the learning rate must be numbers");
                 return;
             };
-            let kind = get("live-fooling");
-            if let Err(e) = crate::live::settings(&kind, lambda, lr) {
+            let kind = match get("live-fooling").parse::<FoolingType>() {
+                Ok(k) => k,
+                Err(e) => {
+                    show_error(&format!("fooling type: {e}"));
+                    return;
+                }
+            };
+            if let Err(e) = state::live_settings(kind, lambda, lr) {
                 show_error(&e);
                 return;
             }

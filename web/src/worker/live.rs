@@ -13,19 +13,10 @@ use foolmap::params::SplitMix;
 use foolmap::train::{Adam, Objective};
 use foolmap::{Interpreter, InterpreterOptions};
 
-use crate::engine::{post, with_engine};
+use super::engine::{post, with_engine};
 use crate::env::{fetch_bytes, yield_now};
 use crate::protocol::Event;
 
-/// Fooling types offered live: the registry's passive ones (Active needs composites; it stays
-/// in the CLI).
-pub fn live_types() -> Vec<FoolingType> {
-    FoolingType::ALL
-        .iter()
-        .copied()
-        .filter(|k| k.passive().is_some())
-        .collect()
-}
 /// Images per step.
 const BATCH: usize = 8;
 /// Redraw the maps every this many steps.
@@ -106,22 +97,8 @@ async fn training_images() -> Result<(), String> {
     Ok(())
 }
 
-/// Checks the live settings: (fooling type, λ, learning rate).
-pub fn settings(kind: &str, lambda: f64, lr: f64) -> Result<(FoolingType, f64, f64), String> {
-    let kind: FoolingType = kind.parse().map_err(|e| format!("fooling type: {e}"))?;
-    if !live_types().contains(&kind) {
-        return Err(format!(
-            "{kind} fooling is not offered live (it needs composites)"
-        ));
-    }
-    if !(lambda.is_finite() && lambda >= 0.0 && lr.is_finite() && lr > 0.0) {
-        return Err("λ must be ≥ 0 and the learning rate > 0".into());
-    }
-    Ok((kind, lambda, lr))
-}
-
 /// Starts (or continues) live fooling until stopped.
-pub async fn start(kind: &str, lambda: f64, lr: f64) {
+pub async fn start(kind: FoolingType, lambda: f64, lr: f64) {
     if LIVE.with(|l| l.borrow().as_ref().is_some_and(|x| x.running)) {
         return;
     }
@@ -161,20 +138,17 @@ pub fn forget() {
 /// Forgets the live model and computes with the exported fooled model again.
 pub async fn reset() {
     forget();
-    crate::engine::recompute_latest().await;
+    super::engine::recompute_latest(inference_params()).await;
 }
 
-async fn run(kind: &str, lambda: f64, lr: f64) -> Result<(), String> {
+async fn run(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
     let stops = STOPS.with(Cell::get);
-    let (kind, lambda, lr) = settings(kind, lambda, lr)?;
+    crate::state::live_settings(kind, lambda, lr)?;
     training_images().await?;
     let request = with_engine(|e| e.request.clone())
         .flatten()
         .ok_or("live fooling needs a selection")?;
-    let interpreter: foolmap::Interpreter = request
-        .interpreter
-        .parse()
-        .map_err(|e| format!("interpreter `{}`: {e}", request.interpreter))?;
+    let interpreter = request.interpreter;
     if interpreter.level() != foolmap::explain::interpreter::Level::Tap {
         return Err(format!(
             "live fooling trains a tap-level map: choose lrp_t, grad_cam or simple_grad_t, not {interpreter}"
@@ -187,10 +161,10 @@ async fn run(kind: &str, lambda: f64, lr: f64) -> Result<(), String> {
             "Top-k fooling reads the original map's top cells back synchronously, which WebGPU forbids: switch to the CPU backend".into(),
         );
     }
-    let p0 = crate::engine::params_for(&request.original).await?;
+    let p0 = super::engine::params_for(&request.original).await?;
     if STOPS.with(Cell::get) != stops {
         // Stopped (or reset) while loading: answer the pending request and end.
-        crate::engine::recompute_latest().await;
+        super::engine::recompute_latest(inference_params()).await;
         return Ok(());
     }
     let ad: Device = device.clone().autodiff();
@@ -280,10 +254,10 @@ async fn run(kind: &str, lambda: f64, lr: f64) -> Result<(), String> {
             break;
         }
         if (step + 1) % REDRAW_EVERY == 0 {
-            crate::engine::recompute_latest().await;
+            super::engine::recompute_latest(inference_params()).await;
         }
         yield_now().await;
     }
-    crate::engine::recompute_latest().await;
+    super::engine::recompute_latest(inference_params()).await;
     Ok(())
 }

@@ -1,0 +1,121 @@
+//! The page's event handlers: controls, file input, drag and drop, paste, live-fooling
+//! buttons and the gallery, each turned into an [`actions`] call.
+
+use js_sys::Uint8Array;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{JsFuture, spawn_local};
+use web_sys::{Element, HtmlInputElement};
+
+use super::actions::{self, LiveAction};
+use super::dom::{doc, el, on, select_value, show_error};
+use super::model::with_ui;
+use super::view::model_facts;
+use crate::{Backend, MAX_FILE_BYTES};
+
+async fn read_file(file: web_sys::File) {
+    let name = file.name();
+    if file.size() > MAX_FILE_BYTES {
+        show_error(&format!(
+            "cannot use {name}: {:.1} MB is larger than the {:.0} MB limit",
+            file.size() / 1e6,
+            MAX_FILE_BYTES / 1e6
+        ));
+        return;
+    }
+    match JsFuture::from(file.array_buffer()).await {
+        Ok(buf) => {
+            let bytes = Uint8Array::new(&buf).to_vec();
+            actions::set_image(&bytes, &name, None, &name);
+        }
+        Err(e) => show_error(&format!("cannot read {name}: {e:?}")),
+    }
+}
+
+/// Attaches the event handlers.
+pub fn wire_events() {
+    let recompute = |_| actions::recompute();
+    if let Some(e) = el("model") {
+        on(&e, "change", move |ev| {
+            let _ = with_ui(|u| model_facts(u));
+            recompute(ev)
+        });
+    }
+    if let Some(e) = el("interpreter") {
+        on(&e, "change", recompute);
+    }
+    if let Some(e) = el("opacity") {
+        on(&e, "input", |_| actions::redraw());
+    }
+    if let Some(e) = el("backend") {
+        on(&e, "change", |_| {
+            let want = match select_value("backend").as_deref() {
+                Some("cpu") => Backend::Cpu,
+                _ => Backend::WebGpu,
+            };
+            actions::switch_backend(want);
+        });
+    }
+    if let Some(e) = el("file") {
+        on(&e, "change", |ev| {
+            let file = ev
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+                .and_then(|i| i.files())
+                .and_then(|f| f.get(0));
+            if let Some(f) = file {
+                spawn_local(read_file(f));
+            }
+        });
+    }
+    if let Some(e) = el("drop") {
+        on(&e, "dragover", |ev| ev.prevent_default());
+        on(&e, "drop", |ev| {
+            ev.prevent_default();
+            let file = ev
+                .dyn_ref::<web_sys::DragEvent>()
+                .and_then(|d| d.data_transfer())
+                .and_then(|d| d.files())
+                .and_then(|f| f.get(0));
+            match file {
+                Some(f) => spawn_local(read_file(f)),
+                None => show_error("the dropped item is not a file"),
+            }
+        });
+    }
+    if let Some(d) = doc() {
+        on(&d, "paste", |ev| {
+            let file = ev
+                .dyn_ref::<web_sys::ClipboardEvent>()
+                .and_then(|c| c.clipboard_data())
+                .and_then(|d| d.files())
+                .and_then(|f| f.get(0));
+            if let Some(f) = file {
+                ev.prevent_default();
+                spawn_local(read_file(f));
+            }
+        });
+    }
+    for (id, action) in [
+        ("live-start", LiveAction::Start),
+        ("live-stop", LiveAction::Stop),
+        ("live-reset", LiveAction::Reset),
+    ] {
+        if let Some(b) = el(id) {
+            on(&b, "click", move |_| actions::live(action));
+        }
+    }
+    if let Some(g) = el("gallery") {
+        on(&g, "click", |ev| {
+            let idx = ev
+                .target()
+                .and_then(|t| t.dyn_into::<Element>().ok())
+                .and_then(|e| e.closest("button").ok().flatten())
+                .and_then(|b| b.get_attribute("data-index"))
+                .and_then(|s| s.parse::<usize>().ok());
+            let entry = idx.and_then(|i| with_ui(|u| u.manifest.gallery.get(i).cloned()).flatten());
+            if let Some(e) = entry {
+                spawn_local(actions::load_gallery(e));
+            }
+        });
+    }
+}

@@ -1,0 +1,36 @@
+//! The page's state: the manifest, the backend, the worker handle, the last result.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use web_sys::Worker;
+
+use crate::Backend;
+use crate::state::{self, Manifest};
+
+/// The page's state.
+pub struct Ui {
+    pub(crate) manifest: Manifest,
+    pub(crate) backend: Backend,
+    pub(crate) worker: Worker,
+    /// The last drawn result, for redrawing when only the opacity changes.
+    pub(crate) last: Option<state::Output>,
+    /// The generation of the newest request; only its answers are drawn.
+    pub(crate) generation: u64,
+    /// Results drawn so far (`body[data-runs]`).
+    pub(crate) runs: u64,
+    /// URL parameters, read once.
+    pub(crate) params: HashMap<String, String>,
+    /// Whether the worker answered `Init` (events are wired then).
+    pub(crate) ready: bool,
+    /// Attaches the event handlers (called once, when the worker is ready).
+    pub(crate) wire_events: fn(),
+}
+
+thread_local! {
+    pub(crate) static UI: RefCell<Option<Ui>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn with_ui<R>(f: impl FnOnce(&mut Ui) -> R) -> Option<R> {
+    UI.with(|a| a.borrow_mut().as_mut().map(f))
+}
