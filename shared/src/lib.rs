@@ -28,6 +28,7 @@ pub mod model;
 pub mod params;
 pub mod recalibrate;
 pub mod scores;
+pub mod session;
 pub mod split;
 pub mod state;
 pub mod stats;

@@ -10,7 +10,8 @@ use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::explain::interpreter::explain;
 use foolmap::fooling::FoolingType;
 use foolmap::image::eval_crop;
-use foolmap::train::{Adam, Objective};
+use foolmap::session::{Batch, FoolingSession};
+use foolmap::train::Objective;
 use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore};
 
 use crate::io::data;
@@ -174,8 +175,7 @@ fn fool_rows(
             lambda: 1.0,
             options: InterpreterOptions::default(),
         };
-        let mut p = p0.to_device(&ad).require_grad();
-        let mut adam = Adam::new(&p, 1e-5);
+        let mut session = FoolingSession::new(obj, p0.to_device(&ad).require_grad(), 1e-5);
         reset_peak_rss();
         let mut err = None;
         let t = median(steps, || {
@@ -183,10 +183,10 @@ fn fool_rows(
                 Ok(x) => x,
                 Err(e) => return err = Some(anyhow::Error::from(e)),
             };
-            match obj.passive(net, &p, p0, x, labels) {
-                Ok(loss) => {
-                    let grads = loss.total.backward();
-                    p = adam.step(&p, &grads);
+            match session.loss(net, p0, Batch::Labelled { x, labels }) {
+                Ok(pending) => {
+                    session.apply(pending);
+                    let p = &session.params;
                     let _ = p.values().first().map(|t| t.clone().into_data());
                 }
                 Err(e) => err = Some(e.into()),

@@ -5,12 +5,15 @@
 //! - [`config`]: the typed settings layers and the resolved config;
 //! - [`resolve`]: stacking the layers, the defaults (the paper's where it has them), the checks;
 //! - [`checkpoint`]: checkpoints, the run folder and its files;
+//! - [`setup`]: models and the fooling session; [`data`]: the run's images and batches;
 //! - [`run`]: the training loop; [`validate`]: validation on held-out images.
 
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod resolve;
 pub mod run;
+pub mod setup;
 pub mod validate;
 
 use std::path::PathBuf;

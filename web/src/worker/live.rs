@@ -1,17 +1,18 @@
 //! Live fooling in the worker: fine-tune the original model with `CE + λ·L_F` (spec §1.1, §5) on
 //! the gallery images and redraw the maps every few steps, with start / stop / reset. The same
-//! `foolmap::train::Objective` and Adam as `foolmap fool`. It runs in the compute worker, so the
+//! `foolmap::session::FoolingSession` as `foolmap fool`. It runs in the compute worker, so the
 //! page never waits for a step; between steps the worker yields so a `stop` message gets in.
 
 use std::cell::{Cell, RefCell};
 
+use foolmap::InterpreterOptions;
 use foolmap::ParamStore;
 use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::fooling::FoolingType;
 use foolmap::image::{Rgb8, eval_crop};
 use foolmap::params::SplitMix;
-use foolmap::train::{Adam, Objective};
-use foolmap::{Interpreter, InterpreterOptions};
+use foolmap::session::{Batch, FoolingSession};
+use foolmap::train::Objective;
 
 use super::engine::{post, with_engine};
 use crate::env::{fetch_bytes, yield_now};
@@ -22,16 +23,11 @@ const BATCH: usize = 8;
 /// Redraw the maps every this many steps.
 const REDRAW_EVERY: u64 = 3;
 
-/// A live run.
+/// A live run: its session (objective, parameters on the autodiff device, Adam) and whether it
+/// is running.
 pub struct Live {
-    /// Current parameters (on the autodiff device).
-    pub params: ParamStore,
-    adam: Adam,
-    pub step: u64,
+    pub session: FoolingSession,
     pub running: bool,
-    pub kind: FoolingType,
-    pub interpreter: Interpreter,
-    pub lambda: f64,
 }
 
 thread_local! {
@@ -45,19 +41,15 @@ thread_local! {
 pub fn inference_params() -> Option<(ParamStore, String)> {
     LIVE.with(|l| {
         l.borrow().as_ref().map(|live| {
-            let mut q = live.params.clone();
-            q.set_values(
-                live.params
-                    .values()
-                    .iter()
-                    .map(|t| t.clone().inner())
-                    .collect(),
-            );
+            let (s, o) = (&live.session, &live.session.objective);
             (
-                q,
+                s.inference_params(),
                 format!(
                     "live {} fooling of {} (λ {}, step {})",
-                    live.kind, live.interpreter, live.lambda, live.step
+                    o.kind,
+                    o.interpreter,
+                    o.lambda,
+                    s.steps()
                 ),
             )
         })
@@ -172,20 +164,23 @@ async fn run(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
     let fresh = LIVE.with(|l| {
         l.borrow()
             .as_ref()
-            .is_none_or(|x| x.kind != kind || x.interpreter != interpreter || x.lambda != lambda)
+            .map(|x| &x.session.objective)
+            .is_none_or(|o| o.kind != kind || o.interpreter != interpreter || o.lambda != lambda)
     });
+    let objective = Objective {
+        kind,
+        interpreter,
+        lambda,
+        options: InterpreterOptions::default(),
+    };
+    objective.validate().map_err(|e| e.to_string())?;
     if fresh {
         let p = p0.to_device(&ad).require_grad();
-        let adam = Adam::new(&p, lr);
+        let session = FoolingSession::new(objective, p, lr);
         LIVE.with(|l| {
             *l.borrow_mut() = Some(Live {
-                params: p,
-                adam,
-                step: 0,
+                session,
                 running: true,
-                kind,
-                interpreter,
-                lambda,
             })
         });
     } else {
@@ -199,22 +194,12 @@ async fn run(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
         running: true,
         error: None,
     });
-    let obj = Objective {
-        kind,
-        interpreter,
-        lambda,
-        options: InterpreterOptions::default(),
-    };
-    obj.validate().map_err(|e| e.to_string())?;
-    loop {
-        let Some((p, step)) = LIVE.with(|l| {
-            l.borrow()
-                .as_ref()
-                .filter(|x| x.running)
-                .map(|x| (x.params.clone(), x.step))
-        }) else {
-            break;
-        };
+    while let Some(step) = LIVE.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|x| x.running)
+            .map(|x| x.session.steps())
+    }) {
         let mut rng = SplitMix::new(1_000_003u64.wrapping_mul(step + 1));
         let (imgs, labels): (Vec<Rgb8>, Vec<usize>) = DATA.with(|d| {
             let d = d.borrow();
@@ -226,12 +211,17 @@ async fn run(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
                 .unzip()
         });
         let x = foolmap::image::batch(&imgs, &ad).map_err(|e| e.to_string())?;
-        let loss = obj
-            .passive(&net, &p, &p0, x, &labels)
+        let batch = Batch::Labelled { x, labels: &labels };
+        let pending = LIVE
+            .with(|l| {
+                l.borrow()
+                    .as_ref()
+                    .map(|x| x.session.loss(&net, &p0, batch))
+            })
+            .ok_or("the live run was reset")?
             .map_err(|e| e.to_string())?;
-        let grads = loss.total.backward();
-        let ce = scalar(loss.ce).await;
-        let fl = scalar(loss.fool).await;
+        let ce = scalar(pending.loss.ce.clone()).await;
+        let fl = scalar(pending.loss.fool.clone()).await;
         if !(ce.is_finite() && fl.is_finite()) {
             return Err(format!(
                 "the loss became non-finite at step {} (lower λ or the learning rate)",
@@ -241,10 +231,9 @@ async fn run(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
         let still = LIVE.with(|l| {
             let mut l = l.borrow_mut();
             let Some(x) = l.as_mut() else { return false };
-            x.params = x.adam.step(&p, &grads);
-            x.step += 1;
+            x.session.apply(pending);
             post(&Event::LiveStep {
-                step: x.step,
+                step: x.session.steps(),
                 ce,
                 fool: fl,
             });
