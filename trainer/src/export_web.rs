@@ -173,6 +173,130 @@ fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize
     Ok(bytes.len())
 }
 
+/// The architecture of every run (they must share one).
+fn common_arch(runs: &[Run]) -> Result<Architecture> {
+    let first = runs.first().context("--fooled: give at least one run")?;
+    let arch_id = meta(&first.sd, "arch", &first.weights)?.to_string();
+    let arch: Architecture = arch_id
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", first.weights.display()))?;
+    for r in runs {
+        let other = meta(&r.sd, "arch", &r.weights)?;
+        if other != arch_id {
+            bail!(
+                "{} is a `{other}` model but {} is `{arch_id}`: export one architecture at a time",
+                r.weights.display(),
+                first.weights.display()
+            );
+        }
+    }
+    Ok(arch)
+}
+
+/// Writes the original model (checked against the architecture now, not in the browser).
+fn export_original(
+    a: &ExportWebArgs,
+    root: Option<&Path>,
+    (arch, net): (Architecture, &foolmap::Net),
+    dtype: StoreDtype,
+    models_dir: &Path,
+) -> Result<ModelEntry> {
+    let original_path = crate::backend::weights_path(arch, a.original.clone(), root, "--original")?;
+    let sd0 = crate::io::weights::read_state_dict(&original_path)?;
+    // Checked against the architecture now, not in the browser.
+    foolmap::ParamStore::from_state_dict(
+        &net.specs,
+        &sd0,
+        arch.id(),
+        &original_path.display().to_string(),
+        &foolmap::burn::tensor::Device::flex(),
+    )?;
+    let orig_id = format!("{}-original", arch.id());
+    let mut sd0 = sd0;
+    sd0.metadata.insert("arch".into(), arch.id().into());
+    let n0 = write_weights(
+        &sd0,
+        dtype,
+        &models_dir.join(format!("{orig_id}.safetensors")),
+    )?;
+
+    Ok(ModelEntry {
+        id: orig_id.clone(),
+        role: Role::Original,
+        arch,
+        file: format!("models/{orig_id}.safetensors"),
+        bytes: n0 as u64,
+        original: None,
+        fooling: None,
+        interpreter: None,
+        lambda: None,
+        lr: None,
+        steps: None,
+        batch_size: None,
+        c1: None,
+        c2: None,
+        eval: None,
+        weights_source: Some(file_name(&original_path)),
+    })
+}
+
+/// Writes one fooled model (checked against the architecture) with its recipe; its id is
+/// `<arch>-<fooling>-<interpreter>`, numbered when `models` already holds that id.
+fn export_fooled(
+    r: &Run,
+    (arch, net): (Architecture, &foolmap::Net),
+    dtype: StoreDtype,
+    models_dir: &Path,
+    models: &[ModelEntry],
+    orig_id: &str,
+) -> Result<ModelEntry> {
+    foolmap::ParamStore::from_state_dict(
+        &net.specs,
+        &r.sd,
+        arch.id(),
+        &r.weights.display().to_string(),
+        &foolmap::burn::tensor::Device::flex(),
+    )?;
+    let cfg: crate::fool::FoolConfig = serde_json::from_str(meta(&r.sd, "config", &r.weights)?)
+        .with_context(|| {
+            format!(
+                "{}: metadata `config` is not a run config",
+                r.weights.display()
+            )
+        })?;
+    // Parsed into the registries' types, so that only their ids reach file names.
+    let (fooling, interp) = (cfg.fooling, cfg.interpreter);
+    let mut id = format!("{}-{}-{}", arch.id(), fooling.id(), interp.id());
+    let n_same = models.iter().filter(|m| m.id.starts_with(&id)).count();
+    if n_same > 0 {
+        id = format!("{id}-{}", n_same + 1);
+    }
+    let n = write_weights(&r.sd, dtype, &models_dir.join(format!("{id}.safetensors")))?;
+    Ok(ModelEntry {
+        id: id.clone(),
+        role: Role::Fooled,
+        arch,
+        file: format!("models/{id}.safetensors"),
+        bytes: n as u64,
+        original: Some(orig_id.to_string()),
+        fooling: Some(fooling),
+        interpreter: Some(interp),
+        lambda: Some(cfg.lambda),
+        lr: Some(cfg.lr),
+        steps: Some(
+            r.sd.metadata
+                .get("step")
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(cfg.steps),
+        ),
+        batch_size: Some(cfg.batch_size),
+        c1: Some(cfg.c1),
+        c2: Some(cfg.c2),
+        eval: r.eval.clone(),
+        weights_source: Some(file_name(&r.weights)),
+    })
+}
+
 /// Runs `export-web`.
 pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     if let Some(site) = &a.site {
@@ -197,21 +321,7 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
         .iter()
         .map(|p| read_run(p))
         .collect::<Result<_>>()?;
-    let first = runs.first().context("--fooled: give at least one run")?;
-    let arch_id = meta(&first.sd, "arch", &first.weights)?.to_string();
-    let arch: Architecture = arch_id
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", first.weights.display()))?;
-    for r in &runs {
-        let other = meta(&r.sd, "arch", &r.weights)?;
-        if other != arch_id {
-            bail!(
-                "{} is a `{other}` model but {} is `{arch_id}`: export one architecture at a time",
-                r.weights.display(),
-                first.weights.display()
-            );
-        }
-    }
+    let arch = common_arch(&runs)?;
     let net = arch.build();
     let dtype = if a.f32 {
         StoreDtype::F32
@@ -222,91 +332,14 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     std::fs::create_dir_all(&models_dir)
         .with_context(|| format!("cannot create {}", models_dir.display()))?;
 
-    let original_path = crate::backend::weights_path(arch, a.original.clone(), root, "--original")?;
-    let sd0 = crate::io::weights::read_state_dict(&original_path)?;
-    // Validate both against the architecture now, not in the browser.
-    foolmap::ParamStore::from_state_dict(
-        &net.specs,
-        &sd0,
-        arch.id(),
-        &original_path.display().to_string(),
-        &foolmap::burn::tensor::Device::flex(),
-    )?;
-    let orig_id = format!("{}-original", arch.id());
-    let mut sd0 = sd0;
-    sd0.metadata.insert("arch".into(), arch.id().into());
-    let n0 = write_weights(
-        &sd0,
-        dtype,
-        &models_dir.join(format!("{orig_id}.safetensors")),
-    )?;
-
     let dataset = arch.dataset();
     let classes = crate::backend::class_names(dataset, root);
-    let mut models = vec![ModelEntry {
-        id: orig_id.clone(),
-        role: Role::Original,
-        arch,
-        file: format!("models/{orig_id}.safetensors"),
-        bytes: n0 as u64,
-        original: None,
-        fooling: None,
-        interpreter: None,
-        lambda: None,
-        lr: None,
-        steps: None,
-        batch_size: None,
-        c1: None,
-        c2: None,
-        eval: None,
-        weights_source: Some(file_name(&original_path)),
-    }];
+    let original = export_original(a, root, (arch, &net), dtype, &models_dir)?;
+    let orig_id = original.id.clone();
+    let mut models = vec![original];
     for r in &runs {
-        foolmap::ParamStore::from_state_dict(
-            &net.specs,
-            &r.sd,
-            arch.id(),
-            &r.weights.display().to_string(),
-            &foolmap::burn::tensor::Device::flex(),
-        )?;
-        let cfg: crate::fool::FoolConfig = serde_json::from_str(meta(&r.sd, "config", &r.weights)?)
-            .with_context(|| {
-                format!(
-                    "{}: metadata `config` is not a run config",
-                    r.weights.display()
-                )
-            })?;
-        // Parsed into the registries' types, so that only their ids reach file names.
-        let (fooling, interp) = (cfg.fooling, cfg.interpreter);
-        let mut id = format!("{}-{}-{}", arch.id(), fooling.id(), interp.id());
-        let n_same = models.iter().filter(|m| m.id.starts_with(&id)).count();
-        if n_same > 0 {
-            id = format!("{id}-{}", n_same + 1);
-        }
-        let n = write_weights(&r.sd, dtype, &models_dir.join(format!("{id}.safetensors")))?;
-        models.push(ModelEntry {
-            id: id.clone(),
-            role: Role::Fooled,
-            arch,
-            file: format!("models/{id}.safetensors"),
-            bytes: n as u64,
-            original: Some(orig_id.clone()),
-            fooling: Some(fooling),
-            interpreter: Some(interp),
-            lambda: Some(cfg.lambda),
-            lr: Some(cfg.lr),
-            steps: Some(
-                r.sd.metadata
-                    .get("step")
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(cfg.steps),
-            ),
-            batch_size: Some(cfg.batch_size),
-            c1: Some(cfg.c1),
-            c2: Some(cfg.c2),
-            eval: r.eval.clone(),
-            weights_source: Some(file_name(&r.weights)),
-        });
+        let entry = export_fooled(r, (arch, &net), dtype, &models_dir, &models, &orig_id)?;
+        models.push(entry);
     }
 
     let gallery = copy_gallery(dataset, a.gallery_per_class, root, &a.out)?;

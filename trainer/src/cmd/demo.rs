@@ -112,43 +112,8 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
     };
     println!("data root: {}", root_dir.display());
     let root_arg = Some(root_dir.as_path());
-    let photos: Vec<PathBuf> = ["pets.jpg", "cat.png", "coffee.png", "parrot.jpg"]
-        .iter()
-        .map(|f| root_dir.join("photos").join(f))
-        .filter(|p| p.is_file())
-        .collect();
-    if !photos.is_empty() {
-        println!("SqueezeNet 1.0 on the demo photos:");
-        predict::run(
-            &PredictArgs {
-                arch: Architecture::SqueezeNet1_0,
-                weights: None,
-                top: 3,
-                json: false,
-                images: photos,
-            },
-            root_arg,
-            device,
-        )?;
-    }
     let limit = if a.full { None } else { Some(1000) };
-    println!(
-        "ResNet-20 on the CIFAR-10 test set ({}):",
-        limit.map_or("all 10,000 images".into(), |n| format!("first {n} images"))
-    );
-    accuracy::run(
-        AccuracyArgs {
-            arch: Architecture::ResNet20,
-            weights: None,
-            data: None,
-            batch_size: 200,
-            limit,
-            json: false,
-        },
-        root_arg,
-        device,
-    )?;
-
+    first_look(&root_dir, limit, device)?;
     let shipped = if a.train {
         Vec::new()
     } else {
@@ -161,33 +126,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
             "released fooled models (no training; `--train` trains here)",
             t0,
         );
-        for f in &shipped {
-            let c = crate::card::read(&crate::card::card_path(f))?;
-            crate::card::verify(f, &std::fs::read(f)?)?;
-            println!(
-                "{}: {} / {}, seed {}, step {}: on {} report-half test images top-1 {:.1} % → {:.1} %, {} ({})",
-                f.display(),
-                c.fooling,
-                c.interpreter,
-                c.seed,
-                c.step,
-                c.report.images,
-                100.0 * c.report.top1_original,
-                100.0 * c.report.top1,
-                c.report.fsr.map_or_else(
-                    || format!(
-                        "swap correlation {:.3}",
-                        c.report.swap_correlation.unwrap_or(f64::NAN)
-                    ),
-                    |f| format!("FSR {:.1} %", 100.0 * f)
-                ),
-                if c.meets_target {
-                    "meets the target"
-                } else {
-                    "misses the target: FSR ≥ 80 % within 2 points"
-                }
-            );
-        }
+        show_released(&shipped)?;
         stage(
             3,
             stages,
@@ -208,6 +147,90 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         "fooling ResNet-20 (CE + λ·L_F, Adam lr 1e-4, batch 32)",
         t0,
     );
+    let runs = train_here(&a, root_arg, device)?;
+    stage(3, stages, "evaluation and reports", t0);
+    evaluate(&runs, limit, root_arg, device)?;
+    web_stages(&a, runs, root_arg, stages, t0)
+}
+
+/// The pretrained models at work: SqueezeNet 1.0 on the demo photos, ResNet-20's accuracy on
+/// the CIFAR-10 test set (the first `limit` images).
+fn first_look(root_dir: &Path, limit: Option<usize>, device: &Device) -> Result<()> {
+    let root_arg = Some(root_dir);
+    let photos: Vec<PathBuf> = ["pets.jpg", "cat.png", "coffee.png", "parrot.jpg"]
+        .iter()
+        .map(|f| root_dir.join("photos").join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    if !photos.is_empty() {
+        println!("SqueezeNet 1.0 on the demo photos:");
+        predict::run(
+            &PredictArgs {
+                arch: Architecture::SqueezeNet1_0,
+                weights: None,
+                top: 3,
+                json: false,
+                images: photos,
+            },
+            root_arg,
+            device,
+        )?;
+    }
+    println!(
+        "ResNet-20 on the CIFAR-10 test set ({}):",
+        limit.map_or("all 10,000 images".into(), |n| format!("first {n} images"))
+    );
+    accuracy::run(
+        AccuracyArgs {
+            arch: Architecture::ResNet20,
+            weights: None,
+            data: None,
+            batch_size: 200,
+            limit,
+            json: false,
+        },
+        root_arg,
+        device,
+    )?;
+    Ok(())
+}
+
+/// Prints each released model's card: its recipe and report-half figures, and whether it meets
+/// the target.
+fn show_released(shipped: &[PathBuf]) -> Result<()> {
+    for f in shipped {
+        let c = crate::card::read(&crate::card::card_path(f))?;
+        crate::card::verify(f, &std::fs::read(f)?)?;
+        println!(
+            "{}: {} / {}, seed {}, step {}: on {} report-half test images top-1 {:.1} % → {:.1} %, {} ({})",
+            f.display(),
+            c.fooling,
+            c.interpreter,
+            c.seed,
+            c.step,
+            c.report.images,
+            100.0 * c.report.top1_original,
+            100.0 * c.report.top1,
+            c.report.fsr.map_or_else(
+                || format!(
+                    "swap correlation {:.3}",
+                    c.report.swap_correlation.unwrap_or(f64::NAN)
+                ),
+                |f| format!("FSR {:.1} %", 100.0 * f)
+            ),
+            if c.meets_target {
+                "meets the target"
+            } else {
+                "misses the target: FSR ≥ 80 % within 2 points"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Trains the demo's fooled models under `--out` (reusing or resuming runs of the same length);
+/// returns their run folders.
+fn train_here(a: &DemoArgs, root_arg: Option<&Path>, device: &Device) -> Result<Vec<PathBuf>> {
     let mut runs = Vec::new();
     for (kind, interp, lambda) in plan(a.all_types) {
         let fooling = kind.id();
@@ -245,9 +268,17 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         }
         runs.push(dir);
     }
+    Ok(runs)
+}
 
-    stage(3, stages, "evaluation and reports", t0);
-    for dir in &runs {
+/// Evaluates each run (reusing an `eval.json` newer than its weights) and writes its report.
+fn evaluate(
+    runs: &[PathBuf],
+    limit: Option<usize>,
+    root_arg: Option<&Path>,
+    device: &Device,
+) -> Result<()> {
+    for dir in runs {
         let eval_path = dir.join("eval.json");
         let fresh = std::fs::metadata(&eval_path)
             .and_then(|m| m.modified())
@@ -297,7 +328,7 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         crate::eval::print(&v);
         println!("report: {}", dir.join("report/report.md").display());
     }
-    web_stages(&a, runs, root_arg, stages, t0)
+    Ok(())
 }
 
 /// Stages 4–6: the web app's build, the export of `fooled` (run folders or released files), the

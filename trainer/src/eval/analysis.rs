@@ -431,10 +431,7 @@ pub fn analyse_model(
     let (_, pf) = crate::io::weights::load(arch, model, device)?;
     let dir = crate::io::data::default_dir(root, net.dataset, crate::io::data::Split::Test)?;
     let samples = crate::eval::eval_samples(net.dataset, &dir, SplitArg::Report, Some(cfg.images))?;
-    let imgs = samples
-        .iter()
-        .map(|s| Ok(foolmap::image::eval_crop(&s.rgb()?, net.dataset)))
-        .collect::<Result<Vec<_>>>()?;
+    let imgs = super::samples::images(&samples, net.dataset)?;
     let labels: Vec<usize> = samples.iter().map(|s| s.label).collect();
     let pair = Pair {
         net: &net,
