@@ -15,8 +15,10 @@ use foolmap::manifest::{
     Accuracy, Figures, GalleryEntry, InterpreterFigures, Manifest, ModelEntry, Role,
 };
 
+use crate::fool::checkpoint::RunMeta;
 use crate::io::atomic::write_atomic;
 use crate::io::data;
+use crate::io::weights::key;
 
 /// Flags of `foolmap export-web`.
 #[derive(Debug, Args)]
@@ -49,6 +51,8 @@ pub struct ExportWebArgs {
 struct Run {
     weights: PathBuf,
     sd: StateDict,
+    /// Its run's config and step.
+    meta: RunMeta,
     /// The figures the page shows (from `eval.json` or the model's card).
     eval: Option<Figures>,
 }
@@ -68,7 +72,7 @@ fn read_run(p: &Path) -> Result<Run> {
     let bytes = std::fs::read(&weights)
         .with_context(|| format!("cannot read fooled weights {}", weights.display()))?;
     let sd = StateDict::from_safetensors(&bytes, &weights.display().to_string())?;
-    meta(&sd, "config", &weights)?;
+    let meta = RunMeta::from_metadata(&sd.metadata, &weights)?;
     // A released model: the figures of its card (report half), checked against the file.
     let card_path = crate::card::card_path(&weights);
     if card_path.is_file() {
@@ -83,6 +87,7 @@ fn read_run(p: &Path) -> Result<Run> {
             return Ok(Run {
                 weights,
                 sd,
+                meta,
                 eval: Some(card_summary(&card)),
             });
         }
@@ -97,7 +102,12 @@ fn read_run(p: &Path) -> Result<Run> {
         })?),
         Err(_) => None,
     };
-    Ok(Run { weights, sd, eval })
+    Ok(Run {
+        weights,
+        sd,
+        meta,
+        eval,
+    })
 }
 
 /// The file name alone: the manifest is published with the page and carries no local paths.
@@ -105,15 +115,6 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn meta<'a>(sd: &'a StateDict, key: &str, file: &Path) -> Result<&'a str> {
-    sd.metadata.get(key).map(String::as_str).with_context(|| {
-        format!(
-            "{}: no `{key}` in the safetensors metadata (expected weights written by `foolmap fool`)",
-            file.display()
-        )
-    })
 }
 
 /// The page's figures from a model card: report half, every interpreter of its transfer matrix
@@ -167,7 +168,7 @@ fn card_summary(c: &crate::card::Card) -> Figures {
 
 fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize> {
     let mut sd = sd.clone();
-    sd.metadata.retain(|k, _| k == "arch");
+    sd.metadata.retain(|k, _| k == key::ARCH);
     let bytes = sd.to_safetensors(dtype)?;
     write_atomic(path, &bytes)?;
     Ok(bytes.len())
@@ -176,15 +177,12 @@ fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize
 /// The architecture of every run (they must share one).
 fn common_arch(runs: &[Run]) -> Result<Architecture> {
     let first = runs.first().context("--fooled: give at least one run")?;
-    let arch_id = meta(&first.sd, "arch", &first.weights)?.to_string();
-    let arch: Architecture = arch_id
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", first.weights.display()))?;
+    let arch = first.meta.config.arch;
     for r in runs {
-        let other = meta(&r.sd, "arch", &r.weights)?;
-        if other != arch_id {
+        let other = r.meta.config.arch;
+        if other != arch {
             bail!(
-                "{} is a `{other}` model but {} is `{arch_id}`: export one architecture at a time",
+                "{} is a `{other}` model but {} is `{arch}`: export one architecture at a time",
                 r.weights.display(),
                 first.weights.display()
             );
@@ -213,7 +211,7 @@ fn export_original(
     )?;
     let orig_id = format!("{}-original", arch.id());
     let mut sd0 = sd0;
-    sd0.metadata.insert("arch".into(), arch.id().into());
+    sd0.metadata.insert(key::ARCH.into(), arch.id().into());
     let n0 = write_weights(
         &sd0,
         dtype,
@@ -257,14 +255,7 @@ fn export_fooled(
         &r.weights.display().to_string(),
         &foolmap::burn::tensor::Device::flex(),
     )?;
-    let cfg: crate::fool::FoolConfig = serde_json::from_str(meta(&r.sd, "config", &r.weights)?)
-        .with_context(|| {
-            format!(
-                "{}: metadata `config` is not a run config",
-                r.weights.display()
-            )
-        })?;
-    // Parsed into the registries' types, so that only their ids reach file names.
+    let cfg = &r.meta.config;
     let (fooling, interp) = (cfg.fooling, cfg.interpreter);
     let mut id = format!("{}-{}-{}", arch.id(), fooling.id(), interp.id());
     let n_same = models.iter().filter(|m| m.id.starts_with(&id)).count();
@@ -283,12 +274,7 @@ fn export_fooled(
         interpreter: Some(interp),
         lambda: Some(cfg.lambda),
         lr: Some(cfg.lr),
-        steps: Some(
-            r.sd.metadata
-                .get("step")
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(cfg.steps),
-        ),
+        steps: Some(r.meta.step),
         batch_size: Some(cfg.batch_size),
         c1: Some(cfg.c1),
         c2: Some(cfg.c2),

@@ -830,3 +830,26 @@ fn a_resolved_config_written_as_toml_resolves_to_itself() {
     .unwrap();
     assert_eq!(back, cfg);
 }
+
+#[test]
+fn a_run_s_weights_carry_its_config_and_step() {
+    use foolmap_trainer::fool::checkpoint::RunMeta;
+    let tmp = tempfile::tempdir().unwrap();
+    let a = args(tmp.path(), 2);
+    run(&a, Some(&shared_data()), &Device::flex()).unwrap();
+    for file in ["final.safetensors", "checkpoint.safetensors"] {
+        let m = RunMeta::read(&tmp.path().join(file)).unwrap();
+        assert_eq!(m.step, 2, "{file}");
+        // The saved config is the resolved one, with the starting weights it resolved.
+        let mut want = resolve(&a).unwrap();
+        want.weights = m.config.weights.clone();
+        assert!(want.weights.is_some(), "{file}");
+        assert_eq!(m.config, want, "{file}");
+    }
+    let plain = shared_data().join("weights/resnet20_cifar10.safetensors");
+    let e = format!("{:#}", RunMeta::read(&plain).unwrap_err());
+    assert!(
+        e.contains("resnet20_cifar10.safetensors") && e.contains("`config`"),
+        "{e}"
+    );
+}

@@ -10,6 +10,7 @@ use foolmap::state::StoreDtype;
 
 use crate::backend::load_model;
 use crate::io::atomic::write_atomic;
+use crate::io::weights::key;
 
 /// `foolmap export`.
 #[derive(Debug, Args)]
@@ -32,8 +33,8 @@ pub struct ExportArgs {
 pub fn run(a: ExportArgs, root: Option<&Path>, device: &Device) -> Result<()> {
     let (net, p) = load_model(a.arch, a.weights, root, device)?;
     let mut sd = p.to_state_dict();
-    sd.metadata.insert("arch".into(), a.arch.id().into());
-    sd.metadata.insert("tap".into(), net.tap_name().into());
+    sd.metadata.insert(key::ARCH.into(), a.arch.id().into());
+    sd.metadata.insert(key::TAP.into(), net.tap_name().into());
     let bytes = sd.to_safetensors(if a.f16 {
         StoreDtype::F16
     } else {

@@ -173,7 +173,7 @@ fn subject(a: &EvalArgs, root: Option<&Path>, device: &Device) -> Result<Subject
         );
     }
     let meta = metadata(&a.fooled).unwrap_or_default();
-    let cfg: CheckpointConfig = match meta.get("config") {
+    let cfg: CheckpointConfig = match meta.get(crate::io::weights::key::CONFIG) {
         Some(c) => serde_json::from_str(c)
             .with_context(|| format!("{}: the `config` metadata entry", a.fooled.display()))?,
         None => CheckpointConfig::default(),

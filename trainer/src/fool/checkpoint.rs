@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::FoolConfig;
 use crate::io::atomic::write_atomic;
+use crate::io::weights::key;
 
 /// The source revision (`git rev-parse --short HEAD`), or `unknown`.
 pub(super) fn git_revision() -> String {
@@ -50,13 +51,9 @@ pub(super) fn save_checkpoint(
             },
         );
     }
-    sd.metadata.insert("step".into(), step.to_string());
+    RunMeta::new(cfg, step).insert_into(&mut sd.metadata)?;
     sd.metadata
         .insert(crate::io::weights::ADAM_STEP_KEY.into(), adam.t.to_string());
-    sd.metadata
-        .insert("config".into(), serde_json::to_string(cfg)?);
-    sd.metadata.insert("git_revision".into(), git_revision());
-    sd.metadata.insert("arch".into(), cfg.arch.id().into());
     write_atomic(
         &dir.join("checkpoint.safetensors"),
         &sd.to_safetensors(StoreDtype::F32)?,
@@ -74,7 +71,7 @@ pub(super) fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("{}: metadata `{k}` missing", path.display()))
     };
-    let (step, adam_t) = (num("step")?, num(crate::io::weights::ADAM_STEP_KEY)?);
+    let (step, adam_t) = (num(key::STEP)?, num(crate::io::weights::ADAM_STEP_KEY)?);
     let mut params = StateDict::default();
     let mut adam = BTreeMap::new();
     for (k, t) in sd.tensors {
@@ -190,10 +187,75 @@ pub(super) fn write_weights(
     step: u64,
 ) -> Result<()> {
     let mut sd = p.to_state_dict();
-    sd.metadata.insert("arch".into(), cfg.arch.id().into());
-    sd.metadata
-        .insert("config".into(), serde_json::to_string(cfg)?);
-    sd.metadata.insert("git_revision".into(), git_revision());
-    sd.metadata.insert("step".into(), step.to_string());
+    RunMeta::new(cfg, step).insert_into(&mut sd.metadata)?;
     write_atomic(path, &sd.to_safetensors(StoreDtype::F32)?)
+}
+
+/// The metadata of a run's weights files (checkpoint, `stepN`, `best`, `final`): the resolved
+/// config (its architecture also under `arch`), the step and the source revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunMeta {
+    /// The run's resolved config.
+    pub config: FoolConfig,
+    /// The step the weights are from.
+    pub step: u64,
+    /// The source revision that wrote them.
+    pub git_revision: String,
+}
+
+impl RunMeta {
+    /// The metadata of `cfg`'s weights at `step`, written by this source revision.
+    pub fn new(cfg: &FoolConfig, step: u64) -> RunMeta {
+        RunMeta {
+            config: cfg.clone(),
+            step,
+            git_revision: git_revision(),
+        }
+    }
+
+    /// Writes the keys into a state dict's metadata.
+    pub fn insert_into(&self, m: &mut BTreeMap<String, String>) -> Result<()> {
+        m.insert(key::ARCH.into(), self.config.arch.id().into());
+        m.insert(key::CONFIG.into(), serde_json::to_string(&self.config)?);
+        m.insert(key::GIT_REVISION.into(), self.git_revision.clone());
+        m.insert(key::STEP.into(), self.step.to_string());
+        Ok(())
+    }
+
+    /// Reads the keys of a run's weights file `file` (its metadata `m`), naming the file and
+    /// the key on error.
+    pub fn from_metadata(m: &BTreeMap<String, String>, file: &Path) -> Result<RunMeta> {
+        let get = |k: &str| {
+            m.get(k).with_context(|| {
+                format!(
+                    "{}: no `{k}` in the safetensors metadata (expected weights written by `foolmap fool`)",
+                    file.display()
+                )
+            })
+        };
+        let config = serde_json::from_str(get(key::CONFIG)?).with_context(|| {
+            format!(
+                "{}: metadata `{}` is not a run config",
+                file.display(),
+                key::CONFIG
+            )
+        })?;
+        let step = get(key::STEP)?.parse().with_context(|| {
+            format!(
+                "{}: metadata `{}` is not a step number",
+                file.display(),
+                key::STEP
+            )
+        })?;
+        Ok(RunMeta {
+            config,
+            step,
+            git_revision: m.get(key::GIT_REVISION).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Reads the metadata of the weights file `path` (its header only).
+    pub fn read(path: &Path) -> Result<RunMeta> {
+        RunMeta::from_metadata(&crate::io::weights::read_metadata(path)?, path)
+    }
 }

@@ -89,7 +89,7 @@ fn saved_settings(out: &Path) -> Result<FoolSettings> {
     }
     let meta = crate::io::weights::read_metadata(&path)?;
     let text = meta
-        .get("config")
+        .get(crate::io::weights::key::CONFIG)
         .with_context(|| format!("{}: metadata `config` missing", path.display()))?;
     serde_json::from_str(text)
         .with_context(|| format!("{}: metadata `config` is not a run config", path.display()))

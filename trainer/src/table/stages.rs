@@ -99,11 +99,9 @@ pub(super) fn analyse(
 
 /// The completed step of a run folder's final weights (`None`: none yet).
 pub(super) fn final_step(dir: &Path) -> Option<u64> {
-    crate::io::weights::read_metadata(&dir.join("final.safetensors"))
-        .ok()?
-        .get("step")?
-        .parse()
+    crate::fool::checkpoint::RunMeta::read(&dir.join("final.safetensors"))
         .ok()
+        .map(|m| m.step)
 }
 
 /// Stage 1. Returns whether the run is complete.
@@ -121,9 +119,8 @@ pub(super) fn train(
     let dir = job.run_dir(t);
     let saved = dir.join("checkpoint.safetensors");
     if saved.is_file() {
-        let have: FoolConfig = crate::io::weights::read_metadata(&saved)
-            .ok()
-            .and_then(|m| serde_json::from_str(m.get("config")?).ok())
+        let have: FoolConfig = crate::fool::checkpoint::RunMeta::read(&saved)
+            .map(|m| m.config)
             .with_context(|| format!("{}: no run config in its metadata", saved.display()))?;
         // `fool` stores the starting weights it resolved from the data root.
         if want.weights.is_none() {
