@@ -26,6 +26,19 @@ pub(super) fn span(b: (f64, f64)) -> String {
 /// from the same results gives the same bytes).
 pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
     let mut m = String::new();
+    protocol_markdown(&mut m, t, config_path, s);
+    passive_markdown(&mut m, s);
+    active_markdown(&mut m, s);
+    agreement_markdown(&mut m, s);
+    transfer_markdown(&mut m, t, s);
+    analysis_markdown(&mut m, t, s);
+    evaluations_markdown(&mut m, s);
+    recipes_markdown(&mut m, t);
+    m
+}
+
+/// The title, what generated the file, completeness, the protocol and the original model's figures.
+fn protocol_markdown(m: &mut String, t: &TableConfig, config_path: &Path, s: &Summary) {
     let _ = writeln!(m, "# Results: {}\n", t.name);
     let (set, split_file, half) = match t.arch.dataset() {
         Dataset::Cifar10 => ("the CIFAR-10 test set", "splits/cifar10-test.json", "5,000"),
@@ -86,6 +99,10 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             pct(t5)
         );
     }
+}
+
+/// The passive cells' table and the baselines'.
+fn passive_markdown(m: &mut String, s: &Summary) {
     let active = |c: &&CellSummary| c.fooling == FoolingType::Active;
     let rows = |baseline: bool| {
         s.cells
@@ -134,7 +151,10 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             m.push_str(&row(c));
         }
     }
-    active_markdown(&mut m, s);
+}
+
+/// The top-1 agreement of each first-seed model with the original.
+fn agreement_markdown(m: &mut String, s: &Summary) {
     let agree: Vec<String> = s
         .cells
         .iter()
@@ -151,6 +171,10 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             agree.join("; ")
         );
     }
+}
+
+/// The transfer matrix: each first-seed model's FSR under every interpreter.
+fn transfer_markdown(m: &mut String, t: &TableConfig, s: &Summary) {
     let interps: Vec<String> = t
         .report_interpreters
         .iter()
@@ -177,7 +201,10 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             .collect();
         let _ = writeln!(m, "| {} | {} |", c.cell, cols.join(" | "));
     }
-    analysis_markdown(&mut m, t, s);
+}
+
+/// How often each model met each half.
+fn evaluations_markdown(m: &mut String, s: &Summary) {
     let _ = writeln!(
         m,
         "\n## Evaluations per model\n\nFrom each run's `evaluations.jsonl`: selection-half evaluations of \
@@ -199,6 +226,10 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             let _ = writeln!(m, "| {} | {seed} | {sel} | {rep} | {ana} |", c.cell);
         }
     }
+}
+
+/// The default recipe and the per-cell overrides.
+fn recipes_markdown(m: &mut String, t: &TableConfig) {
     let _ = writeln!(
         m,
         "\n## Recipes\n\nDefault recipe: {}. Per-cell overrides are in the config; each model's \
@@ -212,7 +243,6 @@ pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
             let _ = writeln!(m, "- `{}`: {}", c.id(), recipe_text(&c.recipe));
         }
     }
-    m
 }
 
 /// The active-fooling section of RESULTS.md (nothing when no cell is active).
