@@ -160,6 +160,12 @@ fn with_defaults(s: FoolSettings) -> FoolConfig {
 /// Checks what types cannot: ranges, the objective (an interpreter that can be fooled, a finite
 /// λ ≥ 0), the schedule, batch-size limits, classes in range.
 fn check(cfg: &FoolConfig) -> Result<()> {
+    check_objective(cfg)?;
+    check_numbers(cfg)
+}
+
+/// The objective, its learning rate and every phase of the schedule.
+fn check_objective(cfg: &FoolConfig) -> Result<()> {
     let obj = Objective {
         kind: cfg.fooling,
         interpreter: cfg.interpreter,
@@ -203,6 +209,11 @@ fn check(cfg: &FoolConfig) -> Result<()> {
             bail!("{at}: the batch size must be ≥ 1");
         }
     }
+    Ok(())
+}
+
+/// Ranges: the validation's budget and threshold, steps, batch sizes, classes.
+fn check_numbers(cfg: &FoolConfig) -> Result<()> {
     if !(cfg.max_drop.is_finite() && cfg.max_drop >= 0.0) {
         bail!(
             "invalid config field `max_drop`: must be a fraction ≥ 0 (0.02 = 2 points), got {}",
