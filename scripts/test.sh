@@ -49,12 +49,12 @@ cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q -- -D warnings
 step "cargo test (native)"
 cargo test --workspace
 
-step "trunk build (wasm, release) + wasm-opt -Oz of the worker + export-web of the released models"
+step "trunk build (wasm, release) + wasm-opt -Oz of the worker and the page + export-web of the released models"
 # The binary `cargo test --workspace` built (same features, no second build of Burn).
 foolmap() { target/debug/foolmap "$@"; }
 rm -rf target/e2e/native target/dist/models
 trunk build --release --offline
-bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised worker
+bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised wasm (worker and page)
 # The page shows what a user gets: the committed models with their cards (Grad-CAM first: the model the
 # tests open by default).
 foolmap export-web --fooled models/resnet20-location-grad_cam.safetensors,models/resnet20-location-lrp_t.safetensors \
