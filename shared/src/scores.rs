@@ -14,6 +14,17 @@ pub fn read_back<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| FoolmapError::invalid("tensor read-back", format!("{e:?}")))
 }
 
+/// [`read_back`] without blocking: the only read-back WebGPU allows (a synchronous one panics
+/// there); the page's worker uses it for every map, logit and loss.
+pub async fn read_back_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data_async()
+        .await
+        .map_err(|e| FoolmapError::invalid("tensor read-back", format!("{e:?}")))?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| FoolmapError::invalid("tensor read-back", format!("{e:?}")))
+}
+
 /// Softmax probabilities of one row of logits, numerically stable (the maximum is subtracted).
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);

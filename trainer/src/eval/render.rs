@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use foolmap::burn::tensor::{Device, Tensor};
+use foolmap::burn::tensor::Device;
 use foolmap::colormap::overlay;
 use foolmap::explain::interpreter::explain;
 use foolmap::image::{Rgb8, resize_bilinear};
@@ -24,13 +24,6 @@ const PALETTE: [RGBColor; 7] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
 ];
-
-fn vals<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
-}
 
 /// Line plot of named series into an SVG string.
 pub fn line_svg(
@@ -135,7 +128,7 @@ pub fn grid(
         for (k, p) in [p0, pf].into_iter().enumerate() {
             let m = explain(net, p, x.clone(), labels, *interp, &o)?;
             let [n, h, w] = m.dims();
-            let v = vals(m)?;
+            let v = foolmap::scores::read_back(m)?;
             for (r, img) in imgs.iter().enumerate().take(n) {
                 let big = resize_bilinear(img, cell, cell);
                 let ov = overlay(&big, &v[r * h * w..(r + 1) * h * w], h, w, 0.55);

@@ -12,6 +12,7 @@ use foolmap::burn::tensor::{Device, Tensor, TensorData};
 use foolmap::explain::interpreter::{explain_traced, logits};
 use foolmap::fooling::{self, FoolingType};
 use foolmap::image::{Rgb8, eval_crop};
+use foolmap::scores::{read_back, read_back_async};
 use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore, StateDict};
 use wasm_bindgen::prelude::*;
 use web_sys::DedicatedWorkerGlobalScope;
@@ -158,21 +159,15 @@ pub(crate) async fn params_for(id: &str) -> Result<Rc<ParamStore>, String> {
     Ok(p)
 }
 
+/// A map batch `[N, h, w]` read back with its extents.
 async fn read(t: Tensor<3>) -> Result<(Vec<f32>, usize, usize), String> {
     let [_, h, w] = t.dims();
-    let data: TensorData = t.into_data_async().await.map_err(|e| format!("{e:?}"))?;
-    let v = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))?;
+    let v = read_back_async(t).await.map_err(|e| e.to_string())?;
     Ok((v, h, w))
 }
 
 async fn read_logits(t: Tensor<2>) -> Result<Vec<f32>, String> {
-    let data: TensorData = t.into_data_async().await.map_err(|e| format!("{e:?}"))?;
-    data.convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))
+    read_back_async(t).await.map_err(|e| e.to_string())
 }
 
 /// Computes for the latest request (live redraws).
@@ -295,9 +290,7 @@ fn stats_of(m: &state::MapPair) -> Result<state::Stats, String> {
     let (b, _, _) = &m.fooled;
     let t = |v: &Vec<f32>| Tensor::<3>::from_data(TensorData::new(v.clone(), [1, *h, *w]), &cpu);
     let scalar = |x: Tensor<1>| -> f64 {
-        x.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
+        read_back(x)
             .ok()
             .and_then(|v| v.first().copied())
             .unwrap_or(f32::NAN) as f64

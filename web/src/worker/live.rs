@@ -57,15 +57,11 @@ pub fn inference_params() -> Option<(ParamStore, String)> {
 }
 
 async fn scalar(t: Tensor<1>) -> f64 {
-    match t.inner().into_data_async().await {
-        Ok(d) => d
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .ok()
-            .and_then(|v| v.first().copied())
-            .unwrap_or(f32::NAN) as f64,
-        Err(_) => f64::NAN,
-    }
+    foolmap::scores::read_back_async(t.inner())
+        .await
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f32::NAN) as f64
 }
 
 /// Loads and decodes the gallery once (labels required).
