@@ -5,14 +5,15 @@
 
 use std::cell::{Cell, RefCell};
 
-use foolmap::InterpreterOptions;
-use foolmap::ParamStore;
+use std::rc::Rc;
+
 use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::fooling::FoolingType;
 use foolmap::image::{Rgb8, eval_crop};
 use foolmap::params::SplitMix;
 use foolmap::session::{Batch, FoolingSession};
 use foolmap::train::Objective;
+use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore};
 
 use super::engine::{post, with_engine};
 use crate::env::{fetch_bytes, yield_now};
@@ -129,10 +130,53 @@ pub async fn reset() {
     super::engine::recompute_latest(inference_params()).await;
 }
 
+/// What a live run computes with: the network, the original (the loss's reference), the
+/// autodiff device and the interpreter of the current selection.
+struct Context {
+    net: Rc<Net>,
+    p0: Rc<ParamStore>,
+    ad: Device,
+    interpreter: Interpreter,
+}
+
 async fn run(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
     let stops = STOPS.with(Cell::get);
     crate::state::live_settings(kind, lambda, lr)?;
     training_images().await?;
+    let cx = context(kind).await?;
+    if STOPS.with(Cell::get) != stops {
+        // Stopped (or reset) while loading: answer the pending request and end.
+        super::engine::recompute_latest(inference_params()).await;
+        return Ok(());
+    }
+    let objective = Objective {
+        kind,
+        interpreter: cx.interpreter,
+        lambda,
+        options: InterpreterOptions::default(),
+    };
+    objective.validate().map_err(|e| e.to_string())?;
+    begin(objective, &cx, lr);
+    while let Some(step) = LIVE.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|x| x.running)
+            .map(|x| x.session.steps())
+    }) {
+        if !one_step(&cx, step).await? {
+            break;
+        }
+        if (step + 1) % REDRAW_EVERY == 0 {
+            super::engine::recompute_latest(inference_params()).await;
+        }
+        yield_now().await;
+    }
+    super::engine::recompute_latest(inference_params()).await;
+    Ok(())
+}
+
+/// Checks that the selection can be fooled live on this backend and loads the original.
+async fn context(kind: FoolingType) -> Result<Context, String> {
     let request = with_engine(|e| e.request.clone())
         .flatten()
         .ok_or("live fooling needs a selection")?;
@@ -150,28 +194,29 @@ async fn run(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
         );
     }
     let p0 = super::engine::params_for(&request.original).await?;
-    if STOPS.with(Cell::get) != stops {
-        // Stopped (or reset) while loading: answer the pending request and end.
-        super::engine::recompute_latest(inference_params()).await;
-        return Ok(());
-    }
-    let ad: Device = device.clone().autodiff();
-    // A new run when none exists or the objective changed; else continue the current one.
+    Ok(Context {
+        net,
+        p0,
+        ad: device.autodiff(),
+        interpreter,
+    })
+}
+
+/// A new session when none exists or the objective changed, else the current one continues;
+/// tells the page the run started.
+fn begin(objective: Objective, cx: &Context, lr: f64) {
     let fresh = LIVE.with(|l| {
         l.borrow()
             .as_ref()
             .map(|x| &x.session.objective)
-            .is_none_or(|o| o.kind != kind || o.interpreter != interpreter || o.lambda != lambda)
+            .is_none_or(|o| {
+                o.kind != objective.kind
+                    || o.interpreter != objective.interpreter
+                    || o.lambda != objective.lambda
+            })
     });
-    let objective = Objective {
-        kind,
-        interpreter,
-        lambda,
-        options: InterpreterOptions::default(),
-    };
-    objective.validate().map_err(|e| e.to_string())?;
     if fresh {
-        let p = p0.to_device(&ad).require_grad();
+        let p = cx.p0.to_device(&cx.ad).require_grad();
         let session = FoolingSession::new(objective, p, lr);
         LIVE.with(|l| {
             *l.borrow_mut() = Some(Live {
@@ -190,59 +235,48 @@ async fn run(kind: FoolingType, lambda: f64, lr: f64) -> Result<(), String> {
         running: true,
         error: None,
     });
-    while let Some(step) = LIVE.with(|l| {
-        l.borrow()
-            .as_ref()
-            .filter(|x| x.running)
-            .map(|x| x.session.steps())
-    }) {
-        let mut rng = SplitMix::new(1_000_003u64.wrapping_mul(step + 1));
-        let (imgs, labels): (Vec<Rgb8>, Vec<usize>) = DATA.with(|d| {
-            let d = d.borrow();
-            (0..BATCH)
-                .map(|_| {
-                    let (img, label) = &d[rng.below(d.len())];
-                    (foolmap::augment::cifar_train(img, &mut rng), *label)
-                })
-                .unzip()
-        });
-        let x = foolmap::image::batch(&imgs, &ad).map_err(|e| e.to_string())?;
-        let batch = Batch::Labelled { x, labels: &labels };
-        let pending = LIVE
-            .with(|l| {
-                l.borrow()
-                    .as_ref()
-                    .map(|x| x.session.loss(&net, &p0, batch))
+}
+
+/// One step on an augmented batch of the gallery (stopping on a non-finite loss before the
+/// weights move); returns whether the run goes on.
+async fn one_step(cx: &Context, step: u64) -> Result<bool, String> {
+    let mut rng = SplitMix::new(1_000_003u64.wrapping_mul(step + 1));
+    let (imgs, labels): (Vec<Rgb8>, Vec<usize>) = DATA.with(|d| {
+        let d = d.borrow();
+        (0..BATCH)
+            .map(|_| {
+                let (img, label) = &d[rng.below(d.len())];
+                (foolmap::augment::cifar_train(img, &mut rng), *label)
             })
-            .ok_or("the live run was reset")?
-            .map_err(|e| e.to_string())?;
-        let ce = scalar(pending.loss.ce.clone()).await;
-        let fl = scalar(pending.loss.fool.clone()).await;
-        if !(ce.is_finite() && fl.is_finite()) {
-            return Err(format!(
-                "the loss became non-finite at step {} (lower λ or the learning rate)",
-                step + 1
-            ));
-        }
-        let still = LIVE.with(|l| {
-            let mut l = l.borrow_mut();
-            let Some(x) = l.as_mut() else { return false };
-            x.session.apply(pending);
-            post(&Event::LiveStep {
-                step: x.session.steps(),
-                ce,
-                fool: fl,
-            });
-            x.running
-        });
-        if !still {
-            break;
-        }
-        if (step + 1) % REDRAW_EVERY == 0 {
-            super::engine::recompute_latest(inference_params()).await;
-        }
-        yield_now().await;
+            .unzip()
+    });
+    let x = foolmap::image::batch(&imgs, &cx.ad).map_err(|e| e.to_string())?;
+    let batch = Batch::Labelled { x, labels: &labels };
+    let pending = LIVE
+        .with(|l| {
+            l.borrow()
+                .as_ref()
+                .map(|x| x.session.loss(&cx.net, &cx.p0, batch))
+        })
+        .ok_or("the live run was reset")?
+        .map_err(|e| e.to_string())?;
+    let ce = scalar(pending.loss.ce.clone()).await;
+    let fl = scalar(pending.loss.fool.clone()).await;
+    if !(ce.is_finite() && fl.is_finite()) {
+        return Err(format!(
+            "the loss became non-finite at step {} (lower λ or the learning rate)",
+            step + 1
+        ));
     }
-    super::engine::recompute_latest(inference_params()).await;
-    Ok(())
+    Ok(LIVE.with(|l| {
+        let mut l = l.borrow_mut();
+        let Some(x) = l.as_mut() else { return false };
+        x.session.apply(pending);
+        post(&Event::LiveStep {
+            step: x.session.steps(),
+            ce,
+            fool: fl,
+        });
+        x.running
+    }))
 }
