@@ -15,7 +15,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use super::dom::{doc, el, esc, offered, pct, put_rgb, select_value, set_text};
 use super::model::Ui;
 use crate::protocol::RegistryRow;
-use crate::state::{MapPair, Output, Selection};
+use crate::state::{MapPair, Output, Selection, Stats};
 use crate::{THUMB, VIEW};
 
 /// Fills the model / interpreter dropdowns, the gallery and the model facts.
@@ -207,6 +207,38 @@ pub fn draw(app: &Ui, out: &Output) {
     let opacity = selection(app).map(|s| s.opacity).unwrap_or(0.6);
     let classes = &app.manifest.classes;
     let class_name = classes.get(out.class).map_or("?", String::as_str);
+    draw_main(out, opacity);
+    if let Some(t) = el("top5") {
+        t.set_inner_html(&format!(
+            "{}{}",
+            top5_html("original model", &out.logits.0, classes),
+            top5_html("fooled model", &out.logits.1, classes)
+        ));
+    }
+    if let (Some(t), Some(s)) = (el("stats"), &out.stats) {
+        t.set_inner_html(&stats_html(s, class_name, &out.class_source));
+    }
+    draw_transfer(out, opacity);
+    set_text(
+        "status",
+        &format!(
+            "{} · class “{class_name}” ({}) · {} maps in {:.0} ms on {}",
+            out.image_title,
+            out.class_source,
+            2 * out.maps.len(),
+            out.ms,
+            out.backend.label()
+        ),
+    );
+    set_text("result-json", &result_json(out).to_string());
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        let _ = b.set_attribute("data-runs", &app.runs.to_string());
+        let _ = b.set_attribute("data-state", "ready");
+    }
+}
+
+/// The selected interpreter's maps of both models over the image, with their captions.
+fn draw_main(out: &Output, opacity: f32) {
     if let Some(main) = out.maps.iter().find(|m| m.interpreter == out.interpreter) {
         put_rgb(
             "map-original",
@@ -233,34 +265,33 @@ pub fn draw(app: &Ui, out: &Output) {
             ),
         );
     }
-    if let Some(t) = el("top5") {
-        t.set_inner_html(&format!(
-            "{}{}",
-            top5_html("original model", &out.logits.0, classes),
-            top5_html("fooled model", &out.logits.1, classes)
-        ));
-    }
-    if let (Some(t), Some(s)) = (el("stats"), &out.stats) {
-        t.set_inner_html(&format!(
-            "<tr><th>statistic (map of class “{}”, {})</th><th>value</th></tr>\
+}
+
+/// The statistics table of the selected interpreter's maps (for the class explained).
+fn stats_html(s: &Stats, class_name: &str, class_source: &str) -> String {
+    format!(
+        "<tr><th>statistic (map of class “{}”, {})</th><th>value</th></tr>\
              <tr><td>Location statistic, original → fooled (lower = frame-shaped)</td><td>{:.3} → {:.3}</td></tr>\
              <tr><td>share of positive mass on the frame, original → fooled</td><td>{:.0} % → {:.0} %</td></tr>\
              <tr><td>Top-k statistic of the fooled map at the original top-10 %</td><td>{:.3}</td></tr>\
              <tr><td>Top-10 % overlap</td><td>{:.0} %</td></tr>\
              <tr><td>centre-of-mass shift (0–1)</td><td>{:.3}</td></tr>\
              <tr><td>Spearman rank correlation</td><td>{:.3}</td></tr>",
-            esc(class_name),
-            out.class_source,
-            s.location.0,
-            s.location.1,
-            100.0 * s.frame_mass.0,
-            100.0 * s.frame_mass.1,
-            s.topk,
-            100.0 * s.topk_overlap,
-            s.center_shift,
-            s.spearman
-        ));
-    }
+        esc(class_name),
+        class_source,
+        s.location.0,
+        s.location.1,
+        100.0 * s.frame_mass.0,
+        100.0 * s.frame_mass.1,
+        s.topk,
+        100.0 * s.topk_overlap,
+        s.center_shift,
+        s.spearman
+    )
+}
+
+/// The transfer grid: both models' maps under every foolable interpreter (canvases made once).
+fn draw_transfer(out: &Output, opacity: f32) {
     // The transfer grid's canvases are made once and reused (a new 2D context per draw is slow).
     let have_grid = out
         .maps
@@ -306,22 +337,6 @@ pub fn draw(app: &Ui, out: &Output) {
             &format!("t-fooled-{}", m.interpreter),
             &overlay(&out.crop, &m.fooled, THUMB, opacity),
         );
-    }
-    set_text(
-        "status",
-        &format!(
-            "{} · class “{class_name}” ({}) · {} maps in {:.0} ms on {}",
-            out.image_title,
-            out.class_source,
-            2 * out.maps.len(),
-            out.ms,
-            out.backend.label()
-        ),
-    );
-    set_text("result-json", &result_json(out).to_string());
-    if let Some(b) = doc().and_then(|d| d.body()) {
-        let _ = b.set_attribute("data-runs", &app.runs.to_string());
-        let _ = b.set_attribute("data-state", "ready");
     }
 }
 
