@@ -9,8 +9,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::fooling::FoolingType;
-use foolmap::scores::{argmax, read_back};
+use foolmap::scores::read_back;
 use foolmap::session::{Batch, FoolingSession};
+use foolmap::train::top1;
 use serde_json::json;
 
 use super::FoolArgs;
@@ -255,13 +256,11 @@ fn one_step(
     }
     // The labels the maps used: for a label-free run the original's top-1, so the batch
     // accuracy is the agreement.
-    let lg = read_back(l.logits.clone().inner()).unwrap_or_default();
-    let k = m.net.num_classes;
-    let correct = pending
-        .labels
+    let predicted = top1(l.logits.clone().inner()).unwrap_or_default();
+    let correct = predicted
         .iter()
-        .enumerate()
-        .filter(|(i, y)| lg.get(i * k..(i + 1) * k).is_some_and(|r| argmax(r) == **y))
+        .zip(&pending.labels)
+        .filter(|(p, y)| p == y)
         .count();
     let images = pending.labels.len();
     session.apply(pending);
