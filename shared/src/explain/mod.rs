@@ -7,6 +7,7 @@
 //! constant masks, a fooling loss on the resulting map needs only first-order autodiff, and the
 //! browser needs no autodiff at all.
 
+mod blocks;
 pub mod interpreter;
 pub mod rules;
 
@@ -14,7 +15,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 
-use crate::model::{BatchNorm, Conv, Node, NodeTrace, Seq, SeqTrace, Shortcut};
+use crate::model::{BatchNorm, Conv, Linear, Node, NodeTrace, Seq, SeqTrace};
 use crate::params::ParamStore;
 use rules::BiasMode;
 
@@ -241,6 +242,7 @@ pub fn back_seq(
     r
 }
 
+/// One node of a sweep: the signal `r` at its output back to its input `a`.
 fn back_node(
     node: &Node,
     p: &ParamStore,
@@ -252,19 +254,7 @@ fn back_node(
     let lrp = matches!(sw, Sweep::Lrp(_));
     match node {
         Node::Conv(c) => c.back(p, a, r, sw),
-        Node::BatchNorm(bn) => match sw {
-            Sweep::Lrp(_) => r,
-            Sweep::Gradient(g) => {
-                let scale = if g.legacy_bn_grad {
-                    p.get::<1>(bn.gamma)
-                        .div(p.get::<1>(bn.var).add_scalar(1e-8))
-                } else {
-                    bn.scale_shift(p).0
-                };
-                let c = scale.dims()[0];
-                r.mul(scale.reshape([1, c, 1, 1]))
-            }
-        },
+        Node::BatchNorm(bn) => bn.back(p, r, sw),
         Node::Relu => {
             if lrp {
                 r
@@ -295,75 +285,65 @@ fn back_node(
             }
         }
         Node::Flatten => r.reshape(a.dims()),
-        Node::Linear(l) => {
-            let [n, f, _, _] = a.dims();
-            let w = p.get::<2>(l.weight);
-            let out = w.dims()[0];
-            let r2 = r.reshape([n, out]);
-            let back = match sw {
-                Sweep::Gradient(_) => r2.matmul(w),
-                Sweep::Lrp(o) => rules::epsilon(
-                    a.clone().reshape([n, f]),
-                    w,
-                    p.get::<1>(l.bias),
-                    r2,
-                    o.epsilon,
-                ),
-            };
-            back.reshape([n, f, 1, 1])
-        }
+        Node::Linear(l) => l.back(p, a, r, sw),
         Node::Dropout => r,
         Node::Residual(res) => {
             let NodeTrace::Residual(rt) = inner else {
                 unreachable!("residual traced without its parts")
             };
-            let (branch, shortcut, b, s) = (&rt.branch, &rt.shortcut, &rt.b, &rt.s);
-            let (rb, rs) = match sw {
-                Sweep::Lrp(o) => {
-                    rules::residual_split(b.clone(), s.clone(), r, o.residual_code_faithful)
-                }
-                Sweep::Gradient(_) => {
-                    let g = r.mul(b.clone().add(s.clone()).detach().greater_elem(0.0).float());
-                    (g.clone(), g)
-                }
-            };
-            let back_b = back_seq(&res.branch, p, branch, rb, 0, sw);
-            let back_s = match (&res.shortcut, shortcut) {
-                (Shortcut::Identity, _) => rs,
-                (Shortcut::OptionA { pad }, _) => option_a_back(rs, *pad, a.dims()),
-                (Shortcut::Projection(seq), Some(st)) => back_seq(seq, p, st, rs, 0, sw),
-                (Shortcut::Projection(_), None) => unreachable!("projection traced without trace"),
-            };
-            back_b.add(back_s)
+            res.back(p, a, rt, r, sw)
         }
         Node::Dense(branch) => {
             let NodeTrace::Dense(bt) = inner else {
                 unreachable!("dense layer traced without its branch")
             };
-            let [n, c_in, h, w] = a.dims();
-            let c_out = r.dims()[1];
-            let old = r.clone().slice([0..n, 0..c_in, 0..h, 0..w]);
-            let new = r.slice([0..n, c_in..c_out, 0..h, 0..w]);
-            old.add(back_seq(branch, p, bt, new, 0, sw))
+            blocks::back_dense(branch, p, a, bt, r, sw)
         }
         Node::Fire(f) => {
             let NodeTrace::Fire(ft) = inner else {
                 unreachable!("fire module traced without its parts")
             };
-            let (squeeze, e1, e3) = (&ft.squeeze, &ft.e1, &ft.e3);
-            let [n, c1, h, w] = e1.output.dims();
-            let c = r.dims()[1];
-            let r1 = r.clone().slice([0..n, 0..c1, 0..h, 0..w]);
-            let r3 = r.slice([0..n, c1..c, 0..h, 0..w]);
-            let rs = back_seq(&f.expand1x1, p, e1, r1, 0, sw).add(back_seq(
-                &f.expand3x3,
-                p,
-                e3,
-                r3,
-                0,
-                sw,
-            ));
-            back_seq(&f.squeeze, p, squeeze, rs, 0, sw)
+            f.back(p, ft, r, sw)
         }
+    }
+}
+
+impl BatchNorm {
+    /// Eval-mode BatchNorm: LRP passes `r` unchanged, the gradient scales it per channel.
+    fn back(&self, p: &ParamStore, r: Tensor<4>, sw: &Sweep) -> Tensor<4> {
+        match sw {
+            Sweep::Lrp(_) => r,
+            Sweep::Gradient(g) => {
+                let scale = if g.legacy_bn_grad {
+                    p.get::<1>(self.gamma)
+                        .div(p.get::<1>(self.var).add_scalar(1e-8))
+                } else {
+                    self.scale_shift(p).0
+                };
+                let c = scale.dims()[0];
+                r.mul(scale.reshape([1, c, 1, 1]))
+            }
+        }
+    }
+}
+
+impl Linear {
+    /// Fully connected layer on `[N, F, 1, 1]`: `r·W` (gradient) or the ε rule (LRP).
+    fn back(&self, p: &ParamStore, a: &Tensor<4>, r: Tensor<4>, sw: &Sweep) -> Tensor<4> {
+        let [n, f, _, _] = a.dims();
+        let w = p.get::<2>(self.weight);
+        let out = w.dims()[0];
+        let r2 = r.reshape([n, out]);
+        let back = match sw {
+            Sweep::Gradient(_) => r2.matmul(w),
+            Sweep::Lrp(o) => rules::epsilon(
+                a.clone().reshape([n, f]),
+                w,
+                p.get::<1>(self.bias),
+                r2,
+                o.epsilon,
+            ),
+        };
+        back.reshape([n, f, 1, 1])
     }
 }

@@ -1,0 +1,299 @@
+//! The forward pass of a [`Seq`], plain or traced: the traced pass stores in a [`SeqTrace`] the
+//! activations that the explicit backward passes of [`crate::explain`] walk over.
+
+use burn::tensor::activation::relu;
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Int, Tensor};
+
+use super::{BatchNorm, Conv, Fire, Linear, MaxPool, Node, Residual, Seq, Shortcut};
+use crate::params::ParamStore;
+
+/// Activations stored by a traced forward pass of a [`Seq`].
+#[derive(Debug, Clone)]
+pub struct SeqTrace {
+    /// `inputs[i]` = input of node `i`.
+    pub inputs: Vec<Tensor<4>>,
+    /// Output of the last node.
+    pub output: Tensor<4>,
+    /// Per-node inner traces (same length as `inputs`).
+    pub inner: Vec<NodeTrace>,
+}
+
+/// What a node stores beyond its input.
+#[derive(Debug, Clone)]
+pub enum NodeTrace {
+    /// Nothing more.
+    None,
+    /// Flat argmax indices of a max-pool, `[N, C, H_out·W_out]` into `H_in·W_in` (constants).
+    Pool(Tensor<3, Int>),
+    /// Residual block parts.
+    Residual(Box<ResidualTrace>),
+    /// Dense layer branch.
+    Dense(SeqTrace),
+    /// Fire module parts.
+    Fire(Box<FireTrace>),
+}
+
+/// What a residual block stores: branch trace, shortcut trace (projection only), `b` and `s`.
+#[derive(Debug, Clone)]
+pub struct ResidualTrace {
+    /// Branch activations.
+    pub branch: SeqTrace,
+    /// Projection activations.
+    pub shortcut: Option<SeqTrace>,
+    /// Branch output `b` (after its last BN).
+    pub b: Tensor<4>,
+    /// Shortcut output `s`.
+    pub s: Tensor<4>,
+}
+
+/// What a Fire module stores.
+#[derive(Debug, Clone)]
+pub struct FireTrace {
+    /// Squeeze part.
+    pub squeeze: SeqTrace,
+    /// Expand 1×1 part.
+    pub e1: SeqTrace,
+    /// Expand 3×3 part.
+    pub e3: SeqTrace,
+}
+
+impl Conv {
+    /// Forward with the given weights.
+    pub fn apply(&self, p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
+        conv2d(
+            x,
+            p.get::<4>(self.weight),
+            self.bias.map(|b| p.get::<1>(b)),
+            ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1),
+        )
+    }
+}
+
+impl BatchNorm {
+    /// Per-channel scale `γ/sqrt(σ²+eps)` and shift `β − μ·scale`, both `[C]`.
+    pub fn scale_shift(&self, p: &ParamStore) -> (Tensor<1>, Tensor<1>) {
+        let scale = p
+            .get::<1>(self.gamma)
+            .div(p.get::<1>(self.var).add_scalar(self.eps).sqrt());
+        let shift = p
+            .get::<1>(self.beta)
+            .sub(p.get::<1>(self.mean).mul(scale.clone()));
+        (scale, shift)
+    }
+
+    /// Eval-mode forward.
+    pub fn apply(&self, p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
+        let (scale, shift) = self.scale_shift(p);
+        let c = scale.dims()[0];
+        x.mul(scale.reshape([1, c, 1, 1]))
+            .add(shift.reshape([1, c, 1, 1]))
+    }
+}
+
+impl Linear {
+    /// Forward on `[N, F, 1, 1]`.
+    pub fn apply(&self, p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
+        let [n, f, _, _] = x.dims();
+        let w = p.get::<2>(self.weight);
+        let out = w.dims()[0];
+        x.reshape([n, f])
+            .matmul(w.transpose())
+            .add(p.get::<1>(self.bias).reshape([1, out]))
+            .reshape([n, out, 1, 1])
+    }
+}
+
+impl MaxPool {
+    /// Burn pooling options.
+    pub fn options(&self) -> MaxPoolOptions<2> {
+        MaxPoolOptions::new([self.kernel; 2])
+            .with_stride([self.stride; 2])
+            .with_padding([self.padding; 2])
+            .with_ceil_mode(self.ceil)
+    }
+}
+
+/// Option-A shortcut: `x[:, :, ::2, ::2]` zero-padded with `pad` channels before and after.
+pub fn option_a(x: Tensor<4>, pad: usize) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
+    // Even rows/columns via a reshape: pad to even size, view as [.., ho, 2, wo, 2], take [.., 0, .., 0].
+    let x = if h % 2 == 1 || w % 2 == 1 {
+        let z = Tensor::zeros([n, c, ho * 2, wo * 2], &x.device());
+        z.slice_assign([0..n, 0..c, 0..h, 0..w], x)
+    } else {
+        x
+    };
+    let sub = x
+        .reshape([n, c, ho, 2, wo, 2])
+        .slice([0..n, 0..c, 0..ho, 0..1, 0..wo, 0..1])
+        .reshape([n, c, ho, wo]);
+    let zeros = Tensor::zeros([n, pad, ho, wo], &sub.device());
+    Tensor::cat(vec![zeros.clone(), sub, zeros], 1)
+}
+
+impl Seq {
+    /// Forward pass without storing activations.
+    pub fn forward(&self, p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
+        self.nodes
+            .iter()
+            .fold(x, |x, (_, node)| node.forward(p, x, None))
+    }
+
+    /// Forward pass of the nodes `from..` only (the input is the input of node `from`).
+    pub fn forward_from(&self, p: &ParamStore, x: Tensor<4>, from: usize) -> Tensor<4> {
+        self.nodes[from..]
+            .iter()
+            .fold(x, |x, (_, node)| node.forward(p, x, None))
+    }
+
+    /// Forward pass of the nodes `..to` only: the input of node `to` (e.g. the tap activation).
+    pub fn forward_to(&self, p: &ParamStore, x: Tensor<4>, to: usize) -> Tensor<4> {
+        self.nodes[..to]
+            .iter()
+            .fold(x, |x, (_, node)| node.forward(p, x, None))
+    }
+
+    /// Forward pass storing every activation needed by the backward sweeps.
+    pub fn trace(&self, p: &ParamStore, x: Tensor<4>) -> SeqTrace {
+        let mut inputs = Vec::with_capacity(self.nodes.len());
+        let mut inner = Vec::with_capacity(self.nodes.len());
+        let mut x = x;
+        for (_, node) in &self.nodes {
+            inputs.push(x.clone());
+            let mut t = NodeTrace::None;
+            x = node.forward(p, x, Some(&mut t));
+            inner.push(t);
+        }
+        SeqTrace {
+            inputs,
+            output: x,
+            inner,
+        }
+    }
+}
+
+impl Node {
+    /// Forward of one node; `trace` receives what the backward sweeps need.
+    pub fn forward(
+        &self,
+        p: &ParamStore,
+        x: Tensor<4>,
+        trace: Option<&mut NodeTrace>,
+    ) -> Tensor<4> {
+        match self {
+            Node::Conv(c) => c.apply(p, x),
+            Node::BatchNorm(b) => b.apply(p, x),
+            Node::Relu => relu(x),
+            Node::MaxPool(m) => m.forward(x, trace),
+            Node::AvgPool(k) => avg_pool2d(x, AvgPoolOptions::new([*k; 2]).with_stride([*k; 2])),
+            Node::GlobalAvgPool => x.mean_dim(3).mean_dim(2),
+            Node::Flatten => {
+                let [n, c, h, w] = x.dims();
+                x.reshape([n, c * h * w, 1, 1])
+            }
+            Node::Linear(l) => l.apply(p, x),
+            Node::Dropout => x,
+            Node::Residual(r) => r.forward(p, x, trace),
+            Node::Dense(branch) => dense_forward(branch, p, x, trace),
+            Node::Fire(f) => f.forward(p, x, trace),
+        }
+    }
+}
+
+impl MaxPool {
+    /// Max-pool forward; traced, it stores the flat argmax indices `[N, C, H_out·W_out]`.
+    fn forward(&self, x: Tensor<4>, trace: Option<&mut NodeTrace>) -> Tensor<4> {
+        match trace {
+            None => max_pool2d(x, self.options()),
+            Some(t) => {
+                let (y, idx) = max_pool2d_with_indices(x, self.options());
+                let [n, c, ho, wo] = idx.dims();
+                *t = NodeTrace::Pool(idx.reshape([n, c, ho * wo]));
+                y
+            }
+        }
+    }
+}
+
+impl Residual {
+    /// `ReLU(b + s)` of branch `b` and shortcut `s`; traced, it stores both parts and `b`, `s`.
+    fn forward(&self, p: &ParamStore, x: Tensor<4>, trace: Option<&mut NodeTrace>) -> Tensor<4> {
+        match trace {
+            None => {
+                let b = self.branch.forward(p, x.clone());
+                let s = match &self.shortcut {
+                    Shortcut::Identity => x,
+                    Shortcut::OptionA { pad } => option_a(x, *pad),
+                    Shortcut::Projection(seq) => seq.forward(p, x),
+                };
+                relu(b.add(s))
+            }
+            Some(t) => {
+                let branch = self.branch.trace(p, x.clone());
+                let (s, shortcut) = match &self.shortcut {
+                    Shortcut::Identity => (x, None),
+                    Shortcut::OptionA { pad } => (option_a(x, *pad), None),
+                    Shortcut::Projection(seq) => {
+                        let st = seq.trace(p, x);
+                        (st.output.clone(), Some(st))
+                    }
+                };
+                let b = branch.output.clone();
+                let y = relu(b.clone().add(s.clone()));
+                *t = NodeTrace::Residual(Box::new(ResidualTrace {
+                    branch,
+                    shortcut,
+                    b,
+                    s,
+                }));
+                y
+            }
+        }
+    }
+}
+
+/// DenseNet layer `[x, branch(x)]` (channels concatenated); traced, it stores the branch.
+fn dense_forward(
+    branch: &Seq,
+    p: &ParamStore,
+    x: Tensor<4>,
+    trace: Option<&mut NodeTrace>,
+) -> Tensor<4> {
+    match trace {
+        None => {
+            let new = branch.forward(p, x.clone());
+            Tensor::cat(vec![x, new], 1)
+        }
+        Some(t) => {
+            let bt = branch.trace(p, x.clone());
+            let y = Tensor::cat(vec![x, bt.output.clone()], 1);
+            *t = NodeTrace::Dense(bt);
+            y
+        }
+    }
+}
+
+impl Fire {
+    /// `[e1(s), e3(s)]` of the squeezed `s = squeeze(x)`; traced, it stores the three parts.
+    fn forward(&self, p: &ParamStore, x: Tensor<4>, trace: Option<&mut NodeTrace>) -> Tensor<4> {
+        match trace {
+            None => {
+                let s = self.squeeze.forward(p, x);
+                let e1 = self.expand1x1.forward(p, s.clone());
+                let e3 = self.expand3x3.forward(p, s);
+                Tensor::cat(vec![e1, e3], 1)
+            }
+            Some(t) => {
+                let squeeze = self.squeeze.trace(p, x);
+                let e1 = self.expand1x1.trace(p, squeeze.output.clone());
+                let e3 = self.expand3x3.trace(p, squeeze.output.clone());
+                let y = Tensor::cat(vec![e1.output.clone(), e3.output.clone()], 1);
+                *t = NodeTrace::Fire(Box::new(FireTrace { squeeze, e1, e3 }));
+                y
+            }
+        }
+    }
+}
