@@ -37,6 +37,14 @@ pub enum FoolmapError {
         choices: Vec<String>,
     },
 
+    /// A JSON file foolmap writes (card, report, run config, manifest) does not parse.
+    #[error("{name}: field `{field}`: {reason}")]
+    Artifact {
+        name: String,
+        field: String,
+        reason: String,
+    },
+
     /// A setting is out of range.
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },

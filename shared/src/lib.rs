@@ -14,6 +14,7 @@
 //! `docs/method.md`.
 
 pub mod arch;
+pub mod artifact;
 pub mod augment;
 pub mod colormap;
 pub mod error;

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::report::{ActiveMetrics, EvalReport};
 use crate::fooling::FoolingType;
+use crate::split::Subset;
 use crate::{Architecture, Interpreter};
 
 /// A model's part in the page.
@@ -52,7 +54,7 @@ pub struct Figures {
     pub n: usize,
     /// `report` for a released model's card (the half no choice was made on).
     #[serde(default)]
-    pub split: Option<String>,
+    pub split: Option<Subset>,
     /// The original model on those images.
     pub original: Accuracy,
     /// The fooled model on those images.
@@ -61,7 +63,7 @@ pub struct Figures {
     pub interpreters: BTreeMap<String, InterpreterFigures>,
     /// Active-fooling figures, when measured.
     #[serde(default)]
-    pub active: Option<serde_json::Value>,
+    pub active: Option<ActiveMetrics>,
     /// Id of the card the figures come from.
     #[serde(default)]
     pub card: Option<String>,
@@ -71,6 +73,41 @@ pub struct Figures {
     /// The drop limit of that target (fraction).
     #[serde(default)]
     pub max_drop: Option<f64>,
+}
+
+impl From<&EvalReport> for Figures {
+    /// The figures of an evaluation (`eval.json` beside a run's weights).
+    fn from(r: &EvalReport) -> Figures {
+        let interpreters = r
+            .interpreters
+            .iter()
+            .map(|(i, x)| {
+                let figures = InterpreterFigures {
+                    fsr: x.fsr,
+                    fsr_original: Some(x.fsr_original),
+                    mean_statistic: Some(x.mean_statistic),
+                    threshold: x.threshold,
+                    n: Some(x.n),
+                };
+                (i.id().to_string(), figures)
+            })
+            .collect();
+        let accuracy = |a: &crate::artifact::report::Accuracy| Accuracy {
+            top1: a.top1,
+            top5: a.top5,
+        };
+        Figures {
+            n: r.n,
+            split: Some(r.split),
+            original: accuracy(&r.original),
+            fooled: accuracy(&r.fooled),
+            interpreters,
+            active: r.active.clone(),
+            card: None,
+            meets_target: None,
+            max_drop: None,
+        }
+    }
 }
 
 /// One model of the manifest.
@@ -166,27 +203,10 @@ pub struct Manifest {
 const FILE: &str = "models/manifest.json";
 
 impl Manifest {
-    /// Parses and checks a manifest; errors name the file, the entry and the field.
+    /// Parses and checks a manifest; errors name the file and the field (e.g.
+    /// `models[1].interpreter`).
     pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
-        let mut v: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("{FILE} is not JSON: {e}"))?;
-        // Entries one by one, so that an error names `models[i]`.
-        let models = match v.get_mut("models").map(serde_json::Value::take) {
-            Some(serde_json::Value::Array(a)) => a,
-            Some(_) => return Err(format!("{FILE}: `models` must be a list")),
-            None => return Err(format!("{FILE}: missing field `models`")),
-        };
-        let models = models
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| {
-                serde_json::from_value::<ModelEntry>(m)
-                    .map_err(|e| format!("{FILE}: models[{i}]: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        v["models"] = serde_json::Value::Array(Vec::new());
-        let mut m: Manifest = serde_json::from_value(v).map_err(|e| format!("{FILE}: {e}"))?;
-        m.models = models;
+        let m: Manifest = crate::artifact::from_json(bytes, FILE).map_err(|e| e.to_string())?;
         if !m.models.iter().any(|x| x.role == Role::Original) {
             return Err(format!("{FILE}: no model with role `original`"));
         }
@@ -276,10 +296,7 @@ mod tests {
                 .unwrap_err()
                 .contains("fooled")
         );
-        assert!(
-            Manifest::parse(b"not json")
-                .unwrap_err()
-                .contains("not JSON")
-        );
+        let e = Manifest::parse(b"not json").unwrap_err();
+        assert!(e.starts_with(FILE), "{e}");
     }
 }

@@ -31,6 +31,100 @@ impl Half {
     }
 }
 
+/// Which images of an evaluation set are scored: all, or one half (`eval --split`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subset {
+    /// Every image of the evaluation set.
+    All,
+    /// The selection half: choose recipes, checkpoints and averages here.
+    Selection,
+    /// The report half: score a final model here, once.
+    Report,
+}
+
+impl Subset {
+    /// Every subset, in the order the CLI lists them.
+    pub const ALL: [Subset; 3] = [Subset::All, Subset::Selection, Subset::Report];
+
+    /// The half, or `None` for `all`.
+    pub fn half(self) -> Option<Half> {
+        match self {
+            Subset::All => None,
+            Subset::Selection => Some(Half::Selection),
+            Subset::Report => Some(Half::Report),
+        }
+    }
+
+    /// Stable id (`all`, `selection`, `report`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Subset::All => "all",
+            Subset::Selection => "selection",
+            Subset::Report => "report",
+        }
+    }
+}
+
+impl std::fmt::Display for Subset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl std::str::FromStr for Subset {
+    type Err = FoolmapError;
+    fn from_str(s: &str) -> Result<Self> {
+        Subset::ALL
+            .into_iter()
+            .find(|x| x.id() == s)
+            .ok_or_else(|| FoolmapError::UnknownName {
+                kind: "split",
+                name: s.to_string(),
+                choices: Subset::ALL.iter().map(|x| x.id().to_string()).collect(),
+            })
+    }
+}
+
+/// `splits/<dataset>-test.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitFile {
+    /// Format version (1).
+    pub version: u32,
+    /// Dataset id (`cifar10-test`).
+    pub dataset: String,
+    /// The rule in words.
+    pub rule: String,
+    /// Images per class in each half, in class order.
+    pub per_class: Vec<[usize; 2]>,
+    /// Content keys (16 hex digits) of the selection half, sorted.
+    pub selection: Vec<String>,
+    /// Content keys of the report half, sorted.
+    pub report: Vec<String>,
+    /// What a key hashes: `rgb` (the decoded pixels; lossless PNGs) or `file` (the file's bytes;
+    /// JPEGs, whose decoded pixels may differ between decoder versions).
+    #[serde(default, skip_serializing_if = "KeyKind::is_rgb")]
+    pub key: KeyKind,
+}
+
+/// What a split key hashes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// The decoded RGB bytes.
+    #[default]
+    Rgb,
+    /// The file's bytes.
+    File,
+}
+
+impl KeyKind {
+    fn is_rgb(&self) -> bool {
+        *self == KeyKind::Rgb
+    }
+}
+
 /// 64-bit FNV-1a of `bytes`: the identity of an image in the split.
 pub fn content_key(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {

@@ -72,7 +72,7 @@ fn read_run(p: &Path) -> Result<Run> {
     let bytes = std::fs::read(&weights)
         .with_context(|| format!("cannot read fooled weights {}", weights.display()))?;
     let sd = StateDict::from_safetensors(&bytes, &weights.display().to_string())?;
-    let meta = RunMeta::from_metadata(&sd.metadata, &weights)?;
+    let meta = RunMeta::from_metadata(&sd.metadata, &weights.display().to_string())?;
     // A released model: the figures of its card (report half), checked against the file.
     let card_path = crate::card::card_path(&weights);
     if card_path.is_file() {
@@ -93,14 +93,11 @@ fn read_run(p: &Path) -> Result<Run> {
         }
     }
     let eval_path = weights.with_file_name("eval.json");
-    let eval = match std::fs::read(&eval_path) {
-        Ok(b) => Some(serde_json::from_slice::<Figures>(&b).with_context(|| {
-            format!(
-                "{} is not the JSON that `foolmap eval --json` writes",
-                eval_path.display()
-            )
-        })?),
-        Err(_) => None,
+    let eval = if eval_path.is_file() {
+        let report: crate::eval::EvalReport = crate::io::json::read(&eval_path)?;
+        Some(Figures::from(&report))
+    } else {
+        None
     };
     Ok(Run {
         weights,
@@ -149,7 +146,7 @@ fn card_summary(c: &crate::card::Card) -> Figures {
     }
     Figures {
         n: c.report.images,
-        split: Some("report".into()),
+        split: Some(foolmap::split::Subset::Report),
         original: Accuracy {
             top1: c.report.top1_original,
             top5: c.report.top5_original,

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use foolmap::Dataset;
 use foolmap::split::{Half, content_key, key_hex, pooled_halves, stratified_halves};
-use serde::{Deserialize, Serialize};
+pub use foolmap::split::{KeyKind, SplitFile, Subset};
 
 use crate::io::data::Sample;
 
@@ -19,77 +19,6 @@ pub const CIFAR10_TEST: &str = include_str!("../../splits/cifar10-test.json");
 
 /// The split of the 1,000 ImageNet samples (one image per class), committed too.
 pub const IMAGENET_SAMPLES: &str = include_str!("../../splits/imagenet-samples.json");
-
-/// Which images `eval` scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SplitArg {
-    /// Every image of the evaluation set.
-    All,
-    /// The selection half: choose recipes, checkpoints and averages here.
-    Selection,
-    /// The report half: score a final model here, once.
-    Report,
-}
-
-impl SplitArg {
-    /// The half, or `None` for `all`.
-    pub fn half(self) -> Option<Half> {
-        match self {
-            SplitArg::All => None,
-            SplitArg::Selection => Some(Half::Selection),
-            SplitArg::Report => Some(Half::Report),
-        }
-    }
-
-    /// Stable id (`all`, `selection`, `report`).
-    pub fn id(self) -> &'static str {
-        match self {
-            SplitArg::All => "all",
-            SplitArg::Selection => "selection",
-            SplitArg::Report => "report",
-        }
-    }
-}
-
-/// `splits/<dataset>-test.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SplitFile {
-    /// Format version (1).
-    pub version: u32,
-    /// Dataset id (`cifar10-test`).
-    pub dataset: String,
-    /// The rule in words.
-    pub rule: String,
-    /// Images per class in each half, in class order.
-    pub per_class: Vec<[usize; 2]>,
-    /// Content keys (16 hex digits) of the selection half, sorted.
-    pub selection: Vec<String>,
-    /// Content keys of the report half, sorted.
-    pub report: Vec<String>,
-    /// What a key hashes: `rgb` (the decoded pixels; lossless PNGs) or `file` (the file's bytes;
-    /// JPEGs, whose decoded pixels may differ between decoder versions).
-    #[serde(default, skip_serializing_if = "KeyKind::is_rgb")]
-    pub key: KeyKind,
-}
-
-/// What a split key hashes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyKind {
-    /// The decoded RGB bytes.
-    #[default]
-    Rgb,
-    /// The file's bytes.
-    File,
-}
-
-impl KeyKind {
-    fn is_rgb(&self) -> bool {
-        *self == KeyKind::Rgb
-    }
-}
 
 /// How the halves are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +111,7 @@ fn keys(samples: &[Sample], kind: KeyKind) -> Result<Vec<(u64, usize)>> {
 
 /// Parses a split file; errors name the file and the field.
 pub fn parse(text: &str, name: &str) -> Result<SplitFile> {
-    let f: SplitFile = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let f: SplitFile = foolmap::artifact::from_json(text.as_bytes(), name)?;
     if f.version != 1 {
         bail!(
             "{name}: `version` {} is not supported (expected 1)",

@@ -833,12 +833,12 @@ fn a_resolved_config_written_as_toml_resolves_to_itself() {
 
 #[test]
 fn a_run_s_weights_carry_its_config_and_step() {
-    use foolmap_trainer::fool::checkpoint::RunMeta;
+    use foolmap_trainer::fool::checkpoint::read_meta;
     let tmp = tempfile::tempdir().unwrap();
     let a = args(tmp.path(), 2);
     run(&a, Some(&shared_data()), &Device::flex()).unwrap();
     for file in ["final.safetensors", "checkpoint.safetensors"] {
-        let m = RunMeta::read(&tmp.path().join(file)).unwrap();
+        let m = read_meta(&tmp.path().join(file)).unwrap();
         assert_eq!(m.step, 2, "{file}");
         // The saved config is the resolved one, with the starting weights it resolved.
         let mut want = resolve(&a).unwrap();
@@ -847,7 +847,7 @@ fn a_run_s_weights_carry_its_config_and_step() {
         assert_eq!(m.config, want, "{file}");
     }
     let plain = shared_data().join("weights/resnet20_cifar10.safetensors");
-    let e = format!("{:#}", RunMeta::read(&plain).unwrap_err());
+    let e = format!("{:#}", read_meta(&plain).unwrap_err());
     assert!(
         e.contains("resnet20_cifar10.safetensors") && e.contains("`config`"),
         "{e}"

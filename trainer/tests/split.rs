@@ -133,8 +133,8 @@ fn eval_on_a_half_scores_it_and_records_each_evaluation() {
     run("selection");
     let recs = eval::evaluations(dir.path()).unwrap();
     assert_eq!(recs.len(), 2);
-    assert_eq!(recs[0].split, split::SplitArg::Report);
-    assert_eq!(recs[1].split, split::SplitArg::Selection);
+    assert_eq!(recs[0].split, split::Subset::Report);
+    assert_eq!(recs[1].split, split::Subset::Selection);
     assert_eq!(recs[0].images, 12);
     assert_eq!(recs[0].file, "final.safetensors");
     let sha = foolmap_trainer::io::hash::sha256_bytes(&std::fs::read(&fooled).unwrap());
@@ -190,5 +190,5 @@ fn the_imagenet_samples_split_pools_by_file_bytes_and_eval_reads_it() {
         ],
         &fooled,
     );
-    assert_eq!((v.n, v.split), (2, split::SplitArg::Report));
+    assert_eq!((v.n, v.split), (2, split::Subset::Report));
 }

@@ -12,7 +12,7 @@ use foolmap::burn::tensor::Device;
 use foolmap_trainer::card;
 use foolmap_trainer::eval::analysis::ModelAnalysis;
 use foolmap_trainer::eval::{self, EvalArgs, Purpose};
-use foolmap_trainer::split::SplitArg;
+use foolmap_trainer::split::Subset;
 use foolmap_trainer::table::{self, Summary, TableArgs};
 
 fn config(dir: &Path) -> PathBuf {
@@ -125,7 +125,7 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
     let report = |p: Purpose| {
         ledger
             .iter()
-            .filter(|e| e.split == SplitArg::Report && e.purpose == p)
+            .filter(|e| e.split == Subset::Report && e.purpose == p)
             .count()
     };
     assert_eq!(report(Purpose::Score), 1, "{ledger:?}");
@@ -180,7 +180,7 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
     assert_eq!(
         ledger
             .iter()
-            .filter(|e| e.split == SplitArg::Selection)
+            .filter(|e| e.split == Subset::Selection)
             .count(),
         2,
         "one selection evaluation per kept checkpoint (steps 2 and 4)"
@@ -199,7 +199,7 @@ fn an_interrupted_table_resumes_to_the_uninterrupted_result_and_releases_verifie
         fooled: model.clone(),
         data: None,
         limit: Some(8),
-        split: SplitArg::Report,
+        split: Subset::Report,
         fooling: None,
         threshold: 0.15,
         interpreters: vec![foolmap::Interpreter::GradCam],
@@ -426,7 +426,7 @@ interpreter = "grad_cam"
     assert!(
         ledger
             .iter()
-            .any(|e| e.split == SplitArg::Report && e.images == 2)
+            .any(|e| e.split == Subset::Report && e.images == 2)
     );
 }
 

@@ -59,11 +59,7 @@ pub fn released(models: &Path, all_types: bool) -> Result<Vec<PathBuf>> {
     if !index_path.is_file() {
         return Ok(Vec::new());
     }
-    let index: crate::card::Index = serde_json::from_slice(
-        &std::fs::read(&index_path)
-            .with_context(|| format!("cannot read {}", index_path.display()))?,
-    )
-    .with_context(|| format!("{}: not a release index", index_path.display()))?;
+    let index: crate::card::Index = crate::io::json::read(&index_path)?;
     Ok(index
         .models
         .iter()
@@ -305,7 +301,7 @@ fn evaluate(
                 fooled: dir.join("final.safetensors"),
                 data: None,
                 limit,
-                split: crate::split::SplitArg::All,
+                split: crate::split::Subset::All,
                 fooling: None,
                 threshold: 0.15,
                 interpreters: vec![
@@ -381,7 +377,7 @@ fn web_stages(
 
 /// Whether the run in `dir` was configured for `steps` steps.
 fn same_steps(dir: &Path, steps: u64) -> bool {
-    crate::fool::RunConfigFile::read(dir).is_ok_and(|c| c.config.steps == steps)
+    crate::fool::checkpoint::read_run_config(dir).is_ok_and(|c| c.config.steps == steps)
 }
 
 /// Builds the web app with trunk (installing trunk and wasm-bindgen-cli into `target/tools` the

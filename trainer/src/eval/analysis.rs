@@ -3,9 +3,11 @@
 //! and the table's analysis stage both compute them here; the results are typed and serialised
 //! as they are.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Result, bail};
+pub use foolmap::artifact::analysis::{
+    AnalysisConfig, Aopc, AopcOrders, AopcPoint, ModelAnalysis, WeightNoise,
+};
+pub use foolmap::artifact::report::NoiseRow;
 use foolmap::burn::tensor::{Device, Tensor, TensorData};
 use foolmap::explain::interpreter::explain;
 use foolmap::fooling::FoolingType;
@@ -13,63 +15,8 @@ use foolmap::image::Rgb8;
 use foolmap::metrics;
 use foolmap::params::SplitMix;
 use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore};
-use serde::{Deserialize, Serialize};
 
 use foolmap::scores::read_back as to_vec;
-
-/// The three perturbation orders of one model: `AOPC_K` for `K = 0..=steps` (entry 0 is 0).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AopcOrders {
-    /// Patches removed in the MoRF order of the original model's map.
-    pub morf_original_map: Vec<f64>,
-    /// In the MoRF order of the fooled model's map.
-    pub morf_fooled_map: Vec<f64>,
-    /// In a random order (seed 8, the same for both models).
-    pub random: Vec<f64>,
-}
-
-impl AopcOrders {
-    /// `(name, curve)` pairs in a fixed order.
-    pub fn named(&self) -> [(&'static str, &[f64]); 3] {
-        [
-            ("morf_original_map", &self.morf_original_map),
-            ("morf_fooled_map", &self.morf_fooled_map),
-            ("random", &self.random),
-        ]
-    }
-}
-
-/// Six AOPC curves of a model pair (spec §7.5 `get_aopc2`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Aopc {
-    /// Interpreter whose tap maps give the MoRF orders.
-    pub interpreter: Interpreter,
-    /// Images averaged.
-    pub images: usize,
-    /// Patch grid `(rows, cols)`: the tap map's size.
-    pub grid: (usize, usize),
-    /// Patches replaced, one per step.
-    pub steps: usize,
-    /// The original model perturbed in each order.
-    pub original: AopcOrders,
-    /// The fooled model perturbed in each order.
-    pub fooled: AopcOrders,
-}
-
-impl Aopc {
-    /// The curves keyed `model.order` (the shape of `eval --json`'s `aopc.curves`).
-    pub fn curves(&self) -> BTreeMap<String, Vec<f64>> {
-        [("original", &self.original), ("fooled", &self.fooled)]
-            .into_iter()
-            .flat_map(|(m, o)| {
-                o.named()
-                    .map(|(name, c)| (format!("{m}.{name}"), c.to_vec()))
-            })
-            .collect()
-    }
-}
 
 /// The original and the fooled model and the labelled images (already cropped for the model)
 /// an analysis runs on, in batches of `chunk` images (per-image results: the batch size changes
@@ -118,6 +65,58 @@ impl<'a> Pair<'a> {
     }
 }
 
+/// Per-image patch orders (MoRF of a map, or random), one list per image.
+type Orders = Vec<Vec<usize>>;
+
+/// The MoRF orders of both models' tap maps under `interp`, and the grid `(rows, cols)`.
+fn morf_orders(
+    pair: &Pair,
+    batches: &[Batch],
+    interp: Interpreter,
+) -> Result<(Orders, Orders, (usize, usize))> {
+    let o = InterpreterOptions::default();
+    let n = pair.imgs.len();
+    let (mut ord0, mut ordf) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut grid = (0, 0);
+    for b in batches {
+        let m0 = explain(pair.net, pair.p0, b.x.clone(), b.labels, interp, &o)?;
+        let mf = explain(pair.net, pair.pf, b.x.clone(), b.labels, interp, &o)?;
+        let [nn, gh, gw] = m0.dims();
+        grid = (gh, gw);
+        ord0.extend(metrics::morf_order(&to_vec(m0)?, nn));
+        ordf.extend(metrics::morf_order(&to_vec(mf)?, nn));
+    }
+    Ok((ord0, ordf, grid))
+}
+
+/// The mean AOPC curve of the weights `p` with patches replaced in the order `ord` (per image)
+/// by `noise` (the whole set's, `per_image` values each).
+fn aopc_curve(
+    pair: &Pair,
+    batches: &[Batch],
+    p: &ParamStore,
+    (ord, grid, steps): (&[Vec<usize>], (usize, usize), usize),
+    (noise, per_image): (&[f32], usize),
+) -> Result<Vec<f64>> {
+    let mut scores = Vec::with_capacity(pair.imgs.len());
+    for b in batches {
+        let (at, len) = (b.at, b.labels.len());
+        let nz = noise[at * per_image..(at + len) * per_image].to_vec();
+        let nz = Tensor::<4>::from_data(TensorData::new(nz, b.x.dims()), pair.device);
+        scores.extend(metrics::aopc_scores(
+            pair.net,
+            p,
+            &b.x,
+            &nz,
+            b.labels,
+            &ord[at..at + len],
+            grid,
+            steps,
+        )?);
+    }
+    Ok(metrics::aopc_curve(&scores))
+}
+
 /// AOPC curves of the pair. `steps`: patches replaced (default and maximum: the grid's cells, at
 /// most 100 as in the authors' code). Patches are replaced by N(0, 0.3²) noise in the normalised
 /// input, drawn once for all images (seed 7).
@@ -131,15 +130,7 @@ pub fn aopc(
     steps: Option<usize>,
     known: Option<&AopcOrders>,
 ) -> Result<Aopc> {
-    let Pair {
-        net,
-        p0,
-        pf,
-        imgs,
-        labels,
-        device,
-        ..
-    } = pair;
+    let (imgs, labels) = (pair.imgs, pair.labels);
     if imgs.is_empty() || imgs.len() != labels.len() {
         bail!(
             "AOPC needs one label per image and at least one image ({} images, {} labels)",
@@ -147,7 +138,6 @@ pub fn aopc(
             labels.len()
         );
     }
-    let o = InterpreterOptions::default();
     let n = imgs.len();
     let batches = pair.batches()?;
     let per_image = 3 * imgs[0].height * imgs[0].width;
@@ -156,68 +146,30 @@ pub fn aopc(
         .map(|_| (rng.normal() * 0.3) as f32)
         .collect();
     // Tap maps and orders first: the grid fixes the random order's length.
-    let (mut ord0, mut ordf) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut grid = (0, 0);
-    for b in &batches {
-        let m0 = explain(net, p0, b.x.clone(), b.labels, interp, &o)?;
-        let mf = explain(net, pf, b.x.clone(), b.labels, interp, &o)?;
-        let [nn, gh, gw] = m0.dims();
-        grid = (gh, gw);
-        ord0.extend(metrics::morf_order(&to_vec(m0)?, nn));
-        ordf.extend(metrics::morf_order(&to_vec(mf)?, nn));
-    }
+    let (ord0, ordf, grid) = morf_orders(&pair, &batches, interp)?;
     let cells = grid.0 * grid.1;
     let steps = steps.unwrap_or(cells).min(cells).min(100);
     let rnd = metrics::random_order(n, cells, 8);
     let known =
         known.filter(|k| k.morf_original_map.len() == steps + 1 && k.random.len() == steps + 1);
-    let mut curves = Vec::with_capacity(6);
-    for (m, p) in [p0, pf].into_iter().enumerate() {
-        for (o, ord) in [&ord0, &ordf, &rnd].into_iter().enumerate() {
-            if let (0, Some(k)) = (m, known) {
-                match o {
-                    0 => {
-                        curves.push(k.morf_original_map.clone());
-                        continue;
-                    }
-                    2 => {
-                        curves.push(k.random.clone());
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            let mut scores = Vec::with_capacity(n);
-            for b in &batches {
-                let (at, len) = (b.at, b.labels.len());
-                let dims = b.x.dims();
-                let nz = noise[at * per_image..(at + len) * per_image].to_vec();
-                let nz = Tensor::<4>::from_data(TensorData::new(nz, dims), device);
-                scores.extend(metrics::aopc_scores(
-                    net,
-                    p,
-                    &b.x,
-                    &nz,
-                    b.labels,
-                    &ord[at..at + len],
-                    grid,
-                    steps,
-                )?);
-            }
-            curves.push(metrics::aopc_curve(&scores));
-        }
-    }
-    let mut c = curves.into_iter();
-    let mut next = || c.next().unwrap_or_default();
+    let curve = |p: &ParamStore, ord: &[Vec<usize>]| {
+        aopc_curve(&pair, &batches, p, (ord, grid, steps), (&noise, per_image))
+    };
     let original = AopcOrders {
-        morf_original_map: next(),
-        morf_fooled_map: next(),
-        random: next(),
+        morf_original_map: match known {
+            Some(k) => k.morf_original_map.clone(),
+            None => curve(pair.p0, &ord0)?,
+        },
+        morf_fooled_map: curve(pair.p0, &ordf)?,
+        random: match known {
+            Some(k) => k.random.clone(),
+            None => curve(pair.p0, &rnd)?,
+        },
     };
     let fooled = AopcOrders {
-        morf_original_map: next(),
-        morf_fooled_map: next(),
-        random: next(),
+        morf_original_map: curve(pair.pf, &ord0)?,
+        morf_fooled_map: curve(pair.pf, &ordf)?,
+        random: curve(pair.pf, &rnd)?,
     };
     Ok(Aopc {
         interpreter: interp,
@@ -227,35 +179,6 @@ pub fn aopc(
         original,
         fooled,
     })
-}
-
-/// One noise level of [`weight_noise`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoiseRow {
-    /// Relative σ: every trainable tensor gets `σ·std(w)·N(0, 1)`.
-    pub sigma: f64,
-    /// Top-1 of the original model with this noise (its own draw).
-    pub top1_original: f64,
-    /// Top-1 of the fooled model with this noise.
-    pub top1_fooled: f64,
-    /// FSR of the noisy fooled model (its maps against the clean original's where the
-    /// statistic needs them); `None` for active fooling.
-    pub fsr: Option<f64>,
-}
-
-/// Robustness to Gaussian weight noise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WeightNoise {
-    /// Interpreter of the FSR.
-    pub interpreter: Interpreter,
-    /// Images scored.
-    pub images: usize,
-    /// FSR threshold τ.
-    pub threshold: f64,
-    /// One row per σ, in the order asked.
-    pub rows: Vec<NoiseRow>,
 }
 
 /// Top-1 and FSR of both models of the pair with their trainable weights perturbed by relative σ
@@ -317,76 +240,6 @@ pub fn weight_noise(
     })
 }
 
-/// AOPC at the last step of each order.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AopcPoint {
-    /// MoRF order of the original model's map.
-    pub morf_original_map: f64,
-    /// MoRF order of the fooled model's map.
-    pub morf_fooled_map: f64,
-    /// Random order.
-    pub random: f64,
-}
-
-impl AopcOrders {
-    /// `AOPC_K` at the last step `K` of each curve.
-    pub fn last(&self) -> AopcPoint {
-        let l = |c: &[f64]| c.last().copied().unwrap_or(f64::NAN);
-        AopcPoint {
-            morf_original_map: l(&self.morf_original_map),
-            morf_fooled_map: l(&self.morf_fooled_map),
-            random: l(&self.random),
-        }
-    }
-}
-
-/// `[analysis]` of a table config: what is computed for every first-seed model after the runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnalysisConfig {
-    /// The first N report-half images (in evaluation order).
-    pub images: usize,
-    /// AOPC: patches replaced, one per step (at most the tap grid's cells).
-    pub aopc_steps: usize,
-    /// Relative σ of the weight-noise rows (0: the clean models).
-    pub noise_sigmas: Vec<f64>,
-}
-
-impl AnalysisConfig {
-    /// Checks the fields, naming the first bad one.
-    pub fn check(&self) -> Result<()> {
-        if self.images == 0 {
-            bail!("[analysis] images must be at least 1");
-        }
-        if self.aopc_steps == 0 {
-            bail!("[analysis] aopc_steps must be at least 1");
-        }
-        if let Some(s) = self
-            .noise_sigmas
-            .iter()
-            .find(|s| !(s.is_finite() && **s >= 0.0))
-        {
-            bail!("[analysis] noise_sigmas: {s} is not a finite number ≥ 0");
-        }
-        Ok(())
-    }
-}
-
-/// `analysis.json` of a table model: its AOPC curves and weight-noise rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelAnalysis {
-    /// SHA-256 of the analysed file (the scored f16 model).
-    pub sha256: String,
-    /// Which images: the first `images` of this half.
-    pub split: crate::split::SplitArg,
-    /// AOPC curves.
-    pub aopc: Aopc,
-    /// Weight-noise robustness.
-    pub noise: WeightNoise,
-}
-
 /// What [`analyse_model`] analyses: a fooled file against the original, with its fooling type,
 /// interpreter and FSR threshold.
 pub struct Subject<'a> {
@@ -415,7 +268,7 @@ pub fn analyse_model(
     root: Option<&std::path::Path>,
     device: &Device,
 ) -> Result<ModelAnalysis> {
-    use crate::split::SplitArg;
+    use crate::split::Subset;
     let Subject {
         arch,
         original,
@@ -430,7 +283,7 @@ pub fn analyse_model(
     let (net, p0) = crate::io::weights::load(arch, original, device)?;
     let (_, pf) = crate::io::weights::load(arch, model, device)?;
     let dir = crate::io::data::default_dir(root, net.dataset, crate::io::data::Split::Test)?;
-    let samples = crate::eval::eval_samples(net.dataset, &dir, SplitArg::Report, Some(cfg.images))?;
+    let samples = crate::eval::eval_samples(net.dataset, &dir, Subset::Report, Some(cfg.images))?;
     let imgs = super::samples::images(&samples, net.dataset)?;
     let labels: Vec<usize> = samples.iter().map(|s| s.label).collect();
     let pair = Pair {
@@ -446,13 +299,13 @@ pub fn analyse_model(
     let noise = weight_noise(pair, interp, kind, tau, &cfg.noise_sigmas)?;
     crate::eval::record_evaluation(
         model,
-        SplitArg::Report,
+        Subset::Report,
         imgs.len(),
         crate::eval::Purpose::Analysis,
     )?;
     Ok(ModelAnalysis {
         sha256,
-        split: SplitArg::Report,
+        split: Subset::Report,
         aopc,
         noise,
     })
@@ -461,49 +314,6 @@ pub fn analyse_model(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bad_analysis_config_names_the_field() {
-        let ok = AnalysisConfig {
-            images: 10,
-            aopc_steps: 4,
-            noise_sigmas: vec![0.0, 0.1],
-        };
-        assert!(ok.check().is_ok());
-        for (bad, needle) in [
-            (
-                AnalysisConfig {
-                    images: 0,
-                    ..ok.clone()
-                },
-                "images",
-            ),
-            (
-                AnalysisConfig {
-                    aopc_steps: 0,
-                    ..ok.clone()
-                },
-                "aopc_steps",
-            ),
-            (
-                AnalysisConfig {
-                    noise_sigmas: vec![0.1, f64::NAN],
-                    ..ok.clone()
-                },
-                "noise_sigmas: NaN",
-            ),
-            (
-                AnalysisConfig {
-                    noise_sigmas: vec![-0.1],
-                    ..ok.clone()
-                },
-                "noise_sigmas: -0.1",
-            ),
-        ] {
-            let e = bad.check().unwrap_err().to_string();
-            assert!(e.contains(needle), "{e}");
-        }
-    }
 
     #[test]
     fn reusing_the_originals_curves_gives_the_same_analysis() {
@@ -542,35 +352,5 @@ mod tests {
         };
         let again = aopc(pair, Interpreter::GradCam, Some(4), Some(&other)).unwrap();
         assert_eq!(again, full);
-    }
-
-    #[test]
-    fn aopc_curves_keep_the_eval_json_keys() {
-        let o = AopcOrders {
-            morf_original_map: vec![0.0, 1.0],
-            morf_fooled_map: vec![0.0, 2.0],
-            random: vec![0.0, 3.0],
-        };
-        let a = Aopc {
-            interpreter: Interpreter::GradCam,
-            images: 1,
-            grid: (8, 8),
-            steps: 1,
-            original: o.clone(),
-            fooled: o,
-        };
-        let keys: Vec<String> = a.curves().into_keys().collect();
-        assert_eq!(
-            keys,
-            [
-                "fooled.morf_fooled_map",
-                "fooled.morf_original_map",
-                "fooled.random",
-                "original.morf_fooled_map",
-                "original.morf_original_map",
-                "original.random"
-            ]
-        );
-        assert_eq!(a.original.last().random, 3.0);
     }
 }

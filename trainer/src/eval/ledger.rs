@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::split::SplitArg;
+use crate::split::Subset;
 
 /// One line of a run folder's `evaluations.jsonl`: which weights were scored on which images.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -15,7 +15,7 @@ pub struct EvaluationRecord {
     /// Their SHA-256.
     pub sha256: String,
     /// `all`, `selection` or `report`.
-    pub split: SplitArg,
+    pub split: Subset,
     /// Images scored.
     pub images: usize,
     /// `score` (absent in the file): figures a model is judged by; `analysis`: a later look at a
@@ -45,7 +45,7 @@ impl Purpose {
 /// report-half evaluations of a model and its run is read from there).
 pub fn record_evaluation(
     weights: &Path,
-    split: SplitArg,
+    split: Subset,
     images: usize,
     purpose: Purpose,
 ) -> Result<()> {

@@ -35,7 +35,7 @@ pub use samples::eval_samples;
 use samples::{grid_set, images, metadata};
 
 use crate::io::data::{self, Sample};
-use crate::split::SplitArg;
+use crate::split::Subset;
 
 /// Flags of `foolmap eval`.
 #[derive(Debug, Args)]
@@ -59,8 +59,8 @@ pub struct EvalArgs {
     /// (`splits/cifar10-test.json`): `selection` for every choice of recipe, checkpoint or
     /// average; `report` to score a final model, once. Every evaluation is recorded in the
     /// weights' folder (`evaluations.jsonl`: file, SHA-256, split, images).
-    #[arg(long, value_enum, default_value_t = SplitArg::All)]
-    pub split: SplitArg,
+    #[arg(long, default_value_t = Subset::All)]
+    pub split: Subset,
     /// Fooling type to score (default: from the fooled checkpoint).
     #[arg(long)]
     pub fooling: Option<FoolingType>,

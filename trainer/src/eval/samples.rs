@@ -11,7 +11,7 @@ use foolmap::scores::{read_back, top_k};
 use foolmap::{Dataset, Net, ParamStore};
 
 use crate::io::data::{self, Sample};
-use crate::split::SplitArg;
+use crate::split::Subset;
 
 /// Metadata of a fooled checkpoint (`arch`, `config`).
 pub(super) fn metadata(path: &Path) -> Option<std::collections::BTreeMap<String, String>> {
@@ -70,7 +70,7 @@ pub(super) fn grid_set(
 pub fn eval_samples(
     dataset: Dataset,
     dir: &Path,
-    split: SplitArg,
+    split: Subset,
     limit: Option<usize>,
 ) -> Result<Vec<Sample>> {
     let mut samples = data::samples(dataset, dir)?;

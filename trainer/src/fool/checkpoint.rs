@@ -8,11 +8,11 @@ use anyhow::{Context, Result, bail};
 use foolmap::ParamStore;
 use foolmap::state::{StateDict, StoreDtype, TensorRecord};
 use foolmap::train::Adam;
-use serde::{Deserialize, Serialize};
 
 use super::config::FoolConfig;
 use crate::io::atomic::write_atomic;
 use crate::io::weights::key;
+pub use foolmap::artifact::run::{RunConfigFile, RunMeta};
 
 /// The source revision (`git rev-parse --short HEAD`), or `unknown`.
 pub(super) fn git_revision() -> String {
@@ -51,7 +51,7 @@ pub(super) fn save_checkpoint(
             },
         );
     }
-    RunMeta::new(cfg, step).insert_into(&mut sd.metadata)?;
+    run_meta(cfg, step).insert_into(&mut sd.metadata)?;
     sd.metadata
         .insert(crate::io::weights::ADAM_STEP_KEY.into(), adam.t.to_string());
     write_atomic(
@@ -143,12 +143,7 @@ pub fn truncate_log(path: &Path, step: u64) -> Result<()> {
     };
     let kept: Vec<&str> = text
         .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v["step"].as_u64())
-                .is_some_and(|s| s <= step)
-        })
+        .filter(|l| foolmap::artifact::run::log_step(l).is_some_and(|s| s <= step))
         .collect();
     let mut body = kept.join("\n");
     if !body.is_empty() {
@@ -157,26 +152,9 @@ pub fn truncate_log(path: &Path, step: u64) -> Result<()> {
     write_atomic(path, body.as_bytes())
 }
 
-/// A run folder's `config.json`: the resolved config, its seed and the source revision.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunConfigFile {
-    /// The resolved config of the run.
-    pub config: FoolConfig,
-    /// Its seed (also in `config`; kept for readers of older files).
-    pub seed: u64,
-    /// `git describe` of the source that ran it.
-    pub git_revision: String,
-}
-
-impl RunConfigFile {
-    /// Reads `dir/config.json`.
-    pub fn read(dir: &Path) -> Result<RunConfigFile> {
-        let path = dir.join("config.json");
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: unexpected contents", path.display()))
-    }
+/// Reads a run folder's `config.json` (`dir/config.json`).
+pub fn read_run_config(dir: &Path) -> Result<RunConfigFile> {
+    crate::io::json::read(&dir.join("config.json"))
 }
 
 /// Fooled weights with the metadata `eval` reads (`arch`, `config`, `git_revision`, `step`).
@@ -187,75 +165,22 @@ pub(super) fn write_weights(
     step: u64,
 ) -> Result<()> {
     let mut sd = p.to_state_dict();
-    RunMeta::new(cfg, step).insert_into(&mut sd.metadata)?;
+    run_meta(cfg, step).insert_into(&mut sd.metadata)?;
     write_atomic(path, &sd.to_safetensors(StoreDtype::F32)?)
 }
 
-/// The metadata of a run's weights files (checkpoint, `stepN`, `best`, `final`): the resolved
-/// config (its architecture also under `arch`), the step and the source revision.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunMeta {
-    /// The run's resolved config.
-    pub config: FoolConfig,
-    /// The step the weights are from.
-    pub step: u64,
-    /// The source revision that wrote them.
-    pub git_revision: String,
+/// The metadata of `cfg`'s weights at `step`, written by this source revision.
+pub fn run_meta(cfg: &FoolConfig, step: u64) -> RunMeta {
+    RunMeta {
+        config: cfg.clone(),
+        step,
+        git_revision: git_revision(),
+    }
 }
 
-impl RunMeta {
-    /// The metadata of `cfg`'s weights at `step`, written by this source revision.
-    pub fn new(cfg: &FoolConfig, step: u64) -> RunMeta {
-        RunMeta {
-            config: cfg.clone(),
-            step,
-            git_revision: git_revision(),
-        }
-    }
-
-    /// Writes the keys into a state dict's metadata.
-    pub fn insert_into(&self, m: &mut BTreeMap<String, String>) -> Result<()> {
-        m.insert(key::ARCH.into(), self.config.arch.id().into());
-        m.insert(key::CONFIG.into(), serde_json::to_string(&self.config)?);
-        m.insert(key::GIT_REVISION.into(), self.git_revision.clone());
-        m.insert(key::STEP.into(), self.step.to_string());
-        Ok(())
-    }
-
-    /// Reads the keys of a run's weights file `file` (its metadata `m`), naming the file and
-    /// the key on error.
-    pub fn from_metadata(m: &BTreeMap<String, String>, file: &Path) -> Result<RunMeta> {
-        let get = |k: &str| {
-            m.get(k).with_context(|| {
-                format!(
-                    "{}: no `{k}` in the safetensors metadata (expected weights written by `foolmap fool`)",
-                    file.display()
-                )
-            })
-        };
-        let config = serde_json::from_str(get(key::CONFIG)?).with_context(|| {
-            format!(
-                "{}: metadata `{}` is not a run config",
-                file.display(),
-                key::CONFIG
-            )
-        })?;
-        let step = get(key::STEP)?.parse().with_context(|| {
-            format!(
-                "{}: metadata `{}` is not a step number",
-                file.display(),
-                key::STEP
-            )
-        })?;
-        Ok(RunMeta {
-            config,
-            step,
-            git_revision: m.get(key::GIT_REVISION).cloned().unwrap_or_default(),
-        })
-    }
-
-    /// Reads the metadata of the weights file `path` (its header only).
-    pub fn read(path: &Path) -> Result<RunMeta> {
-        RunMeta::from_metadata(&crate::io::weights::read_metadata(path)?, path)
-    }
+/// Reads the run metadata of the weights file `path` (its header only), naming the file and the
+/// key on error.
+pub fn read_meta(path: &Path) -> Result<RunMeta> {
+    let m = crate::io::weights::read_metadata(path)?;
+    Ok(RunMeta::from_metadata(&m, &path.display().to_string())?)
 }

@@ -150,8 +150,12 @@ fn with_defaults(s: FoolSettings) -> FoolConfig {
         val_every: s.val_every.unwrap_or(0),
         val_images: s.val_images.unwrap_or(if cifar { 1000 } else { 100 }),
         val_data: s.val_data,
-        max_drop: s.max_drop.unwrap_or_else(super::config::default_max_drop),
-        threshold: s.threshold.unwrap_or_else(super::config::default_threshold),
+        max_drop: s
+            .max_drop
+            .unwrap_or_else(foolmap::artifact::run::default_max_drop),
+        threshold: s
+            .threshold
+            .unwrap_or_else(foolmap::artifact::run::default_threshold),
         train_only: s.train_only.unwrap_or_default(),
         distill: s.distill.unwrap_or(false),
     }

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use foolmap::artifact::run::StepLog;
 use foolmap::burn::tensor::{Device, Tensor};
 use foolmap::fooling::FoolingType;
 use foolmap::scores::read_back;
 use foolmap::session::{Batch, FoolingSession};
 use foolmap::train::top1;
-use serde_json::json;
 
 use super::FoolArgs;
 use super::checkpoint::{
@@ -84,10 +84,11 @@ fn train(
         )?),
     };
     // The best validation so far survives `--resume` through best.json.
-    let mut best: Option<validate::Validation> = std::fs::read(out.join("best.json"))
-        .ok()
-        .filter(|_| a.resume)
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let best_path = out.join("best.json");
+    let mut best: Option<validate::Validation> = match a.resume && best_path.is_file() {
+        true => Some(crate::io::json::read(&best_path)?),
+        false => None,
+    };
     let started = Instant::now();
     let mut batches = prefetch(cfg, m.net.dataset, data, start);
     let ad = device.clone().autodiff();
@@ -103,12 +104,18 @@ fn train(
             .map_err(|e| stop(format!("{e:#}")))?;
         let secs = t0.elapsed().as_secs_f64();
         let ips = s.images as f64 / secs;
-        writeln!(
-            log,
-            "{}",
-            json!({"step": step, "ce": s.ce, "fool": s.fool, "total": s.total, "batch_acc": s.accuracy,
-                   "images_per_s": ips, "lambda": lambda, "lr": lr, "batch_size": s.images})
-        )?;
+        let line = StepLog {
+            batch_acc: s.accuracy,
+            batch_size: s.images,
+            ce: s.ce,
+            fool: s.fool,
+            images_per_s: ips,
+            lambda,
+            lr,
+            step,
+            total: s.total,
+        };
+        writeln!(log, "{}", serde_json::to_string(&line)?)?;
         if let Some(v) = &validator
             && step % cfg.val_every == 0
         {

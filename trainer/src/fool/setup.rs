@@ -11,8 +11,8 @@ use foolmap::train::Objective;
 use foolmap::{InterpreterOptions, Net, ParamStore};
 
 use super::checkpoint::{load_checkpoint, truncate_log};
-use super::config::{FoolConfig, trains, under};
 use crate::io::data;
+use foolmap::artifact::run::{FoolConfig, trains, under};
 
 /// The network, the starting weights, and the reference the fooling loss compares against.
 pub(super) struct Models {

@@ -6,6 +6,7 @@ pub mod data;
 pub mod fetch;
 pub mod hash;
 pub mod image;
+pub mod json;
 pub mod npy;
 pub mod prefetch;
 pub mod weights;

@@ -100,21 +100,7 @@ pub fn arch_of(
 /// marks the file's `adam.*` tensors ([`foolmap::train::Adam::STATE_PREFIX`]) as optimizer state.
 pub const ADAM_STEP_KEY: &str = "adam_t";
 
-/// The `__metadata__` keys foolmap writes into weights files (values are strings, as safetensors
-/// wants): the architecture id, and for a fooling run's files the resolved config (JSON), the
-/// step and the source revision ([`crate::fool::checkpoint::RunMeta`] reads and writes them).
-pub mod key {
-    /// Architecture id (every exported or trained file).
-    pub const ARCH: &str = "arch";
-    /// The run's resolved config as JSON.
-    pub const CONFIG: &str = "config";
-    /// The training step the weights are from.
-    pub const STEP: &str = "step";
-    /// `git rev-parse --short HEAD` of the source that wrote them.
-    pub const GIT_REVISION: &str = "git_revision";
-    /// The tap layer's name (`foolmap export`).
-    pub const TAP: &str = "tap";
-}
+pub use foolmap::artifact::key;
 
 /// Reads any supported weight file into a state dict with wrapper prefixes removed. A fooling
 /// run's `checkpoint.safetensors` is read as the weights it holds: its optimizer state (metadata

@@ -41,7 +41,8 @@ use crate::eval::analysis::{AnalysisConfig, AopcPoint, ModelAnalysis, NoiseRow};
 use crate::eval::{self, Accuracy, ActiveMetrics, EvalArgs, EvalReport, Purpose};
 use crate::fool::{self, FoolArgs, FoolConfig, FoolSettings, Phase};
 use crate::io::atomic::write_atomic;
-use crate::split::SplitArg;
+use crate::io::json::{read as read_json, write as write_json};
+use crate::split::Subset;
 
 mod config;
 mod markdown;
@@ -73,21 +74,6 @@ pub struct TableArgs {
     /// Hide the progress bars.
     #[arg(long)]
     pub quiet: bool,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: unexpected contents", path.display()))
-}
-
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
-    }
-    let mut text = serde_json::to_string_pretty(v)?;
-    text.push('\n');
-    write_atomic(path, text.as_bytes())
 }
 
 /// Runs `foolmap table`.
@@ -160,11 +146,7 @@ pub fn run(a: &TableArgs, root: Option<&Path>, device: &Device) -> Result<()> {
 /// run's `log.jsonl` (the full log stays in the run folder). Thinning twice changes nothing.
 pub fn thin_log(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let step = |l: &str| {
-        serde_json::from_str::<serde_json::Value>(l)
-            .ok()
-            .and_then(|v| v["step"].as_u64())
-    };
+    let step = foolmap::artifact::run::log_step;
     let mut out = String::new();
     for (i, l) in lines.iter().enumerate() {
         if i + 1 == lines.len() || step(l).is_some_and(|s| s % LOG_EVERY == 0) {

@@ -42,7 +42,7 @@ pub struct EvalSummary {
     /// Fooling type scored.
     pub fooling: FoolingType,
     /// Half scored.
-    pub split: SplitArg,
+    pub split: Subset,
     /// Images.
     pub n: usize,
     /// τ.

@@ -60,7 +60,7 @@ pub fn choose(c: &[Candidate], max_drop: f64) -> Option<(usize, bool)> {
         .map(|(i, _)| (i, false))
 }
 
-pub(super) fn eval_args(t: &TableConfig, fooled: PathBuf, split: SplitArg) -> EvalArgs {
+pub(super) fn eval_args(t: &TableConfig, fooled: PathBuf, split: Subset) -> EvalArgs {
     EvalArgs {
         arch: Some(t.arch),
         original: None,
@@ -132,7 +132,7 @@ pub(super) fn select(
         let mut e = eval_args(
             t,
             run.join(format!("step{step}.safetensors")),
-            SplitArg::Selection,
+            Subset::Selection,
         );
         e.limit = Some(t.selection_images);
         e.interpreters = vec![job.cell.interpreter];

@@ -99,7 +99,7 @@ pub(super) fn analyse(
 
 /// The completed step of a run folder's final weights (`None`: none yet).
 pub(super) fn final_step(dir: &Path) -> Option<u64> {
-    crate::fool::checkpoint::RunMeta::read(&dir.join("final.safetensors"))
+    crate::fool::checkpoint::read_meta(&dir.join("final.safetensors"))
         .ok()
         .map(|m| m.step)
 }
@@ -119,7 +119,7 @@ pub(super) fn train(
     let dir = job.run_dir(t);
     let saved = dir.join("checkpoint.safetensors");
     if saved.is_file() {
-        let have: FoolConfig = crate::fool::checkpoint::RunMeta::read(&saved)
+        let have: FoolConfig = crate::fool::checkpoint::read_meta(&saved)
             .map(|m| m.config)
             .with_context(|| format!("{}: no run config in its metadata", saved.display()))?;
         // `fool` stores the starting weights it resolved from the data root.
@@ -214,7 +214,7 @@ pub(super) fn report(
     }
     let already = eval::evaluations(&run)?
         .iter()
-        .filter(|r| r.sha256 == sha && r.split == SplitArg::Report)
+        .filter(|r| r.sha256 == sha && r.split == Subset::Report)
         .count();
     if already > 0 {
         bail!(
@@ -226,7 +226,7 @@ pub(super) fn report(
     }
     write_atomic(&model, &bytes)?;
     println!("{tag}: report half, step {}", sel.chosen);
-    let mut e = eval_args(t, model.clone(), SplitArg::Report);
+    let mut e = eval_args(t, model.clone(), Subset::Report);
     e.limit = t.report_images;
     e.interpreters = t.report_interpreters.clone();
     e.per_image = true;
@@ -270,16 +270,16 @@ pub(super) fn counts(run: &Path, sha: &str) -> Result<EvaluationCounts> {
     Ok(EvaluationCounts {
         selection: ledger
             .iter()
-            .filter(|e| e.split == SplitArg::Selection)
+            .filter(|e| e.split == Subset::Selection)
             .count(),
         report: ledger
             .iter()
-            .filter(|e| e.split == SplitArg::Report && e.sha256 == sha)
+            .filter(|e| e.split == Subset::Report && e.sha256 == sha)
             .filter(|e| e.purpose == Purpose::Score)
             .count(),
         report_analyses: ledger
             .iter()
-            .filter(|e| e.split == SplitArg::Report && e.sha256 == sha)
+            .filter(|e| e.split == Subset::Report && e.sha256 == sha)
             .filter(|e| e.purpose == Purpose::Analysis)
             .count(),
     })

@@ -108,7 +108,7 @@ pub fn model_facts(app: &Ui) {
             m.steps.unwrap_or(0)
         ),
         Some(e) => {
-            let images = if e.split.as_deref() == Some("report") {
+            let images = if e.split == Some(foolmap::split::Subset::Report) {
                 "held-out test images (the report half, on which no choice was made)"
             } else {
                 "test images"
