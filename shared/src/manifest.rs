@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::card::Card;
 use crate::artifact::report::{ActiveMetrics, EvalReport};
 use crate::fooling::FoolingType;
 use crate::split::Subset;
@@ -106,6 +107,57 @@ impl From<&EvalReport> for Figures {
             card: None,
             meets_target: None,
             max_drop: None,
+        }
+    }
+}
+
+impl From<&Card> for Figures {
+    /// The page's figures from a model card: report half, every interpreter of its transfer
+    /// matrix (else the fooled one), and whether it meets the fooling target.
+    fn from(c: &Card) -> Figures {
+        let mut interpreters: BTreeMap<String, InterpreterFigures> = c
+            .transfer
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    InterpreterFigures {
+                        fsr: t.fsr,
+                        fsr_original: Some(t.fsr_original),
+                        mean_statistic: None,
+                        threshold: c.threshold,
+                        n: Some(t.n),
+                    },
+                )
+            })
+            .collect();
+        if let Some(fsr) = c.report.fsr {
+            interpreters
+                .entry(c.interpreter.id().to_string())
+                .or_insert(InterpreterFigures {
+                    fsr,
+                    fsr_original: None,
+                    mean_statistic: None,
+                    threshold: c.threshold,
+                    n: Some(c.report.images),
+                });
+        }
+        Figures {
+            n: c.report.images,
+            split: Some(Subset::Report),
+            original: Accuracy {
+                top1: c.report.top1_original,
+                top5: c.report.top5_original,
+            },
+            fooled: Accuracy {
+                top1: c.report.top1,
+                top5: c.report.top5,
+            },
+            interpreters,
+            active: None,
+            card: Some(c.id.clone()),
+            meets_target: Some(c.meets_target),
+            max_drop: Some(c.max_drop),
         }
     }
 }

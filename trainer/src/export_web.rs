@@ -9,11 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use foolmap::state::StoreDtype;
 use foolmap::{Architecture, Dataset, StateDict};
-use std::collections::BTreeMap;
 
-use foolmap::manifest::{
-    Accuracy, Figures, GalleryEntry, InterpreterFigures, Manifest, ModelEntry, Role,
-};
+use foolmap::manifest::{Figures, GalleryEntry, Manifest, ModelEntry, Role};
 
 use crate::fool::checkpoint::RunMeta;
 use crate::io::atomic::write_atomic;
@@ -88,7 +85,7 @@ fn read_run(p: &Path) -> Result<Run> {
                 weights,
                 sd,
                 meta,
-                eval: Some(card_summary(&card)),
+                eval: Some(Figures::from(&card)),
             });
         }
     }
@@ -112,55 +109,6 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// The page's figures from a model card: report half, every interpreter of its transfer matrix
-/// (else the fooled one), and whether it meets the fooling target.
-fn card_summary(c: &crate::card::Card) -> Figures {
-    let mut interpreters: BTreeMap<String, InterpreterFigures> = c
-        .transfer
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                InterpreterFigures {
-                    fsr: t.fsr,
-                    fsr_original: Some(t.fsr_original),
-                    mean_statistic: None,
-                    threshold: c.threshold,
-                    n: Some(t.n),
-                },
-            )
-        })
-        .collect();
-    if let Some(fsr) = c.report.fsr {
-        interpreters
-            .entry(c.interpreter.id().to_string())
-            .or_insert(InterpreterFigures {
-                fsr,
-                fsr_original: None,
-                mean_statistic: None,
-                threshold: c.threshold,
-                n: Some(c.report.images),
-            });
-    }
-    Figures {
-        n: c.report.images,
-        split: Some(foolmap::split::Subset::Report),
-        original: Accuracy {
-            top1: c.report.top1_original,
-            top5: c.report.top5_original,
-        },
-        fooled: Accuracy {
-            top1: c.report.top1,
-            top5: c.report.top5,
-        },
-        interpreters,
-        active: None,
-        card: Some(c.id.clone()),
-        meets_target: Some(c.meets_target),
-        max_drop: Some(c.max_drop),
-    }
 }
 
 fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize> {

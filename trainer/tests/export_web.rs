@@ -58,8 +58,13 @@ fn export_writes_manifest_weights_and_gallery() {
     short_run(&run);
     std::fs::write(
         run.join("eval.json"),
-        r#"{"n": 10, "original": {"top1": 0.9, "top5": 1.0}, "fooled": {"top1": 0.8, "top5": 1.0},
-            "interpreters": {"grad_cam": {"fsr": 0.5, "fsr_original": 0.0, "mean_statistic": 0.2, "threshold": 0.15}}}"#,
+        // What `foolmap eval --json` writes (a typed EvalReport; a hand-written subset is refused).
+        r#"{"arch": "resnet20", "fooling": "location", "data": "test", "split": "all", "n": 10,
+            "threshold": 0.15, "direction": "lower",
+            "original": {"weights": "o", "top1": 0.9, "top5": 1.0},
+            "fooled": {"weights": "f", "top1": 0.8, "top5": 1.0},
+            "interpreters": {"grad_cam": {"n": 10, "fsr": 0.5, "fsr_original": 0.0, "mean_statistic": 0.2,
+                "mean_statistic_original": 0.3, "threshold": 0.15, "cdf": []}}}"#,
     )
     .unwrap();
     let dist = tmp.path().join("dist");
@@ -183,9 +188,16 @@ fn files_that_are_not_fooled_runs_are_refused_with_their_name() {
     std::fs::write(run.join("eval.json"), "{ not json").unwrap();
     let e = format!(
         "{:#}",
-        export(&args(vec![run], &dist), Some(&data_root())).unwrap_err()
+        export(&args(vec![run.clone()], &dist), Some(&data_root())).unwrap_err()
     );
     assert!(e.contains("eval.json"), "{e}");
+    // A well-formed one of the wrong shape: the field is named.
+    std::fs::write(run.join("eval.json"), r#"{"arch": "resnet20", "fooling": 3}"#).unwrap();
+    let e = format!(
+        "{:#}",
+        export(&args(vec![run], &dist), Some(&data_root())).unwrap_err()
+    );
+    assert!(e.contains("eval.json: field `fooling`"), "{e}");
 }
 
 #[test]

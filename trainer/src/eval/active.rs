@@ -5,6 +5,7 @@ use anyhow::Result;
 use foolmap::burn::tensor::Device;
 use foolmap::explain::interpreter::explain;
 use foolmap::fooling::FoolingType;
+use foolmap::image::Rgb8;
 use foolmap::params::SplitMix;
 use foolmap::scores::{read_back, top_k};
 use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore};
@@ -48,6 +49,37 @@ pub(super) fn active_metrics(
         200.min(2 * s1.len().min(s2.len())),
         &mut rng,
     )?;
+    let correlations = correlations(net, (p0, pf), &comp, (c1, c2), interp, device)?;
+    let class_acc = |p: &ParamStore, set: &[Sample], c: usize| class_top1(net, p, set, c, device);
+    Ok(ActiveMetrics {
+        c1,
+        c2,
+        interpreter: interp,
+        composites: comp.len(),
+        correlations,
+        class_accuracy: ClassAccuracy {
+            original: ClassPair {
+                c1: class_acc(p0, &s1, c1)?,
+                c2: class_acc(p0, &s2, c2)?,
+            },
+            fooled: ClassPair {
+                c1: class_acc(pf, &s1, c1)?,
+                c2: class_acc(pf, &s2, c2)?,
+            },
+        },
+    })
+}
+
+/// Mean hot-region and Spearman correlations over the composites of the four map pairs (the
+/// fooled model's c1 / c2 maps against the original's c2 / c1, then c1 / c2).
+fn correlations(
+    net: &Net,
+    (p0, pf): (&ParamStore, &ParamStore),
+    comp: &[Rgb8],
+    (c1, c2): (usize, usize),
+    interp: Interpreter,
+    device: &Device,
+) -> Result<ActiveCorrelations> {
     let o = InterpreterOptions::default();
     // (hot-region sum, Spearman sum) of the four pairs, in ActiveCorrelations' field order.
     let mut sums = [(0f64, 0f64); 4];
@@ -86,36 +118,22 @@ pub(super) fn active_metrics(
         hot_region_correlation: sums[k].0 / count.max(1) as f64,
         spearman: sums[k].1 / count.max(1) as f64,
     };
-    let class_acc = |p: &ParamStore, set: &[Sample], c: usize| -> Result<f64> {
-        let set = &set[..set.len().min(500)];
-        let x = foolmap::image::batch(&images(set, net.dataset)?, device)?;
-        let l = read_back(net.seq.forward(p, x).reshape([set.len(), net.num_classes]))?;
-        let k = net.num_classes;
-        Ok((0..set.len())
-            .filter(|&i| top_k(&l[i * k..(i + 1) * k], 1)[0] == c)
-            .count() as f64
-            / set.len().max(1) as f64)
-    };
-    Ok(ActiveMetrics {
-        c1,
-        c2,
-        interpreter: interp,
-        composites: comp.len(),
-        correlations: ActiveCorrelations {
-            fooled_c1_original_c2: corr(0),
-            fooled_c2_original_c1: corr(1),
-            fooled_c1_original_c1: corr(2),
-            fooled_c2_original_c2: corr(3),
-        },
-        class_accuracy: ClassAccuracy {
-            original: ClassPair {
-                c1: class_acc(p0, &s1, c1)?,
-                c2: class_acc(p0, &s2, c2)?,
-            },
-            fooled: ClassPair {
-                c1: class_acc(pf, &s1, c1)?,
-                c2: class_acc(pf, &s2, c2)?,
-            },
-        },
+    Ok(ActiveCorrelations {
+        fooled_c1_original_c2: corr(0),
+        fooled_c2_original_c1: corr(1),
+        fooled_c1_original_c1: corr(2),
+        fooled_c2_original_c2: corr(3),
     })
+}
+
+/// Top-1 of the weights `p` on (at most the first 500 of) the images `set` of class `c`.
+fn class_top1(net: &Net, p: &ParamStore, set: &[Sample], c: usize, device: &Device) -> Result<f64> {
+    let set = &set[..set.len().min(500)];
+    let x = foolmap::image::batch(&images(set, net.dataset)?, device)?;
+    let l = read_back(net.seq.forward(p, x).reshape([set.len(), net.num_classes]))?;
+    let k = net.num_classes;
+    Ok((0..set.len())
+        .filter(|&i| top_k(&l[i * k..(i + 1) * k], 1)[0] == c)
+        .count() as f64
+        / set.len().max(1) as f64)
 }

@@ -63,26 +63,10 @@ fn train(
     data: TrainingData,
     device: &Device,
 ) -> Result<PathBuf> {
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out.join("log.jsonl"))
-        .with_context(|| format!("cannot open {}", out.join("log.jsonl").display()))?;
+    let mut log = open_log(out)?;
     let bar = progress_bar(cfg.steps, start, a.quiet);
     let mut last_good = start;
-    let validator = match cfg.val_every {
-        0 => None,
-        _ => Some(validate::Validator::new(
-            &m.net,
-            m.reference(),
-            &data.val_set,
-            cfg.fooling,
-            cfg.interpreter,
-            cfg.threshold,
-            (cfg.c1, cfg.c2),
-            device,
-        )?),
-    };
+    let validator = validator(cfg, m, &data, device)?;
     // The best validation so far survives `--resume` through best.json.
     let best_path = out.join("best.json");
     let mut best: Option<validate::Validation> = match a.resume && best_path.is_file() {
@@ -131,13 +115,8 @@ fn train(
         let out_of_time = a
             .time_limit
             .is_some_and(|t| started.elapsed().as_secs_f64() >= t);
-        if step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time {
-            save_checkpoint(out, cfg, step, &session.params, &session.adam)?;
+        if save(cfg, out, &session, step, out_of_time)? {
             last_good = step;
-        }
-        if cfg.keep_every > 0 && step % cfg.keep_every == 0 {
-            let path = out.join(format!("step{step}.safetensors"));
-            write_weights(&path, &session.params, cfg, step)?;
         }
         if out_of_time {
             bar.println(format!(
@@ -148,10 +127,21 @@ fn train(
         }
     }
     bar.finish_and_clear();
+    finish(cfg, out, &session, last_good, best.as_ref())
+}
+
+/// Writes the final weights (of the last saved step) and says where they and the best model are.
+fn finish(
+    cfg: &FoolConfig,
+    out: &Path,
+    session: &FoolingSession,
+    last_good: u64,
+    best: Option<&validate::Validation>,
+) -> Result<PathBuf> {
     let final_path = out.join("final.safetensors");
     write_weights(&final_path, &session.params, cfg, last_good)?;
     println!("fooled weights: {}", final_path.display());
-    if let Some(b) = &best {
+    if let Some(b) = best {
         println!(
             "best within {:.1} points: {} (step {}, validation top-1 {:.2} %, score {:.3})",
             100.0 * cfg.max_drop,
@@ -162,6 +152,58 @@ fn train(
         );
     }
     Ok(out.to_path_buf())
+}
+
+/// The run's `log.jsonl`, opened for appending.
+fn open_log(out: &Path) -> Result<std::fs::File> {
+    let path = out.join("log.jsonl");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// The in-run validator (`val_every` > 0) on the held-out images.
+fn validator(
+    cfg: &FoolConfig,
+    m: &Models,
+    data: &TrainingData,
+    device: &Device,
+) -> Result<Option<validate::Validator>> {
+    if cfg.val_every == 0 {
+        return Ok(None);
+    }
+    Ok(Some(validate::Validator::new(
+        &m.net,
+        m.reference(),
+        &data.val_set,
+        cfg.fooling,
+        cfg.interpreter,
+        cfg.threshold,
+        (cfg.c1, cfg.c2),
+        device,
+    )?))
+}
+
+/// Saves the checkpoint when one is due (every `checkpoint_every` steps, at the end, at the time
+/// limit; returns whether it did) and the kept weights of every `keep_every`-th step.
+fn save(
+    cfg: &FoolConfig,
+    out: &Path,
+    session: &FoolingSession,
+    step: u64,
+    out_of_time: bool,
+) -> Result<bool> {
+    let due = step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time;
+    if due {
+        save_checkpoint(out, cfg, step, &session.params, &session.adam)?;
+    }
+    if cfg.keep_every > 0 && step % cfg.keep_every == 0 {
+        let path = out.join(format!("step{step}.safetensors"));
+        write_weights(&path, &session.params, cfg, step)?;
+    }
+    Ok(due)
 }
 
 /// Validates at `step`, logs it to `val.jsonl` and the terminal, and keeps the best model within

@@ -2,26 +2,6 @@
 
 use super::*;
 
-pub(super) fn pct(x: f64) -> String {
-    if x.is_nan() {
-        "–".into()
-    } else {
-        format!("{:.1}", 100.0 * x)
-    }
-}
-
-pub(super) fn pm(m: MeanCi) -> String {
-    match (m.mean, m.half_width) {
-        (None, _) => "–".into(),
-        (Some(x), None) => format!("{} (1 seed)", pct(x)),
-        (Some(x), Some(h)) => format!("{} ± {:.1}", pct(x), 100.0 * h),
-    }
-}
-
-pub(super) fn span(b: (f64, f64)) -> String {
-    format!("[{}, {}]", pct(b.0), pct(b.1))
-}
-
 /// Renders RESULTS.md from the summary (no clock, no paths outside the config: regenerating it
 /// from the same results gives the same bytes).
 pub fn markdown(t: &TableConfig, config_path: &Path, s: &Summary) -> String {
@@ -245,6 +225,38 @@ fn recipes_markdown(m: &mut String, t: &TableConfig) {
     }
 }
 
+/// The first seed's active columns: the two swap correlations, the same-class correlation,
+/// Spearman swap / same, and per-class top-1 (`–` when not scored).
+fn active_first_seed(a: Option<&ActiveMetrics>) -> [String; 4] {
+    let Some(a) = a else {
+        return ["–".to_string(), "–".into(), "–".into(), "–".into()];
+    };
+    let r = &a.correlations;
+    let k = &a.class_accuracy;
+    [
+        format!(
+            "{:.3} / {:.3}",
+            r.fooled_c1_original_c2.hot_region_correlation,
+            r.fooled_c2_original_c1.hot_region_correlation
+        ),
+        format!("{:.3}", a.same_correlation()),
+        format!(
+            "{:.3} / {:.3}",
+            0.5 * (r.fooled_c1_original_c2.spearman + r.fooled_c2_original_c1.spearman),
+            0.5 * (r.fooled_c1_original_c1.spearman + r.fooled_c2_original_c2.spearman)
+        ),
+        format!(
+            "c{} {} → {}, c{} {} → {}",
+            a.c1,
+            pct(k.original.c1),
+            pct(k.fooled.c1),
+            a.c2,
+            pct(k.original.c2),
+            pct(k.fooled.c2)
+        ),
+    ]
+}
+
 /// The active-fooling section of RESULTS.md (nothing when no cell is active).
 fn active_markdown(m: &mut String, s: &Summary) {
     let cells: Vec<&CellSummary> = s
@@ -273,35 +285,7 @@ fn active_markdown(m: &mut String, s: &Summary) {
     );
     for c in cells {
         let n = c.seeds.len();
-        let first = c.active.as_ref().map_or(
-            ["–".to_string(), "–".into(), "–".into(), "–".into()],
-            |a| {
-                let r = &a.correlations;
-                let k = &a.class_accuracy;
-                [
-                    format!(
-                        "{:.3} / {:.3}",
-                        r.fooled_c1_original_c2.hot_region_correlation,
-                        r.fooled_c2_original_c1.hot_region_correlation
-                    ),
-                    format!("{:.3}", a.same_correlation()),
-                    format!(
-                        "{:.3} / {:.3}",
-                        0.5 * (r.fooled_c1_original_c2.spearman + r.fooled_c2_original_c1.spearman),
-                        0.5 * (r.fooled_c1_original_c1.spearman + r.fooled_c2_original_c2.spearman)
-                    ),
-                    format!(
-                        "c{} {} → {}, c{} {} → {}",
-                        a.c1,
-                        pct(k.original.c1),
-                        pct(k.fooled.c1),
-                        a.c2,
-                        pct(k.original.c2),
-                        pct(k.fooled.c2)
-                    ),
-                ]
-            },
-        );
+        let first = active_first_seed(c.active.as_ref());
         let swap = c
             .swap_correlation_mean
             .map_or("–".into(), |m| match (m.mean, m.half_width) {
@@ -325,90 +309,6 @@ fn active_markdown(m: &mut String, s: &Summary) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-    }
-}
-
-/// The AOPC and weight-noise sections of RESULTS.md.
-pub(super) fn analysis_markdown(m: &mut String, t: &TableConfig, s: &Summary) {
-    let Some(cfg) = &t.analysis else { return };
-    let done: Vec<(&CellSummary, &AnalysisSummary)> = s
-        .cells
-        .iter()
-        .filter_map(|c| c.analysis.as_ref().map(|a| (c, a)))
-        .collect();
-    let planned = s.cells.len();
-    let _ = writeln!(
-        m,
-        "\n## AOPC of the first-seed models\n\nComputed after every run was scored, on the first \
-         {} report-half images; they choose nothing (counted apart from scoring below). \
-         `AOPC_K` (K = {} of the tap grid's patches replaced by N(0, 0.3²) noise, one per step, in \
-         the given order; docs/method.md §6) is the mean drop of the true class's logit averaged \
-         over steps 0…K: the higher, the faster that order removes what the model uses. The fooled \
-         model's reasoning is intact when the original map's order still hurts it as much as it \
-         hurts the original; the fooled map is unfaithful when its own order hurts it little more \
-         than random.\n",
-        cfg.images, cfg.aopc_steps
-    );
-    if done.len() < planned {
-        let _ = writeln!(
-            m,
-            "**Pending:** {} of {planned} models analysed; the table command continues them.\n",
-            done.len()
-        );
-    }
-    if !done.is_empty() {
-        let _ = writeln!(
-            m,
-            "| cell | original: MoRF by original map | original: by fooled map | original: random | \
-             fooled: MoRF by original map | fooled: by fooled map | fooled: random |\n\
-             |---|---|---|---|---|---|---|"
-        );
-        for (c, a) in &done {
-            let (o, f) = (a.aopc_original, a.aopc_fooled);
-            let _ = writeln!(
-                m,
-                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                c.cell,
-                o.morf_original_map,
-                o.morf_fooled_map,
-                o.random,
-                f.morf_original_map,
-                f.morf_fooled_map,
-                f.random
-            );
-        }
-    }
-    let _ = writeln!(
-        m,
-        "\n## Robustness to Gaussian weight noise\n\nEvery trainable tensor of a model gets \
-         `σ·std(w)·N(0, 1)` (one draw per σ and model), on the same {} images. Each cell: top-1 \
-         of the noisy fooled model / of the noisy original (%), and the noisy fooled model's FSR \
-         (%, its maps against the clean original's). σ = 0 is the clean pair.\n",
-        cfg.images
-    );
-    if !done.is_empty() {
-        let sig: Vec<String> = cfg
-            .noise_sigmas
-            .iter()
-            .map(|s| format!("σ = {s}"))
-            .collect();
-        let _ = writeln!(m, "| cell | {} |", sig.join(" | "));
-        let _ = writeln!(m, "|---|{}", "---|".repeat(sig.len()));
-        for (c, a) in &done {
-            let cols: Vec<String> = a
-                .noise
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} / {}, FSR {}",
-                        pct(r.top1_fooled),
-                        pct(r.top1_original),
-                        r.fsr.map_or("–".into(), pct)
-                    )
-                })
-                .collect();
-            let _ = writeln!(m, "| {} | {} |", c.cell, cols.join(" | "));
-        }
     }
 }
 

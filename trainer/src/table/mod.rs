@@ -45,7 +45,9 @@ use crate::io::json::{read as read_json, write as write_json};
 use crate::split::Subset;
 
 mod config;
+mod format;
 mod markdown;
+mod markdown_analysis;
 mod release;
 mod results;
 mod select;
@@ -53,7 +55,9 @@ mod stages;
 mod summary;
 
 pub use config::*;
+use format::*;
 pub use markdown::*;
+use markdown_analysis::*;
 pub use release::*;
 pub use results::*;
 pub use select::*;

@@ -194,35 +194,11 @@ pub(super) fn report(
     let bytes = chosen_f16(&run, sel.chosen)?;
     let sha = crate::io::hash::sha256_bytes(&bytes);
     let eval_path = res.join("eval.json");
-    if eval_path.is_file() {
-        let r: ModelResult = read_json(&eval_path)?;
-        if r.sha256 == sha && r.step == sel.chosen {
-            if !model.is_file() {
-                write_atomic(&model, &bytes)?;
-            }
-            return Ok(());
+    if already_scored(&eval_path, (sel.chosen, &sha), &run, &model)? {
+        if !model.is_file() {
+            write_atomic(&model, &bytes)?;
         }
-        bail!(
-            "{} scores another model (step {}, SHA-256 {}) than the one now chosen (step {}, {}): \
-             a model is scored on the report half once; move the old results away to start over",
-            eval_path.display(),
-            r.step,
-            r.sha256,
-            sel.chosen,
-            sha
-        );
-    }
-    let already = eval::evaluations(&run)?
-        .iter()
-        .filter(|r| r.sha256 == sha && r.split == Subset::Report)
-        .count();
-    if already > 0 {
-        bail!(
-            "{}: this model was already scored on the report half ({already}×, {}/evaluations.jsonl) \
-             but its eval.json is missing; not scoring it again",
-            model.display(),
-            run.display()
-        );
+        return Ok(());
     }
     write_atomic(&model, &bytes)?;
     println!("{tag}: report half, step {}", sel.chosen);
@@ -235,18 +211,10 @@ pub(super) fn report(
     let raw = v
         .per_image
         .context("eval --per-image gave no per-image block")?;
-    let per = PerImage {
-        top1_original: raw.top1_original,
-        top5_original: raw.top5_original,
-        top1_fooled: raw.top1_fooled,
-        top5_fooled: raw.top5_fooled,
-        statistic: raw
-            .statistic
-            .get(&job.cell.interpreter)
-            .cloned()
-            .unwrap_or_default(),
-    };
-    write_json(&res.join("per_image.json"), &per)?;
+    write_json(
+        &res.join("per_image.json"),
+        &per_image(raw, job.cell.interpreter),
+    )?;
     write_json(&res.join("config.json"), &fool::resolve(&job.fool_args(t))?)?;
     if let Ok(log) = std::fs::read_to_string(run.join("log.jsonl")) {
         write_atomic(&res.join("log.jsonl"), thin_log(&log).as_bytes())?;
@@ -262,6 +230,57 @@ pub(super) fn report(
             evaluations: Some(counts(&run, &sha)?),
         },
     )
+}
+
+/// Whether the report half already scored the chosen model (step, SHA-256): `eval.json` says so.
+/// An `eval.json` of another model, or a report-half scoring of this one recorded in the run's
+/// ledger without its `eval.json`, is an error: a model meets the report half once.
+fn already_scored(
+    eval_path: &Path,
+    (step, sha): (u64, &str),
+    run: &Path,
+    model: &Path,
+) -> Result<bool> {
+    if eval_path.is_file() {
+        let r: ModelResult = read_json(eval_path)?;
+        if r.sha256 == sha && r.step == step {
+            return Ok(true);
+        }
+        bail!(
+            "{} scores another model (step {}, SHA-256 {}) than the one now chosen (step {}, {}): \
+             a model is scored on the report half once; move the old results away to start over",
+            eval_path.display(),
+            r.step,
+            r.sha256,
+            step,
+            sha
+        );
+    }
+    let already = eval::evaluations(run)?
+        .iter()
+        .filter(|r| r.sha256 == sha && r.split == Subset::Report)
+        .count();
+    if already > 0 {
+        bail!(
+            "{}: this model was already scored on the report half ({already}×, {}/evaluations.jsonl) \
+             but its eval.json is missing; not scoring it again",
+            model.display(),
+            run.display()
+        );
+    }
+    Ok(false)
+}
+
+/// The per-image block of a table model: both models' hits and the statistic of the interpreter
+/// it was fooled with.
+fn per_image(raw: crate::eval::PerImage, interp: Interpreter) -> PerImage {
+    PerImage {
+        top1_original: raw.top1_original,
+        top5_original: raw.top5_original,
+        top1_fooled: raw.top1_fooled,
+        top5_fooled: raw.top5_fooled,
+        statistic: raw.statistic.get(&interp).cloned().unwrap_or_default(),
+    }
 }
 
 /// The evaluation counts of a run folder's ledger for the model with SHA-256 `sha`.

@@ -152,7 +152,33 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
     let mut complete = 0;
     let mut original = None;
     for c in &t.cells {
-        let mut row = CellSummary {
+        let mut row = CellSummary::empty(c);
+        for job in jobs.iter().filter(|j| j.cell.id() == c.id()) {
+            row.seeds_planned += 1;
+            let path = job.result_dir(t).join("eval.json");
+            if !path.is_file() {
+                continue;
+            }
+            complete += 1;
+            let r: ModelResult = read_json(&path)?;
+            original.get_or_insert((r.report.original.top1, r.report.original.top5));
+            row.add_seed(t, c, job, &r)?;
+        }
+        row.finish(t, c.fooling);
+        cells.push(row);
+    }
+    Ok(Summary {
+        name: t.name.clone(),
+        complete: (complete, jobs.len()),
+        original,
+        cells,
+    })
+}
+
+impl CellSummary {
+    /// The row of cell `c` before any seed is read.
+    fn empty(c: &Cell) -> CellSummary {
+        CellSummary {
             cell: c.id(),
             fooling: c.fooling,
             interpreter: c.interpreter,
@@ -175,72 +201,72 @@ pub fn summarise(t: &TableConfig, jobs: &[Job]) -> Result<Summary> {
             swap_correlation: Vec::new(),
             swap_correlation_mean: None,
             active: None,
-        };
-        for job in jobs.iter().filter(|j| j.cell.id() == c.id()) {
-            row.seeds_planned += 1;
-            let path = job.result_dir(t).join("eval.json");
-            if !path.is_file() {
-                continue;
-            }
-            complete += 1;
-            let r: ModelResult = read_json(&path)?;
-            let s = &r.report;
-            original.get_or_insert((s.original.top1, s.original.top5));
-            let f = figures(s, c.interpreter)?;
-            row.seeds.push(job.seed);
-            row.steps.push(r.step);
-            row.evaluations.push(r.evaluations);
-            row.top1_drop.push(f.top1_original - f.top1);
-            row.top5_drop.push(f.top5_original - f.top5);
-            row.fsr.extend(f.fsr);
-            row.swap_correlation.extend(f.swap_correlation);
-            if job.first_seed {
-                row.active = s.active.clone();
-                row.top1_agreement_first_seed = s.top1_agreement;
-                let p: PerImage = read_json(&job.result_dir(t).join("per_image.json"))?;
-                row.bootstrap_first_seed =
-                    Some(bootstrap(&p, c.fooling, t.threshold, t.bootstrap, job.seed));
-                let ap = job.result_dir(t).join("analysis.json");
-                if ap.is_file() {
-                    let a: ModelAnalysis = read_json(&ap)?;
-                    if a.sha256 != r.sha256 {
-                        bail!(
-                            "{} analyses another model than eval.json scored",
-                            ap.display()
-                        );
-                    }
-                    row.analysis = Some(AnalysisSummary {
-                        images: a.aopc.images,
-                        aopc_steps: a.aopc.steps,
-                        aopc_original: a.aopc.original.last(),
-                        aopc_fooled: a.aopc.fooled.last(),
-                        noise: a.noise.rows,
-                    });
-                }
-                row.transfer = s
-                    .interpreters
-                    .iter()
-                    .map(|(k, v)| (k.clone(), (v.fsr, v.fsr_original)))
-                    .collect();
-            }
         }
-        row.top1_drop_mean = MeanCi::of(&row.top1_drop);
-        row.top5_drop_mean = MeanCi::of(&row.top5_drop);
-        row.fsr_mean = MeanCi::of(&row.fsr);
-        if c.fooling == FoolingType::Active {
-            row.swap_correlation_mean = Some(MeanCi::of(&row.swap_correlation));
+    }
+
+    /// Adds the scored model `r` of one seed; the first seed's model also gives the row its
+    /// bootstrap intervals, transfer FSRs, active figures and analyses.
+    fn add_seed(&mut self, t: &TableConfig, c: &Cell, job: &Job, r: &ModelResult) -> Result<()> {
+        let s = &r.report;
+        let f = figures(s, c.interpreter)?;
+        self.seeds.push(job.seed);
+        self.steps.push(r.step);
+        self.evaluations.push(r.evaluations);
+        self.top1_drop.push(f.top1_original - f.top1);
+        self.top5_drop.push(f.top5_original - f.top5);
+        self.fsr.extend(f.fsr);
+        self.swap_correlation.extend(f.swap_correlation);
+        if !job.first_seed {
+            return Ok(());
         }
-        row.meets_target = row.fsr_mean.mean.is_some_and(|f| f >= t.target_fsr)
-            && row
+        self.active = s.active.clone();
+        self.top1_agreement_first_seed = s.top1_agreement;
+        let p: PerImage = read_json(&job.result_dir(t).join("per_image.json"))?;
+        self.bootstrap_first_seed =
+            Some(bootstrap(&p, c.fooling, t.threshold, t.bootstrap, job.seed));
+        self.analysis = analysis_summary(&job.result_dir(t).join("analysis.json"), &r.sha256)?;
+        self.transfer = s
+            .interpreters
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.fsr, v.fsr_original)))
+            .collect();
+        Ok(())
+    }
+
+    /// Means and intervals over the seeds read, and whether the cell meets the target.
+    fn finish(&mut self, t: &TableConfig, fooling: FoolingType) {
+        self.top1_drop_mean = MeanCi::of(&self.top1_drop);
+        self.top5_drop_mean = MeanCi::of(&self.top5_drop);
+        self.fsr_mean = MeanCi::of(&self.fsr);
+        if fooling == FoolingType::Active {
+            self.swap_correlation_mean = Some(MeanCi::of(&self.swap_correlation));
+        }
+        self.meets_target = self.fsr_mean.mean.is_some_and(|f| f >= t.target_fsr)
+            && self
                 .top1_drop_mean
                 .mean
                 .is_some_and(|d| d <= t.max_drop + 1e-12);
-        cells.push(row);
     }
-    Ok(Summary {
-        name: t.name.clone(),
-        complete: (complete, jobs.len()),
-        original,
-        cells,
-    })
+}
+
+/// The RESULTS.md figures of a first-seed model's `analysis.json` (`ap`), when it exists; it
+/// must analyse the file that `eval.json` scored (`sha256`).
+fn analysis_summary(ap: &Path, sha256: &str) -> Result<Option<AnalysisSummary>> {
+    if !ap.is_file() {
+        return Ok(None);
+    }
+    let a: ModelAnalysis = read_json(ap)?;
+    if a.sha256 != sha256 {
+        bail!(
+            "{} analyses another model than eval.json scored",
+            ap.display()
+        );
+    }
+    Ok(Some(AnalysisSummary {
+        images: a.aopc.images,
+        aopc_steps: a.aopc.steps,
+        aopc_original: a.aopc.original.last(),
+        aopc_fooled: a.aopc.fooled.last(),
+        noise: a.noise.rows,
+    }))
 }
