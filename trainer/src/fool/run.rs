@@ -195,11 +195,11 @@ fn save(
     step: u64,
     out_of_time: bool,
 ) -> Result<bool> {
-    let due = step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time;
+    let due = step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps || out_of_time;
     if due {
         save_checkpoint(out, cfg, step, &session.params, &session.adam)?;
     }
-    if cfg.keep_every > 0 && step % cfg.keep_every == 0 {
+    if cfg.keep_every > 0 && step.is_multiple_of(cfg.keep_every) {
         let path = out.join(format!("step{step}.safetensors"));
         write_weights(&path, &session.params, cfg, step)?;
     }
