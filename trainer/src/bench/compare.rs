@@ -12,134 +12,20 @@
 //! real images through the same prefetching pipeline as `foolmap fool`).
 
 use std::path::Path;
-use std::process::Command;
-use std::str::FromStr;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::Result;
 use foolmap::burn::tensor::{Device, Tensor, TensorData};
 use foolmap::fooling::FoolingType;
 use foolmap::params::SplitMix;
 use foolmap::train::{Adam, Objective, cross_entropy};
-use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore};
-use serde::Deserialize;
+use foolmap::{Architecture, InterpreterOptions, Net, ParamStore};
 
+pub use super::cases::{Case, Kind, Measured, parse_cases};
+pub use super::torch::{TorchReport, TorchRow, script_path, torch_reference};
 use super::{peak_rss_mib, reset_peak_rss};
 use crate::io::data::{self, Sample};
 use crate::io::prefetch::Prefetch;
-
-/// One step kind of the comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Forward pass without autodiff.
-    Inference,
-    /// Cross-entropy, backward, Adam.
-    Train,
-    /// A fooling step with the given tap-level interpreter.
-    Fool(Interpreter),
-}
-
-impl Kind {
-    /// Every kind, in table order.
-    pub fn all() -> Vec<Kind> {
-        let mut v = vec![Kind::Inference, Kind::Train];
-        v.extend(Interpreter::FOOLABLE.iter().map(|&i| Kind::Fool(i)));
-        v
-    }
-
-    /// The id shared with `bench/torch_reference.py` (`inference`, `train`, `fool:grad_cam`).
-    pub fn id(self) -> String {
-        match self {
-            Kind::Inference => "inference".into(),
-            Kind::Train => "train".into(),
-            Kind::Fool(i) => format!("fool:{}", i.id()),
-        }
-    }
-}
-
-/// A model and batch size of the comparison (`resnet20:32`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Case {
-    /// Architecture.
-    pub arch: Architecture,
-    /// Images per step.
-    pub batch: usize,
-}
-
-impl FromStr for Case {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let (a, b) = s
-            .split_once(':')
-            .ok_or_else(|| anyhow!("`{s}`: expected ARCH:BATCH, e.g. resnet20:32"))?;
-        let batch: usize = b
-            .parse()
-            .map_err(|_| anyhow!("`{s}`: batch `{b}` is not a positive integer"))?;
-        if batch == 0 {
-            bail!("`{s}`: the batch size must be at least 1");
-        }
-        Ok(Case {
-            arch: a.parse()?,
-            batch,
-        })
-    }
-}
-
-/// Parses `resnet20:32,squeezenet1_0:4`.
-pub fn parse_cases(s: &str) -> Result<Vec<Case>> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| p.trim().parse())
-        .collect()
-}
-
-/// foolmap's figures of one row.
-#[derive(Debug, Clone)]
-pub struct Measured {
-    /// Case.
-    pub case: Case,
-    /// Step kind.
-    pub kind: Kind,
-    /// Images/s, step alone.
-    pub step_ips: f64,
-    /// Images/s, decode + augmentation + step.
-    pub e2e_ips: Option<f64>,
-    /// Peak host memory of the row, MiB.
-    pub peak_mib: Option<f64>,
-}
-
-/// One row of `bench/torch_reference.py`'s output.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TorchRow {
-    /// Architecture id.
-    pub arch: String,
-    /// Batch size.
-    pub batch: usize,
-    /// Step kind id.
-    pub kind: String,
-    /// Images/s (absent where the reference has no such step).
-    pub images_per_s: Option<f64>,
-    /// Peak memory, MiB.
-    pub peak_mib: Option<f64>,
-    /// Why a row is missing.
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-/// The output of `bench/torch_reference.py`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TorchReport {
-    /// `torch.__version__`.
-    pub torch_version: String,
-    /// `cpu` or `cuda`.
-    pub device: String,
-    /// GPU name on CUDA.
-    pub device_name: Option<String>,
-    /// Intra-op threads.
-    pub threads: usize,
-    /// Rows.
-    pub rows: Vec<TorchRow>,
-}
 
 /// Repetitions: (warm-up, timed) per case; 224² models get fewer.
 fn reps(case: Case) -> (usize, usize) {
@@ -301,44 +187,6 @@ pub fn samples_for(arch: Architecture, root: &Path) -> Vec<Sample> {
         .unwrap_or_default()
 }
 
-/// Runs `bench/torch_reference.py` with `python` for the same cases; `None` (with the reason)
-/// when Python or torch is missing.
-pub fn torch_reference(
-    python: &str,
-    script: &Path,
-    cases: &[Case],
-    kinds: &[Kind],
-    root: &Path,
-    cuda: bool,
-) -> std::result::Result<TorchReport, String> {
-    let rows: Vec<String> = cases
-        .iter()
-        .map(|c| format!("{}:{}", c.arch.id(), c.batch))
-        .collect();
-    let kinds: Vec<String> = kinds.iter().map(|k| k.id()).collect();
-    let tmp = std::env::temp_dir().join(format!("foolmap-torch-{}.json", std::process::id()));
-    let status = Command::new(python)
-        .arg(script)
-        .args(["--device", if cuda { "cuda" } else { "cpu" }])
-        .args(["--rows", &rows.join(",")])
-        .args(["--kinds", &kinds.join(",")])
-        .arg("--weights-dir")
-        .arg(root.join("weights"))
-        .arg("--json")
-        .arg(&tmp)
-        .status()
-        .map_err(|e| format!("cannot run `{python}`: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "`{python} {}` failed ({status}); is `torch` installed (`{python} -c 'import torch'`)?",
-            script.display()
-        ));
-    }
-    let text = std::fs::read_to_string(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let _ = std::fs::remove_file(&tmp);
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", tmp.display()))
-}
-
 fn fmt(v: Option<f64>, digits: usize) -> String {
     v.map_or("—".into(), |x| format!("{x:.digits$}"))
 }
@@ -418,58 +266,10 @@ pub fn table(
     md
 }
 
-/// Resolves `bench/torch_reference.py` next to the working directory or the source tree.
-pub fn script_path() -> Result<std::path::PathBuf> {
-    let candidates = [
-        std::path::PathBuf::from("bench/torch_reference.py"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/torch_reference.py"),
-    ];
-    candidates
-        .into_iter()
-        .find(|p| p.exists())
-        .context("bench/torch_reference.py not found (run from the repository root)")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cases_parse_and_errors_name_the_part() {
-        let c = parse_cases("resnet20:32, squeezenet1_0:4").unwrap();
-        assert_eq!(c.len(), 2);
-        assert_eq!(c[1].arch, Architecture::SqueezeNet1_0);
-        assert_eq!(c[1].batch, 4);
-        let e = parse_cases("resnet20").unwrap_err().to_string();
-        assert!(e.contains("ARCH:BATCH"), "{e}");
-        let e = parse_cases("resnet20:0").unwrap_err().to_string();
-        assert!(e.contains("at least 1"), "{e}");
-        let e = parse_cases("resnet21:4").unwrap_err().to_string();
-        assert!(e.contains("resnet20"), "{e}");
-    }
-
-    #[test]
-    fn kind_ids_match_the_torch_script() {
-        let script = include_str!("../../../bench/torch_reference.py");
-        for k in Kind::all() {
-            assert!(
-                script.contains(&k.id()) || script.contains(k.id().split(':').next().unwrap_or("")),
-                "{}",
-                k.id()
-            );
-        }
-        let ids: Vec<String> = Kind::all().iter().map(|k| k.id()).collect();
-        assert_eq!(
-            ids,
-            [
-                "inference",
-                "train",
-                "fool:lrp_t",
-                "fool:grad_cam",
-                "fool:simple_grad_t"
-            ]
-        );
-    }
+    use foolmap::Interpreter;
 
     #[test]
     fn table_joins_the_reference_rows_and_says_why_one_is_missing() {

@@ -1,21 +1,21 @@
 //! `foolmap bench`: measured figures written to `BENCHMARKS.md` (never asserted in tests).
 
+mod args;
+mod cases;
 pub mod compare;
+mod device;
+mod torch;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use foolmap::burn::tensor::{Device, Tensor};
-use foolmap::explain::interpreter::explain;
-use foolmap::fooling::FoolingType;
-use foolmap::image::eval_crop;
-use foolmap::session::{Batch, FoolingSession};
-use foolmap::train::Objective;
-use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore};
+use foolmap::burn::tensor::Device;
 
 use crate::io::data;
+pub use args::{BenchArgs, Reference, Suite};
 
+/// The CPU model and core count, for the blocks' headers.
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -31,117 +31,6 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores")
 }
 
-/// `foolmap bench` arguments.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// Output markdown file (only the blocks this run writes are replaced; the rest is kept).
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    pub out: PathBuf,
-    /// What to measure: `device` (accuracy, explanations, fooling steps), `compare` (the same
-    /// steps as PyTorch, see `--reference`), or `all`.
-    #[arg(long, value_enum, default_value_t = Suite::Device)]
-    pub suite: Suite,
-    /// Also time the same steps in PyTorch (`bench/torch_reference.py`, run with `--python`) and
-    /// write foolmap ÷ PyTorch ratios. Only with `--suite compare` or `all`.
-    #[arg(long, value_enum)]
-    pub reference: Option<Reference>,
-    /// Python interpreter that has `torch` (for `--reference torch`).
-    #[arg(long, default_value = "python3")]
-    pub python: String,
-    /// Models and batch sizes of the comparison, `ARCH:BATCH,...` (224² models other than
-    /// SqueezeNet run with random weights).
-    #[arg(
-        long,
-        default_value = "resnet20:32,resnet20:128,squeezenet1_0:4,vgg16:2,resnet50:2"
-    )]
-    pub cases: String,
-}
-
-/// Which benchmarks `foolmap bench` runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Suite {
-    /// Accuracy throughput, explanation latency, fooling steps (the device block).
-    Device,
-    /// The same-run comparison of inference, training and fooling steps.
-    Compare,
-    /// Both.
-    All,
-}
-
-/// A reference implementation for `--suite compare`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Reference {
-    /// PyTorch (`bench/torch_reference.py`).
-    Torch,
-}
-
-fn sync(t: Tensor<3>) {
-    let _ = t.into_data();
-}
-
-/// Median wall time in seconds of `reps` runs of `f` (after one warm-up run).
-fn median<F: FnMut()>(reps: usize, mut f: F) -> f64 {
-    f();
-    let mut v: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn interp_rows(
-    net: &Net,
-    p: &ParamStore,
-    x: Tensor<4>,
-    classes: &[usize],
-    reps: usize,
-    device_name: &str,
-) -> Result<Vec<String>> {
-    let n = classes.len() as f64;
-    let fwd = median(reps, || {
-        let _ = net.seq.forward(p, x.clone()).into_data();
-    });
-    let mut rows = vec![format!(
-        "| {} | {device_name} | forward | {:.2} | 1.0 |",
-        net.id,
-        1e3 * fwd / n
-    )];
-    let o = InterpreterOptions {
-        smooth_n: 16,
-        ig_steps: 16,
-        ..InterpreterOptions::default()
-    };
-    for interp in Interpreter::ALL {
-        let r = if interp.needs_resampling() {
-            1.max(reps / 4)
-        } else {
-            reps
-        };
-        let mut err = None;
-        let t = median(r, || {
-            match explain(net, p, x.clone(), classes, *interp, &o) {
-                Ok(m) => sync(m),
-                Err(e) => err = Some(e),
-            }
-        });
-        if let Some(e) = err {
-            return Err(e.into());
-        }
-        rows.push(format!(
-            "| {} | {device_name} | {} | {:.2} | {:.1} |",
-            net.id,
-            interp.id(),
-            1e3 * t / n,
-            t / fwd
-        ));
-    }
-    Ok(rows)
-}
-
 /// Peak resident memory of this process since the last [`reset_peak_rss`], in MiB (Linux
 /// `VmHWM`; `None` elsewhere).
 pub(crate) fn peak_rss_mib() -> Option<f64> {
@@ -154,65 +43,6 @@ pub(crate) fn peak_rss_mib() -> Option<f64> {
 /// Resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`), best effort.
 pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Fooling steps (`CE + λ·L_F`, Location, Adam) per interpreter: images/s and peak host memory.
-fn fool_rows(
-    net: &Net,
-    p0: &ParamStore,
-    imgs: &[foolmap::image::Rgb8],
-    labels: &[usize],
-    steps: usize,
-    device: &Device,
-    device_name: &str,
-) -> Result<Vec<String>> {
-    let ad = device.clone().autodiff();
-    let mut rows = Vec::new();
-    for &interp in Interpreter::FOOLABLE {
-        let obj = Objective {
-            kind: FoolingType::Location,
-            interpreter: interp,
-            lambda: 1.0,
-            options: InterpreterOptions::default(),
-        };
-        let mut session = FoolingSession::new(obj, p0.to_device(&ad).require_grad(), 1e-5);
-        reset_peak_rss();
-        let mut err = None;
-        let t = median(steps, || {
-            let x = match foolmap::image::batch(imgs, &ad) {
-                Ok(x) => x,
-                Err(e) => return err = Some(anyhow::Error::from(e)),
-            };
-            match session.loss(net, p0, Batch::Labelled { x, labels }) {
-                Ok(pending) => {
-                    session.apply(pending);
-                    let p = &session.params;
-                    let _ = p.values().first().map(|t| t.clone().into_data());
-                }
-                Err(e) => err = Some(e.into()),
-            }
-        });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        let mem = peak_rss_mib().map_or("n/a".into(), |m| format!("{m:.0}"));
-        rows.push(format!(
-            "| {} | {device_name} | {} | {} | {:.1} | {mem} |",
-            net.id,
-            interp.id(),
-            labels.len(),
-            labels.len() as f64 / t
-        ));
-    }
-    Ok(rows)
-}
-
-/// Appends a table row to `md` and echoes it on stderr with the elapsed time, so that a long run
-/// (or one watched from outside, e.g. with `nvidia-smi`) shows which row it is on.
-fn push_row(md: &mut String, row: &str, t0: Instant) {
-    eprintln!("bench {:>7.1} s {row}", t0.elapsed().as_secs_f64());
-    md.push_str(row);
-    md.push('\n');
 }
 
 /// Replaces the block of `old` between the bench markers of `device` by `body`, so that
@@ -241,7 +71,7 @@ pub fn run(a: &BenchArgs, root: Option<&Path>, device: &Device, device_name: &st
     }
     let cases = compare::parse_cases(&a.cases).context("--cases")?;
     if matches!(a.suite, Suite::Device | Suite::All) {
-        run_device(root, device, device_name, &a.out)?;
+        device::run_device(root, device, device_name, &a.out)?;
     }
     if matches!(a.suite, Suite::Compare | Suite::All) {
         run_compare(a, &cases, root, device, device_name)?;
@@ -249,6 +79,7 @@ pub fn run(a: &BenchArgs, root: Option<&Path>, device: &Device, device_name: &st
     Ok(())
 }
 
+/// The comparison block: foolmap's steps and, with `--reference torch`, PyTorch's, as ratios.
 fn run_compare(
     a: &BenchArgs,
     cases: &[compare::Case],
@@ -309,95 +140,6 @@ fn run_compare(
     let old = std::fs::read_to_string(&a.out).ok();
     crate::io::atomic::write_atomic(&a.out, splice(old.as_deref(), &md, &key).as_bytes())?;
     println!("wrote {}", a.out.display());
-    Ok(())
-}
-
-/// The device block: accuracy throughput, explanation latency, fooling steps.
-fn run_device(root: Option<&Path>, device: &Device, device_name: &str, out: &Path) -> Result<()> {
-    let root = data::data_root(root)?;
-    let t0 = Instant::now();
-    let mut md = String::new();
-    md.push_str(&format!(
-        "## Device `{device_name}` (written by `foolmap bench`)\n\nMachine: {}; device: {device_name}; build: {}. Release build; figures are medians of repeated runs.\n\n",
-        machine(),
-        crate::build_features()
-    ));
-
-    // Accuracy throughput.
-    let (net, p) = crate::io::weights::load(
-        Architecture::ResNet20,
-        &root.join("weights/resnet20_cifar10.safetensors"),
-        device,
-    )?;
-    let samples = data::cifar10(&root.join("cifar10/test"))?;
-    let t = Instant::now();
-    let n_acc = 2000.min(samples.len());
-    for chunk in samples[..n_acc].chunks(200) {
-        let imgs: Vec<_> = chunk
-            .iter()
-            .map(|s| s.rgb().map(|i| eval_crop(&i, net.dataset)))
-            .collect::<Result<_>>()?;
-        let x = foolmap::image::batch(&imgs, device)?;
-        let _ = net.seq.forward(&p, x).into_data();
-    }
-    let ips = n_acc as f64 / t.elapsed().as_secs_f64();
-    md.push_str("### `foolmap accuracy` throughput\n\n| model | device | images/s | command |\n|---|---|---|---|\n");
-    md.push_str(&format!(
-        "| resnet20 (CIFAR-10 test, first {n_acc}, batch 200, decode included) | {device_name} | {ips:.0} | `foolmap accuracy --arch resnet20 --limit {n_acc} --batch-size 200` |\n\n"
-    ));
-
-    // Interpreters.
-    md.push_str("### Explanations: ms per image and ratio to a forward pass\n\n");
-    md.push_str(
-        "| model | device | interpreter | ms / image | × forward |\n|---|---|---|---|---|\n",
-    );
-    let imgs: Vec<_> = samples[..16]
-        .iter()
-        .map(|s| s.rgb().map(|i| eval_crop(&i, net.dataset)))
-        .collect::<Result<_>>()?;
-    let x = foolmap::image::batch(&imgs, device)?;
-    let classes: Vec<usize> = samples[..16].iter().map(|s| s.label).collect();
-    for r in interp_rows(&net, &p, x, &classes, 5, device_name)? {
-        push_row(&mut md, &r, t0);
-    }
-    let (sq, ps) = crate::io::weights::load(
-        Architecture::SqueezeNet1_0,
-        &root.join("weights/squeezenet1_0_imagenet.safetensors"),
-        device,
-    )?;
-    let photos: Vec<_> = ["pets.jpg", "cat.png"]
-        .iter()
-        .map(|f| {
-            let path = root.join("photos").join(f);
-            let b = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-            Ok(eval_crop(&foolmap::image::decode(&b, f)?, sq.dataset))
-        })
-        .collect::<Result<_>>()?;
-    let x = foolmap::image::batch(&photos, device)?;
-    for r in interp_rows(&sq, &ps, x, &[180, 285], 3, device_name)? {
-        push_row(&mut md, &r, t0);
-    }
-    md.push_str("\n### Fooling step (Location, λ 1, Adam): images/s and peak host memory\n\n");
-    md.push_str("| model | device | interpreter | batch | images/s | peak RSS MiB |\n|---|---|---|---|---|---|\n");
-    let train = data::cifar10(&root.join("cifar10/test"))?;
-    let imgs: Vec<_> = train[..32]
-        .iter()
-        .map(|s| s.rgb().map(|i| eval_crop(&i, net.dataset)))
-        .collect::<Result<_>>()?;
-    let labels: Vec<usize> = train[..32].iter().map(|s| s.label).collect();
-    for r in fool_rows(&net, &p, &imgs, &labels, 5, device, device_name)? {
-        push_row(&mut md, &r, t0);
-    }
-    for r in fool_rows(&sq, &ps, &photos, &[180, 285], 2, device, device_name)? {
-        push_row(&mut md, &r, t0);
-    }
-    md.push_str(&format!(
-        "\nCommand: `cargo run --release -p foolmap-trainer -- bench --device {device_name} --out {}` (peak RSS: `VmHWM`, reset per row).\n",
-        out.display()
-    ));
-    let old = std::fs::read_to_string(out).ok();
-    crate::io::atomic::write_atomic(out, splice(old.as_deref(), &md, device_name).as_bytes())?;
-    println!("wrote {}", out.display());
     Ok(())
 }
 

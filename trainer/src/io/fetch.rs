@@ -252,99 +252,114 @@ pub fn fetch_from(sources: &Sources, dest: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", dest.join("weights").display()))?;
     std::fs::create_dir_all(dest.join("labels"))?;
     let mut fetched = 0;
-    // CIFAR-10: the official binary archive is converted into `cifar10/{train,test}` (train =
-    // data_batch_1..5, test = test_batch); each split is written to a temporary folder and renamed
-    // when complete, so a split folder that exists is whole.
-    let cifar = dest.join("cifar10");
-    let have_png = cifar.join("train").is_dir() && cifar.join("test").is_dir();
-    if !have_png {
-        fetched += 1;
-        let tgz = dest.join("cifar-10-binary.tar.gz");
-        println!("downloading {}", sources.cifar.url);
-        let part = curl(&sources.cifar.url, &tgz)?;
-        if let Err(e) = verify_download(&part, &sources.cifar, "cifar-10-binary.tar.gz") {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
-        let unpack = dest.join(format!(".cifar10-unpack.{}", std::process::id()));
-        std::fs::create_dir_all(&unpack)?;
-        let st = Command::new("tar")
-            .arg("xzf")
-            .arg(&part)
-            .arg("-C")
-            .arg(&unpack)
-            .status()
-            .context("`tar` is needed to unpack the CIFAR-10 archive")?;
-        let _ = std::fs::remove_file(&part);
-        if !st.success() {
-            let _ = std::fs::remove_dir_all(&unpack);
-            bail!(
-                "could not unpack the CIFAR-10 archive from {}",
-                sources.cifar.url
-            );
-        }
-        println!(
-            "converting the CIFAR-10 batches into {}/{{train,test}}",
-            cifar.display()
-        );
-        let converted = data::cifar_bin_to_folders(&unpack.join("cifar-10-batches-bin"), &cifar);
-        let _ = std::fs::remove_dir_all(&unpack);
-        let (train, test) = converted?;
-        println!("  {train} training and {test} test images");
-    }
-    let labels = dest.join("labels/imagenet-simple-labels.json");
-    let labels_ok =
-        std::fs::read(&labels).is_ok_and(|b| Some(sha256_bytes(&b)) == sources.labels.sha256);
-    if !labels_ok {
-        fetched += 1;
-        println!("downloading {}", sources.labels.url);
-        let part = curl(&sources.labels.url, &labels)?;
-        let checked = verify_download(&part, &sources.labels, "imagenet-simple-labels.json");
-        if let Err(e) = checked {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
-        std::fs::rename(&part, &labels)
-            .with_context(|| format!("cannot write {}", labels.display()))?;
-    }
+    fetched += usize::from(fetch_cifar(&sources.cifar, dest)?);
+    fetched += usize::from(fetch_labels(&sources.labels, dest)?);
     for (arch, src) in &sources.weights {
-        let Some(file) = arch.weights_file() else {
-            continue;
-        };
-        let target = dest.join("weights").join(file);
-        if target.is_file() {
-            if weights_intact(&target, src) {
-                continue;
-            }
-            println!(
-                "{} does not match its pin: downloading it again",
-                target.display()
-            );
-        }
-        fetched += 1;
-        let name = src.url.rsplit('/').next().unwrap_or("checkpoint");
-        println!("downloading {}", src.url);
-        let part = curl(&src.url, &dest.join("weights").join(name))?;
-        let converted = verify_download(&part, src, name)
-            .and_then(|()| crate::io::weights::read_state_dict(&part));
-        let _ = std::fs::remove_file(&part);
-        let sd = converted?;
-        if let Some(want) = &src.tensors {
-            let got = tensor_sha256(&sd);
-            if &got != want {
-                bail!("{name}: its tensors hash to {got}, not the pinned {want}");
-            }
-        }
-        write_atomic(
-            &target,
-            &sd.to_safetensors(foolmap::state::StoreDtype::F32)?,
-        )?;
-        println!("  converted to {}", target.display());
+        fetched += usize::from(fetch_weights(*arch, src, dest)?);
     }
     if fetched == 0 {
         println!("{}: everything is already present", dest.display());
     }
     Ok(())
+}
+
+/// CIFAR-10: the official binary archive `src` is converted into `cifar10/{train,test}` (train =
+/// data_batch_1..5, test = test_batch) unless both exist; `true` when it was downloaded.
+fn fetch_cifar(src: &Source, dest: &Path) -> Result<bool> {
+    // Each split is written to a temporary folder and renamed when complete, so a split folder
+    // that exists is whole.
+    let cifar = dest.join("cifar10");
+    let have_png = cifar.join("train").is_dir() && cifar.join("test").is_dir();
+    if have_png {
+        return Ok(false);
+    }
+    let tgz = dest.join("cifar-10-binary.tar.gz");
+    println!("downloading {}", src.url);
+    let part = curl(&src.url, &tgz)?;
+    if let Err(e) = verify_download(&part, src, "cifar-10-binary.tar.gz") {
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
+    let unpack = dest.join(format!(".cifar10-unpack.{}", std::process::id()));
+    std::fs::create_dir_all(&unpack)?;
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(&part)
+        .arg("-C")
+        .arg(&unpack)
+        .status()
+        .context("`tar` is needed to unpack the CIFAR-10 archive")?;
+    let _ = std::fs::remove_file(&part);
+    if !st.success() {
+        let _ = std::fs::remove_dir_all(&unpack);
+        bail!("could not unpack the CIFAR-10 archive from {}", src.url);
+    }
+    println!(
+        "converting the CIFAR-10 batches into {}/{{train,test}}",
+        cifar.display()
+    );
+    let converted = data::cifar_bin_to_folders(&unpack.join("cifar-10-batches-bin"), &cifar);
+    let _ = std::fs::remove_dir_all(&unpack);
+    let (train, test) = converted?;
+    println!("  {train} training and {test} test images");
+    Ok(true)
+}
+
+/// The ImageNet labels from `src`, unless the file already matches its pin; `true` when it was
+/// downloaded.
+fn fetch_labels(src: &Source, dest: &Path) -> Result<bool> {
+    let labels = dest.join("labels/imagenet-simple-labels.json");
+    let labels_ok = std::fs::read(&labels).is_ok_and(|b| Some(sha256_bytes(&b)) == src.sha256);
+    if labels_ok {
+        return Ok(false);
+    }
+    println!("downloading {}", src.url);
+    let part = curl(&src.url, &labels)?;
+    let checked = verify_download(&part, src, "imagenet-simple-labels.json");
+    if let Err(e) = checked {
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
+    std::fs::rename(&part, &labels)
+        .with_context(|| format!("cannot write {}", labels.display()))?;
+    Ok(true)
+}
+
+/// The checkpoint of `arch` from `src`, converted to safetensors, unless the weights file is
+/// already intact; `true` when it was downloaded.
+fn fetch_weights(arch: Architecture, src: &Source, dest: &Path) -> Result<bool> {
+    let Some(file) = arch.weights_file() else {
+        return Ok(false);
+    };
+    let target = dest.join("weights").join(file);
+    if target.is_file() {
+        if weights_intact(&target, src) {
+            return Ok(false);
+        }
+        println!(
+            "{} does not match its pin: downloading it again",
+            target.display()
+        );
+    }
+    let name = src.url.rsplit('/').next().unwrap_or("checkpoint");
+    println!("downloading {}", src.url);
+    let part = curl(&src.url, &dest.join("weights").join(name))?;
+    let converted =
+        verify_download(&part, src, name).and_then(|()| crate::io::weights::read_state_dict(&part));
+    let _ = std::fs::remove_file(&part);
+    let sd = converted?;
+    if let Some(want) = &src.tensors {
+        let got = tensor_sha256(&sd);
+        if &got != want {
+            bail!("{name}: its tensors hash to {got}, not the pinned {want}");
+        }
+    }
+    write_atomic(
+        &target,
+        &sd.to_safetensors(foolmap::state::StoreDtype::F32)?,
+    )?;
+    println!("  converted to {}", target.display());
+    Ok(true)
 }
 
 /// What `data info` reports for each pinned file under `root`: (path, status) where status is

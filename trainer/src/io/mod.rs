@@ -9,4 +9,5 @@ pub mod image;
 pub mod json;
 pub mod npy;
 pub mod prefetch;
+mod pytorch;
 pub mod weights;

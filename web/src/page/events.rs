@@ -12,6 +12,7 @@ use super::model::with_ui;
 use super::view::model_facts;
 use crate::{Backend, MAX_FILE_BYTES};
 
+/// Reads a picked, dropped or pasted file and shows it (refused above [`MAX_FILE_BYTES`]).
 async fn read_file(file: web_sys::File) {
     let name = file.name();
     if file.size() > MAX_FILE_BYTES {
@@ -33,6 +34,14 @@ async fn read_file(file: web_sys::File) {
 
 /// Attaches the event handlers.
 pub fn wire_events() {
+    wire_controls();
+    wire_image_inputs();
+    wire_live_buttons();
+    wire_gallery();
+}
+
+/// The model, interpreter, opacity and backend controls.
+fn wire_controls() {
     let recompute = |_| actions::recompute();
     if let Some(e) = el("model") {
         on(&e, "change", move |ev| {
@@ -55,6 +64,10 @@ pub fn wire_events() {
             actions::switch_backend(want);
         });
     }
+}
+
+/// The image sources: the file input, drag and drop onto the drop zone, and paste.
+fn wire_image_inputs() {
     if let Some(e) = el("file") {
         on(&e, "change", |ev| {
             let file = ev
@@ -95,6 +108,10 @@ pub fn wire_events() {
             }
         });
     }
+}
+
+/// The live-fooling start, stop and reset buttons.
+fn wire_live_buttons() {
     for (id, action) in [
         ("live-start", LiveAction::Start),
         ("live-stop", LiveAction::Stop),
@@ -104,6 +121,10 @@ pub fn wire_events() {
             on(&b, "click", move |_| actions::live(action));
         }
     }
+}
+
+/// The gallery: a click on an entry's button loads that entry.
+fn wire_gallery() {
     if let Some(g) = el("gallery") {
         on(&g, "click", |ev| {
             let idx = ev
