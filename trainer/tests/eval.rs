@@ -164,3 +164,66 @@ fn active_fooling_is_scored_on_composites_of_the_evaluated_half() {
     let c = act.correlations;
     assert!(c.fooled_c1_original_c1.spearman > c.fooled_c1_original_c2.spearman);
 }
+
+/// `explain.json` of `foolmap explain`: one typed row per image (an unknown key fails).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct MapRow {
+    class: usize,
+    image: String,
+    map: String,
+    max: f32,
+    mean: f32,
+    min: f32,
+    shape: [usize; 2],
+}
+
+/// `accuracy --json`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct AccuracyRow {
+    arch: foolmap::Architecture,
+    data: String,
+    images_per_second: f64,
+    n: usize,
+    seconds: f64,
+    top1: f64,
+    top5: f64,
+}
+
+#[test]
+fn explain_and_accuracy_write_their_typed_summaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("maps");
+    let img = common::shared_data().join("cifar10/test/cat/alley_cat_s_000013.png");
+    foolmap(
+        &[
+            "explain",
+            "--arch",
+            "resnet20",
+            "--interpreter",
+            "grad_cam",
+            "--out",
+        ],
+        &[&out, &img],
+    );
+    let rows: Vec<MapRow> =
+        serde_json::from_slice(&std::fs::read(out.join("explain.json")).unwrap()).unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.shape, [8, 8]);
+    assert!(r.min <= r.mean && r.mean <= r.max, "{r:?}");
+    assert!(out.join(&r.map).is_file() && r.image.ends_with("alley_cat_s_000013.png"));
+    let acc: AccuracyRow = serde_json::from_slice(&foolmap(
+        &["accuracy", "--arch", "resnet20", "--limit", "20", "--json"],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!((acc.arch, acc.n), (foolmap::Architecture::ResNet20, 20));
+    assert!(
+        (0.0..=1.0).contains(&acc.top1) && acc.top1 <= acc.top5,
+        "{acc:?}"
+    );
+}

@@ -9,7 +9,6 @@ use foolmap::burn::tensor::Device;
 use foolmap::image::{Rgb8, eval_crop};
 use foolmap::scores::{read_back, top_k};
 use foolmap::{Architecture, Dataset};
-use serde_json::json;
 
 use crate::args::at_least_one;
 use crate::backend::load_model;
@@ -105,11 +104,16 @@ pub fn run(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()> 
     let secs = start.elapsed().as_secs_f64();
     let (t1, t5) = (top1 as f64 / n as f64, top5 as f64 / n as f64);
     if a.json {
-        println!(
-            "{}",
-            json!({"arch": a.arch.id(), "data": dir.display().to_string(), "n": n,
-                               "top1": t1, "top5": t5, "seconds": secs, "images_per_second": n as f64 / secs})
-        );
+        let out = AccuracyJson {
+            arch: a.arch,
+            data: dir.display().to_string(),
+            images_per_second: n as f64 / secs,
+            n,
+            seconds: secs,
+            top1: t1,
+            top5: t5,
+        };
+        println!("{}", serde_json::to_string(&out)?);
     } else {
         println!(
             "{}: top-1 {:.2}%  top-5 {:.2}%  on {n} images of {}  ({:.1} images/s)",
@@ -121,4 +125,16 @@ pub fn run(a: AccuracyArgs, root: Option<&Path>, device: &Device) -> Result<()> 
         );
     }
     Ok(())
+}
+
+/// `accuracy --json` (keys in the order the output has always had them).
+#[derive(serde::Serialize)]
+struct AccuracyJson {
+    arch: foolmap::Architecture,
+    data: String,
+    images_per_second: f64,
+    n: usize,
+    seconds: f64,
+    top1: f64,
+    top5: f64,
 }

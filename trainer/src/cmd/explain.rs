@@ -10,7 +10,6 @@ use foolmap::explain::interpreter::explain;
 use foolmap::image::eval_crop;
 use foolmap::scores::{read_back, top_k};
 use foolmap::{Architecture, Interpreter, InterpreterOptions};
-use serde_json::json;
 
 use crate::backend::{class_names, load_model};
 use crate::io::atomic::write_atomic;
@@ -115,12 +114,31 @@ pub fn run(a: ExplainArgs, root: Option<&Path>, device: &Device) -> Result<()> {
             names[class],
             a.out.display()
         );
-        summary.push(json!({"image": path.display().to_string(), "class": class, "map": format!("{base}.npy"),
-                            "shape": [h, w], "min": mn, "max": mx, "mean": mean}));
+        summary.push(MapSummary {
+            class,
+            image: path.display().to_string(),
+            map: format!("{base}.npy"),
+            max: mx,
+            mean,
+            min: mn,
+            shape: [h, w],
+        });
     }
     write_atomic(
         &a.out.join("explain.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     Ok(())
+}
+
+/// One map of `explain.json` (keys in the order the file has always had them).
+#[derive(serde::Serialize)]
+struct MapSummary {
+    class: usize,
+    image: String,
+    map: String,
+    max: f32,
+    mean: f32,
+    min: f32,
+    shape: [usize; 2],
 }
