@@ -4,6 +4,7 @@
 use burn::tensor::{Tensor, TensorData};
 
 use crate::arch::Net;
+use crate::artifact::report::{ActiveCorrelations, Correlation};
 use crate::error::{FoolmapError, Result};
 use crate::explain::interpreter::logits;
 use crate::fooling::FoolingType;
@@ -211,6 +212,57 @@ pub fn hot_region_correlation(a: &[f32], b: &[f32]) -> f64 {
     pearson(&mask(a), &mask(b))
 }
 
+/// Running sums of the correlations of the four map pairs of active fooling (docs/method.md §6),
+/// in [`ActiveCorrelations`]' order: the fooled model's c1 map against the original's c2 map,
+/// its c2 map against the original's c1 (the swap: high when fooled), then c1 against c1 and c2
+/// against c2 (the same class: high when not fooled). Used by `eval` and the in-run validator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ActiveSums {
+    /// Per pair: (sum of hot-region correlations, sum of Spearman correlations).
+    sums: [(f64, f64); 4],
+    /// Composites added.
+    pub images: usize,
+}
+
+impl ActiveSums {
+    /// Adds `n` composites: `f1`, `f2` the fooled model's c1 / c2 maps, `o1`, `o2` the original's,
+    /// each `[n, cells]` row-major. `spearman`: also sum the Spearman correlations.
+    pub fn add(&mut self, [f1, f2, o1, o2]: [&[f32]; 4], n: usize, spearman: bool) {
+        let cells = f1.len() / n.max(1);
+        for (k, (a, b)) in [(f1, o2), (f2, o1), (f1, o1), (f2, o2)]
+            .into_iter()
+            .enumerate()
+        {
+            for i in 0..n {
+                let (sa, sb) = (
+                    &a[i * cells..(i + 1) * cells],
+                    &b[i * cells..(i + 1) * cells],
+                );
+                self.sums[k].0 += hot_region_correlation(sa, sb);
+                if spearman {
+                    self.sums[k].1 += self::spearman(sa, sb);
+                }
+            }
+        }
+        self.images += n;
+    }
+
+    /// The mean correlations of the four pairs.
+    pub fn correlations(&self) -> ActiveCorrelations {
+        let n = self.images.max(1) as f64;
+        let corr = |k: usize| Correlation {
+            hot_region_correlation: self.sums[k].0 / n,
+            spearman: self.sums[k].1 / n,
+        };
+        ActiveCorrelations {
+            fooled_c1_original_c2: corr(0),
+            fooled_c2_original_c1: corr(1),
+            fooled_c1_original_c1: corr(2),
+            fooled_c2_original_c2: corr(3),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +300,30 @@ mod tests {
             s.sort();
             s == (0..10).collect::<Vec<_>>()
         }));
+    }
+
+    #[test]
+    fn active_sums_average_per_image_and_see_a_perfect_swap() {
+        let mut rng = SplitMix::new(4);
+        let map =
+            |rng: &mut SplitMix| -> Vec<f32> { (0..2 * 16).map(|_| rng.normal() as f32).collect() };
+        let (o1, o2) = (map(&mut rng), map(&mut rng));
+        // The fooled model shows c2's map for c1 and vice versa: a perfect swap.
+        let mut s = ActiveSums::default();
+        s.add([&o2, &o1, &o1, &o2], 2, true);
+        let r = s.correlations();
+        assert_eq!(s.images, 2);
+        assert!((r.swap() - 1.0).abs() < 1e-12, "{r:?}");
+        assert!((r.fooled_c1_original_c2.spearman - 1.0).abs() < 1e-12);
+        // Means over images: each image's own correlation, averaged.
+        let want = 0.5
+            * (hot_region_correlation(&o2[..16], &o1[..16])
+                + hot_region_correlation(&o2[16..], &o1[16..]));
+        assert!((r.fooled_c1_original_c1.hot_region_correlation - want).abs() < 1e-12);
+        // Without Spearman the Spearman means stay 0.
+        let mut t = ActiveSums::default();
+        t.add([&o2, &o1, &o1, &o2], 2, false);
+        assert_eq!(t.correlations().fooled_c1_original_c2.spearman, 0.0);
+        assert_eq!(t.correlations().swap(), r.swap());
     }
 }

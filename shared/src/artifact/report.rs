@@ -147,20 +147,30 @@ pub struct ActiveMetrics {
     pub class_accuracy: ClassAccuracy,
 }
 
-impl ActiveMetrics {
+impl ActiveCorrelations {
     /// The swap correlation: the mean of the two cross-class hot-region correlations
     /// (`fooled_c1~original_c2`, `fooled_c2~original_c1`); higher = more fooled.
-    pub fn swap_correlation(&self) -> f64 {
-        let c = &self.correlations;
-        0.5 * (c.fooled_c1_original_c2.hot_region_correlation
-            + c.fooled_c2_original_c1.hot_region_correlation)
+    pub fn swap(&self) -> f64 {
+        0.5 * (self.fooled_c1_original_c2.hot_region_correlation
+            + self.fooled_c2_original_c1.hot_region_correlation)
     }
 
     /// The same-class correlation: mean of `fooled_c1~original_c1` and `fooled_c2~original_c2`.
+    pub fn same(&self) -> f64 {
+        0.5 * (self.fooled_c1_original_c1.hot_region_correlation
+            + self.fooled_c2_original_c2.hot_region_correlation)
+    }
+}
+
+impl ActiveMetrics {
+    /// The swap correlation of the four pairs ([`ActiveCorrelations::swap`]).
+    pub fn swap_correlation(&self) -> f64 {
+        self.correlations.swap()
+    }
+
+    /// The same-class correlation ([`ActiveCorrelations::same`]).
     pub fn same_correlation(&self) -> f64 {
-        let c = &self.correlations;
-        0.5 * (c.fooled_c1_original_c1.hot_region_correlation
-            + c.fooled_c2_original_c2.hot_region_correlation)
+        self.correlations.same()
     }
 }
 

@@ -81,9 +81,7 @@ fn correlations(
     device: &Device,
 ) -> Result<ActiveCorrelations> {
     let o = InterpreterOptions::default();
-    // (hot-region sum, Spearman sum) of the four pairs, in ActiveCorrelations' field order.
-    let mut sums = [(0f64, 0f64); 4];
-    let mut count = 0usize;
+    let mut sums = metrics::ActiveSums::default();
     for chunk in comp.chunks(50) {
         let x = foolmap::image::batch(chunk, device)?;
         let n = chunk.len();
@@ -98,32 +96,9 @@ fn correlations(
             )?)?)
         };
         let (o1, o2, f1, f2) = (maps(p0, c1)?, maps(p0, c2)?, maps(pf, c1)?, maps(pf, c2)?);
-        let cells = o1.len() / n;
-        for (k, (a, b)) in [(&f1, &o2), (&f2, &o1), (&f1, &o1), (&f2, &o2)]
-            .into_iter()
-            .enumerate()
-        {
-            for i in 0..n {
-                let (sa, sb) = (
-                    &a[i * cells..(i + 1) * cells],
-                    &b[i * cells..(i + 1) * cells],
-                );
-                sums[k].0 += metrics::hot_region_correlation(sa, sb);
-                sums[k].1 += metrics::spearman(sa, sb);
-            }
-        }
-        count += n;
+        sums.add([&f1, &f2, &o1, &o2], n, true);
     }
-    let corr = |k: usize| Correlation {
-        hot_region_correlation: sums[k].0 / count.max(1) as f64,
-        spearman: sums[k].1 / count.max(1) as f64,
-    };
-    Ok(ActiveCorrelations {
-        fooled_c1_original_c2: corr(0),
-        fooled_c2_original_c1: corr(1),
-        fooled_c1_original_c1: corr(2),
-        fooled_c2_original_c2: corr(3),
-    })
+    Ok(sums.correlations())
 }
 
 /// Top-1 of the weights `p` on (at most the first 500 of) the images `set` of class `c`.

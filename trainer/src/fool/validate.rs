@@ -220,7 +220,7 @@ impl Validator {
                 )
             }
             Some(a) => {
-                let (mut cross, mut same, mut n) = (0.0, 0.0, 0usize);
+                let mut sums = metrics::ActiveSums::default();
                 for (b, c) in a.comp.iter().enumerate() {
                     let x = foolmap::image::batch(c, d)?;
                     let m = c.len();
@@ -233,21 +233,10 @@ impl Validator {
                         &o,
                     )?)?;
                     let f2 = to_vec(explain(net, &p, x, &vec![a.c2; m], self.interp, &o)?)?;
-                    let cells = f1.len() / m.max(1);
-                    for i in 0..m {
-                        let r = i * cells..(i + 1) * cells;
-                        let (o1, o2) = (&a.o1[b][r.clone()], &a.o2[b][r.clone()]);
-                        cross += 0.5
-                            * (metrics::hot_region_correlation(&f1[r.clone()], o2)
-                                + metrics::hot_region_correlation(&f2[r.clone()], o1));
-                        same += 0.5
-                            * (metrics::hot_region_correlation(&f1[r.clone()], o1)
-                                + metrics::hot_region_correlation(&f2[r], o2));
-                        n += 1;
-                    }
+                    sums.add([&f1, &f2, &a.o1[b], &a.o2[b]], m, false);
                 }
-                let n_f = n.max(1) as f64;
-                (cross / n_f, same / n_f, n)
+                let r = sums.correlations();
+                (r.swap(), r.same(), sums.images)
             }
         };
         Ok(Validation {
