@@ -192,7 +192,11 @@ fn files_that_are_not_fooled_runs_are_refused_with_their_name() {
     );
     assert!(e.contains("eval.json"), "{e}");
     // A well-formed one of the wrong shape: the field is named.
-    std::fs::write(run.join("eval.json"), r#"{"arch": "resnet20", "fooling": 3}"#).unwrap();
+    std::fs::write(
+        run.join("eval.json"),
+        r#"{"arch": "resnet20", "fooling": 3}"#,
+    )
+    .unwrap();
     let e = format!(
         "{:#}",
         export(&args(vec![run], &dist), Some(&data_root())).unwrap_err()
