@@ -57,8 +57,12 @@ trunk build --release --offline
 bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised wasm (worker and page)
 # The page shows what a user gets: the committed models with their cards (Grad-CAM first: the model the
 # tests open by default).
-foolmap export-web --fooled models/resnet20-location-grad_cam.safetensors,models/resnet20-location-lrp_t.safetensors \
+# The released SqueezeNet 1.0 model is the photo set: an uploaded photo goes to it.
+foolmap export-web --fooled models/resnet20-location-grad_cam.safetensors,models/resnet20-location-lrp_t.safetensors,models/squeezenet1_0-location-lrp_t.safetensors \
   --out target/dist
+# A photo the page does not ship, for the upload test (the data root export-web used).
+data_root=${FOOLMAP_DATA:-data}; [ -d "$data_root" ] || data_root=../shared/data
+FOOLMAP_PHOTO=$(realpath "$data_root/photos/owl.jpg"); export FOOLMAP_PHOTO
 
 step "native maps for the browser parity test"
 for role in original location-grad_cam; do

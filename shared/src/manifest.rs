@@ -223,6 +223,38 @@ pub struct GalleryEntry {
     pub label: Option<usize>,
 }
 
+/// Which model set an image goes to: the gallery's models (the manifest's top level) or the
+/// photo-scale set for a user's own photos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SetKind {
+    /// The top-level models (e.g. CIFAR-10 ResNet-20) and their gallery.
+    Gallery,
+    /// The photo-scale models (e.g. ImageNet SqueezeNet 1.0, 224²) for uploaded photos.
+    Photo,
+}
+
+/// A second model set of another architecture: the photo-scale models a user's own photos are
+/// explained with (uploads, drops, pastes), with their own demo photos.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhotoSet {
+    /// Architecture of every model of the set.
+    pub arch: Architecture,
+    /// `cifar10` or `imagenet`.
+    pub dataset: String,
+    /// Input side in pixels.
+    pub input_size: usize,
+    /// Tap layer name.
+    pub tap: String,
+    /// Class names in class order.
+    pub classes: Vec<String>,
+    /// The set's original and fooled models.
+    pub models: Vec<ModelEntry>,
+    /// Demo photos.
+    #[serde(default)]
+    pub gallery: Vec<GalleryEntry>,
+}
+
 /// `models/manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -249,6 +281,9 @@ pub struct Manifest {
     /// Demo images.
     #[serde(default)]
     pub gallery: Vec<GalleryEntry>,
+    /// The photo-scale models for a user's own photos, when exported.
+    #[serde(default)]
+    pub photo: Option<PhotoSet>,
 }
 
 /// Where errors point.
@@ -259,24 +294,99 @@ impl Manifest {
     /// `models[1].interpreter`).
     pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
         let m: Manifest = crate::artifact::from_json(bytes, FILE).map_err(|e| e.to_string())?;
-        if !m.models.iter().any(|x| x.role == Role::Original) {
-            return Err(format!("{FILE}: no model with role `original`"));
-        }
-        if !m.models.iter().any(|x| x.role == Role::Fooled) {
-            return Err(format!("{FILE}: no model with role `fooled`"));
+        check_set(&m.models, m.arch, "models")?;
+        if let Some(p) = &m.photo {
+            check_set(&p.models, p.arch, "photo.models")?;
         }
         Ok(m)
     }
 
-    /// The original model.
+    /// The original model of the gallery set.
     pub fn original(&self) -> Option<&ModelEntry> {
-        self.models.iter().find(|m| m.role == Role::Original)
+        self.original_of(SetKind::Gallery)
     }
 
-    /// The fooled models.
+    /// The fooled models of the gallery set.
     pub fn fooled(&self) -> impl Iterator<Item = &ModelEntry> {
-        self.models.iter().filter(|m| m.role == Role::Fooled)
+        self.fooled_of(SetKind::Gallery)
     }
+
+    /// The models of a set (the photo set falls back to the gallery's when there is none).
+    pub fn models_of(&self, kind: SetKind) -> &[ModelEntry] {
+        match (kind, &self.photo) {
+            (SetKind::Photo, Some(p)) => &p.models,
+            _ => &self.models,
+        }
+    }
+
+    /// The original model of a set.
+    pub fn original_of(&self, kind: SetKind) -> Option<&ModelEntry> {
+        self.models_of(kind)
+            .iter()
+            .find(|m| m.role == Role::Original)
+    }
+
+    /// The fooled models of a set.
+    pub fn fooled_of(&self, kind: SetKind) -> impl Iterator<Item = &ModelEntry> {
+        self.models_of(kind)
+            .iter()
+            .filter(|m| m.role == Role::Fooled)
+    }
+
+    /// Class names of a set's models.
+    pub fn classes_of(&self, kind: SetKind) -> &[String] {
+        match (kind, &self.photo) {
+            (SetKind::Photo, Some(p)) => &p.classes,
+            _ => &self.classes,
+        }
+    }
+
+    /// The set a user's own image goes to: the photo set when exported, else the gallery's.
+    pub fn upload_set(&self) -> SetKind {
+        if self.photo.is_some() {
+            SetKind::Photo
+        } else {
+            SetKind::Gallery
+        }
+    }
+
+    /// The set holding the model with this id.
+    pub fn kind_of(&self, id: &str) -> Option<SetKind> {
+        if self.models.iter().any(|m| m.id == id) {
+            Some(SetKind::Gallery)
+        } else if self
+            .photo
+            .as_ref()
+            .is_some_and(|p| p.models.iter().any(|m| m.id == id))
+        {
+            Some(SetKind::Photo)
+        } else {
+            None
+        }
+    }
+
+    /// The model with this id, in either set.
+    pub fn model(&self, id: &str) -> Option<&ModelEntry> {
+        let photo = self.photo.iter().flat_map(|p| p.models.iter());
+        self.models.iter().chain(photo).find(|m| m.id == id)
+    }
+}
+
+/// A set needs an original and a fooled model, all of its architecture.
+fn check_set(models: &[ModelEntry], arch: Architecture, field: &str) -> Result<(), String> {
+    if !models.iter().any(|x| x.role == Role::Original) {
+        return Err(format!("{FILE}: {field}: no model with role `original`"));
+    }
+    if !models.iter().any(|x| x.role == Role::Fooled) {
+        return Err(format!("{FILE}: {field}: no model with role `fooled`"));
+    }
+    if let Some((i, m)) = models.iter().enumerate().find(|(_, m)| m.arch != arch) {
+        return Err(format!(
+            "{FILE}: {field}[{i}].arch: `{}` in a set of `{arch}` models",
+            m.arch
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -314,6 +424,7 @@ mod tests {
             classes: vec!["airplane".into()],
             models: vec![entry("o", Role::Original), entry("f", Role::Fooled)],
             gallery: vec![],
+            photo: None,
         }
     }
 
@@ -350,5 +461,63 @@ mod tests {
         );
         let e = Manifest::parse(b"not json").unwrap_err();
         assert!(e.starts_with(FILE), "{e}");
+    }
+
+    fn with_photo_set() -> Manifest {
+        let mut m = sample();
+        let mut models = sample().models;
+        for x in &mut models {
+            x.arch = Architecture::SqueezeNet1_0;
+            x.id = format!("sq-{}", x.id);
+        }
+        m.photo = Some(PhotoSet {
+            arch: Architecture::SqueezeNet1_0,
+            dataset: "imagenet".into(),
+            input_size: 224,
+            tap: "features.12".into(),
+            classes: vec!["tench".into(), "goldfish".into()],
+            models,
+            gallery: vec![],
+        });
+        m
+    }
+
+    #[test]
+    fn own_photos_go_to_the_photo_set_and_models_are_found_in_either_set() {
+        let m = sample();
+        assert_eq!(m.upload_set(), SetKind::Gallery);
+        assert_eq!(
+            m.original_of(SetKind::Photo).map(|x| &x.id),
+            Some(&"o".to_string())
+        );
+        let m = with_photo_set();
+        assert_eq!(m.upload_set(), SetKind::Photo);
+        assert_eq!(m.kind_of("f"), Some(SetKind::Gallery));
+        assert_eq!(m.kind_of("sq-f"), Some(SetKind::Photo));
+        assert_eq!(m.kind_of("nope"), None);
+        assert_eq!(
+            m.model("sq-o").map(|x| x.arch),
+            Some(Architecture::SqueezeNet1_0)
+        );
+        assert_eq!(m.fooled_of(SetKind::Photo).count(), 1);
+        assert_eq!(m.classes_of(SetKind::Photo)[1], "goldfish");
+        assert_eq!(m.classes_of(SetKind::Gallery)[0], "airplane");
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(Manifest::parse(text.as_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_photo_set_is_checked_like_the_gallery_set() {
+        let mut v = serde_json::to_value(with_photo_set()).unwrap();
+        v["photo"]["models"][1]["arch"] = "resnet20".into();
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(
+            e.contains("photo.models[1].arch") && e.contains("resnet20"),
+            "{e}"
+        );
+        let mut v = serde_json::to_value(with_photo_set()).unwrap();
+        v["photo"]["models"].as_array_mut().unwrap().truncate(1);
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.contains("photo.models") && e.contains("fooled"), "{e}");
     }
 }

@@ -53,7 +53,7 @@ after(async () => {
   for (const f of fs.readdirSync(dist)) {
     if (f.endsWith('.wasm')) sizes[f.startsWith('worker') ? 'worker_wasm_bytes' : 'app_wasm_bytes'] = fs.statSync(path.join(dist, f)).size;
   }
-  for (const m of manifest?.models ?? []) sizes[m.id] = m.bytes;
+  for (const m of [...(manifest?.models ?? []), ...(manifest?.photo?.models ?? [])]) sizes[m.id] = m.bytes;
   fs.writeFileSync(path.join(shots, 'bench.json'), JSON.stringify({ ...bench, sizes }, null, 1));
   await browser?.close();
   server?.close();
@@ -233,11 +233,64 @@ test('WebGPU path (SwiftShader) produces the same maps as the CPU path', async (
   // An uploaded file on the WebGPU path.
   const runs = Number(await page.getAttribute('body', 'data-runs'));
   assert.equal(runs, 3);
+  const t0 = Date.now();
   await page.setInputFiles('#file', path.join(dist, 'gallery/dog_1.png'));
   const u = await result(page, runs);
   assert.equal(u.image, 'dog_1.png');
   assert.equal(u.backend, 'webgpu');
   assert.equal(u.class_source, 'original top-1');
+  if (manifest.photo) {
+    // An upload goes to the photo-scale model, here on WebGPU.
+    assert.equal(u.maps.grad_cam.h, 13);
+    bench.photo_webgpu = { model: u.model, explain_ms: Date.now() - t0, compute_ms: u.ms, forward_ms: u.forward_ms,
+      timings_ms: u.timings_ms };
+  }
+  await page.close();
+});
+
+// A user's own photo (a file the page does not ship) goes to the photo-scale model.
+const photoFile = process.env.FOOLMAP_PHOTO;
+
+test('an uploaded photo is explained by the photo-scale model: 13×13 maps for both models, its classes, its card', async () => {
+  const p = manifest.photo;
+  assert.ok(p, 'export-web wrote a photo set (an ImageNet model) into the manifest');
+  assert.ok(photoFile && fs.existsSync(photoFile), `FOOLMAP_PHOTO=${photoFile}`);
+  const sq = p.models.find((m) => m.role === 'fooled');
+  const page = await open('?backend=cpu&image=cat_1.png');
+  const first = await result(page);
+  assert.equal(first.maps.grad_cam.h, 8, 'a CIFAR-10 gallery image stays with the 32 × 32 model');
+  assert.equal(await page.getAttribute('body', 'data-set'), 'gallery');
+  assert.match(await page.textContent('#model-facts'), new RegExp(`own photos .*go to ${p.arch}`));
+  const t0 = Date.now();
+  await page.setInputFiles('#file', photoFile);
+  const r = await result(page, 1);
+  bench.photo_cpu = { model: r.model, explain_ms: Date.now() - t0, compute_ms: r.ms, forward_ms: r.forward_ms,
+    timings_ms: r.timings_ms };
+  assert.equal(r.image, path.basename(photoFile));
+  assert.equal(r.model, sq.id);
+  assert.equal(await page.getAttribute('body', 'data-set'), 'photo');
+  for (const i of ['lrp_t', 'grad_cam', 'simple_grad_t']) {
+    const mp = r.maps[i];
+    assert.ok(mp.h === 13 && mp.w === 13 && mp.original.length === 169 && mp.fooled.length === 169, `${i}: ${mp.h}×${mp.w}`);
+    assert.ok(mp.original.every(Number.isFinite) && mp.fooled.every(Number.isFinite), `finite ${i}`);
+  }
+  assert.equal(r.logits.original.length, 1000);
+  const top = await page.textContent('#top5 table:first-child tr td');
+  assert.ok(p.classes.includes(top), `top-1 "${top}" is an ImageNet class`);
+  // The dropdown now lists the photo set's models, and the facts are that model's card.
+  const options = await page.$$eval('#model option', (os) => os.map((o) => o.value));
+  assert.deepEqual(options, p.models.filter((m) => m.role === 'fooled').map((m) => m.id));
+  const facts = await page.textContent('#model-facts');
+  const pct = (x) => `${(100 * x).toFixed(1)} %`;
+  assert.match(facts, new RegExp(`Running ${p.arch} \\(ImageNet, 224×224 input\\)`));
+  assert.ok(facts.includes(pct(sq.eval.original.top1)) && facts.includes(pct(sq.eval.fooled.top1)), facts);
+  if (sq.eval.meets_target === false) assert.match(facts, /does not meet the fooling target/);
+  await page.screenshot({ path: path.join(shots, 'cpu-photo.png'), fullPage: true });
+  // Back to a gallery image: the gallery's model again.
+  await page.click('#gallery button[data-set="gallery"][data-index="1"]');
+  const g = await result(page, 2);
+  assert.equal(g.maps.grad_cam.h, 8);
+  assert.equal(g.model, fooled().id);
   await page.close();
 });
 
@@ -262,7 +315,7 @@ test('an uploaded file gives maps on the CPU path; a broken file shows an error 
   await page.waitForFunction(() => /huge\.png/.test(document.querySelector('#error')?.textContent ?? ''), null, { timeout: 30_000 });
   assert.match(await page.textContent('#error'), /30000/);
   // Still alive: the gallery works after the errors.
-  await page.click('#gallery button[data-index="2"]');
+  await page.click('#gallery button[data-set="gallery"][data-index="2"]');
   const g = await result(page, 2);
   assert.equal(await page.isHidden('#error'), true);
   assert.ok(g.maps.grad_cam);

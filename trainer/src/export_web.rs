@@ -10,7 +10,7 @@ use clap::Args;
 use foolmap::state::StoreDtype;
 use foolmap::{Architecture, Dataset, StateDict};
 
-use foolmap::manifest::{Figures, GalleryEntry, Manifest, ModelEntry, Role};
+use foolmap::manifest::{Figures, GalleryEntry, Manifest, ModelEntry, PhotoSet, Role};
 
 use crate::fool::checkpoint::RunMeta;
 use crate::io::atomic::write_atomic;
@@ -22,7 +22,9 @@ use crate::io::weights::key;
 pub struct ExportWebArgs {
     /// Fooled models: released files (`models/<id>.safetensors`, whose card supplies the
     /// figures), run folders (holding `final.safetensors`, optionally `eval.json`) or safetensors
-    /// files written by `foolmap fool`.
+    /// files written by `foolmap fool`. One architecture per dataset: a CIFAR-10 set for the
+    /// gallery and optionally an ImageNet set (e.g. SqueezeNet 1.0), which the page uses for a
+    /// user's own photos.
     #[arg(long, value_delimiter = ',', required = true)]
     pub fooled: Vec<PathBuf>,
     /// Original weights (default: the data root's pretrained file of the fooled runs' arch).
@@ -119,21 +121,71 @@ fn write_weights(sd: &StateDict, dtype: StoreDtype, path: &Path) -> Result<usize
     Ok(bytes.len())
 }
 
-/// The architecture of every run (they must share one).
-fn common_arch(runs: &[Run]) -> Result<Architecture> {
-    let first = runs.first().context("--fooled: give at least one run")?;
-    let arch = first.meta.config.arch;
+/// The runs grouped by architecture (in order of first appearance): one set per architecture,
+/// at most one per dataset. With two, the CIFAR-10 set is the gallery's and the ImageNet set
+/// the photo set (a user's own photos go to it).
+fn group_by_arch(runs: Vec<Run>) -> Result<Vec<(Architecture, Vec<Run>)>> {
+    if runs.is_empty() {
+        bail!("--fooled: give at least one run");
+    }
+    let mut sets: Vec<(Architecture, Vec<Run>)> = Vec::new();
     for r in runs {
-        let other = r.meta.config.arch;
-        if other != arch {
-            bail!(
-                "{} is a `{other}` model but {} is `{arch}`: export one architecture at a time",
-                r.weights.display(),
-                first.weights.display()
-            );
+        let arch = r.meta.config.arch;
+        match sets.iter_mut().find(|(a, _)| *a == arch) {
+            Some((_, v)) => v.push(r),
+            None => sets.push((arch, vec![r])),
         }
     }
-    Ok(arch)
+    if sets.len() > 2 || (sets.len() == 2 && sets[0].0.dataset() == sets[1].0.dataset()) {
+        let archs: Vec<String> = sets.iter().map(|(a, _)| a.id().to_string()).collect();
+        bail!(
+            "--fooled holds models of {}: export one architecture per dataset (a CIFAR-10 set for \
+             the gallery, optionally an ImageNet set for photos)",
+            archs.join(", ")
+        );
+    }
+    sets.sort_by_key(|(a, _)| a.dataset() != Dataset::Cifar10);
+    Ok(sets)
+}
+
+/// One exported set: its architecture's facts and its models (original first).
+struct ExportedSet {
+    arch: Architecture,
+    tap: String,
+    classes: Vec<String>,
+    models: Vec<ModelEntry>,
+}
+
+/// Writes a set's original and fooled models.
+fn export_set(
+    a: &ExportWebArgs,
+    root: Option<&Path>,
+    (arch, runs): (Architecture, &[Run]),
+    dtype: StoreDtype,
+    models_dir: &Path,
+) -> Result<ExportedSet> {
+    let net = arch.build();
+    let original = export_original(a, root, (arch, &net), dtype, models_dir)?;
+    let orig_id = original.id.clone();
+    let mut models = vec![original];
+    for r in runs {
+        let entry = export_fooled(r, (arch, &net), dtype, models_dir, &models, &orig_id)?;
+        models.push(entry);
+    }
+    Ok(ExportedSet {
+        arch,
+        tap: net.tap_name().into(),
+        classes: crate::backend::class_names(arch.dataset(), root),
+        models,
+    })
+}
+
+fn dataset_id(d: Dataset) -> String {
+    match d {
+        Dataset::Cifar10 => "cifar10",
+        Dataset::ImageNet => "imagenet",
+    }
+    .into()
 }
 
 /// Writes the original model (checked against the architecture now, not in the browser).
@@ -252,8 +304,13 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
         .iter()
         .map(|p| read_run(p))
         .collect::<Result<_>>()?;
-    let arch = common_arch(&runs)?;
-    let net = arch.build();
+    let n_models = runs.len();
+    let sets = group_by_arch(runs)?;
+    if sets.len() > 1 && a.original.is_some() {
+        bail!(
+            "--original is ambiguous with models of two architectures: export them one at a time"
+        );
+    }
     let dtype = if a.f32 {
         StoreDtype::F32
     } else {
@@ -262,44 +319,54 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
     let models_dir = a.out.join("models");
     std::fs::create_dir_all(&models_dir)
         .with_context(|| format!("cannot create {}", models_dir.display()))?;
-
-    let dataset = arch.dataset();
-    let classes = crate::backend::class_names(dataset, root);
-    let original = export_original(a, root, (arch, &net), dtype, &models_dir)?;
-    let orig_id = original.id.clone();
-    let mut models = vec![original];
-    for r in &runs {
-        let entry = export_fooled(r, (arch, &net), dtype, &models_dir, &models, &orig_id)?;
-        models.push(entry);
+    let mut exported = Vec::new();
+    for (arch, runs) in &sets {
+        exported.push(export_set(a, root, (*arch, runs), dtype, &models_dir)?);
     }
-
+    let mut exported = exported.into_iter();
+    let main = exported.next().context("no model set")?;
+    let photo = match exported.next() {
+        Some(p) => Some(PhotoSet {
+            arch: p.arch,
+            dataset: dataset_id(p.arch.dataset()),
+            input_size: p.arch.dataset().input_size(),
+            tap: p.tap,
+            classes: p.classes,
+            models: p.models,
+            gallery: copy_gallery(p.arch.dataset(), a.gallery_per_class, root, &a.out)?,
+        }),
+        None => None,
+    };
+    let dataset = main.arch.dataset();
     let gallery = copy_gallery(dataset, a.gallery_per_class, root, &a.out)?;
     let manifest = Manifest {
         version: 1,
-        arch,
-        dataset: match dataset {
-            Dataset::Cifar10 => "cifar10",
-            Dataset::ImageNet => "imagenet",
-        }
-        .into(),
+        arch: main.arch,
+        dataset: dataset_id(dataset),
         input_size: dataset.input_size(),
         mean: Dataset::MEAN,
         std: Dataset::STD,
-        tap: net.tap_name().into(),
+        tap: main.tap,
         dtype: if a.f32 { "f32" } else { "f16" }.into(),
-        classes,
-        models,
+        classes: main.classes,
+        models: main.models,
         gallery,
+        photo,
     };
     let path = models_dir.join("manifest.json");
     write_atomic(&path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     // The page's Content-Security-Policy, for static hosts that send none.
     crate::site::add_csp_meta(&a.out.join("index.html"))?;
     println!(
-        "wrote {} ({} models, {} gallery images)",
+        "wrote {} ({} fooled models, {} gallery images{})",
         path.display(),
-        runs.len() + 1,
-        manifest.gallery.len()
+        n_models,
+        manifest.gallery.len(),
+        manifest.photo.as_ref().map_or(String::new(), |p| format!(
+            "; own photos go to {} ({} fooled)",
+            p.arch,
+            p.models.len() - 1
+        ))
     );
     Ok(path)
 }

@@ -238,3 +238,88 @@ fn a_site_folder_holds_the_app_the_models_and_the_policy() {
     let e = format!("{:#}", export(&b, Some(&data_root())).unwrap_err());
     assert!(e.contains("trunk build"), "{e}");
 }
+
+fn released(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .join(file)
+}
+
+#[test]
+fn a_cifar_and_an_imagenet_model_make_a_gallery_set_and_a_photo_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    // The photo model first: the CIFAR-10 set still becomes the gallery's.
+    let fooled = vec![
+        released("squeezenet1_0-location-lrp_t.safetensors"),
+        released("resnet20-location-grad_cam.safetensors"),
+    ];
+    let path = export(&args(fooled.clone(), &dist), Some(&data_root())).expect("export");
+    let m = foolmap::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(m.arch, Architecture::ResNet20);
+    assert_eq!(m.fooled().count(), 1);
+    let p = m.photo.as_ref().expect("a photo set");
+    assert_eq!(p.arch, Architecture::SqueezeNet1_0);
+    assert_eq!((p.dataset.as_str(), p.input_size), ("imagenet", 224));
+    assert_eq!(p.classes.len(), 1000);
+    assert_eq!(m.upload_set(), foolmap::manifest::SetKind::Photo);
+    let sq = m
+        .fooled_of(foolmap::manifest::SetKind::Photo)
+        .next()
+        .unwrap();
+    assert_eq!(sq.interpreter, Some(foolmap::Interpreter::LrpT));
+    // The released card's figures travel with it (report half; it misses the target).
+    let e = sq.eval.as_ref().expect("card figures");
+    assert_eq!(e.meets_target, Some(false));
+    assert_eq!(e.split, Some(foolmap::split::Subset::Report));
+    // Both originals are written and load into their architectures; the demo photos are copied.
+    for set in [
+        foolmap::manifest::SetKind::Gallery,
+        foolmap::manifest::SetKind::Photo,
+    ] {
+        let o = m.original_of(set).unwrap();
+        foolmap_trainer::io::weights::load(
+            o.arch,
+            &dist.join(&o.file),
+            &foolmap::burn::tensor::Device::flex(),
+        )
+        .expect("original loads");
+    }
+    assert!(!p.gallery.is_empty());
+    for g in &p.gallery {
+        assert!(dist.join(&g.file).is_file(), "{}", g.file);
+    }
+    // `--original` cannot say which set it is for.
+    let mut a = args(fooled, &tmp.path().join("dist2"));
+    a.original = Some(data_root().join("weights/resnet20_cifar10.safetensors"));
+    let e = format!("{:#}", export(&a, Some(&data_root())).unwrap_err());
+    assert!(
+        e.contains("--original") && e.contains("two architectures"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_models_sets_of_one_dataset_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = released("resnet20-location-grad_cam.safetensors");
+    let mut sd = StateDict::from_safetensors(&std::fs::read(&src).unwrap(), "r").unwrap();
+    let cfg = sd.metadata["config"].replace("\"resnet20\"", "\"resnet32\"");
+    sd.metadata.insert("config".into(), cfg);
+    let other = tmp.path().join("other.safetensors");
+    std::fs::write(&other, sd.to_safetensors(StoreDtype::F32).unwrap()).unwrap();
+    let e = format!(
+        "{:#}",
+        export(
+            &args(vec![src, other], &tmp.path().join("dist")),
+            Some(&data_root())
+        )
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("resnet20")
+            && e.contains("resnet32")
+            && e.contains("one architecture per dataset"),
+        "{e}"
+    );
+}

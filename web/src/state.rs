@@ -11,7 +11,7 @@ use crate::wire::{nan, nan2, nanmap, nanvec, rgb8};
 
 /// The manifest, its models and gallery entries: the shared typed artifact that
 /// `foolmap export-web` writes ([`foolmap::manifest`]).
-pub use foolmap::manifest::{GalleryEntry, Manifest, ModelEntry};
+pub use foolmap::manifest::{GalleryEntry, Manifest, ModelEntry, SetKind};
 
 /// What the controls select.
 #[derive(Clone, Debug)]

@@ -53,7 +53,9 @@ pub struct DemoArgs {
 }
 
 /// The released models the demo shows: ResNet-20 Location on LRP and Grad-CAM (every released
-/// ResNet-20 model with `all_types`), in index order. Empty when the folder has none.
+/// passive ResNet-20 model with `all_types`) for the gallery, and the released photo-scale
+/// (ImageNet) Location models for a user's own photos, in index order. Empty when the folder
+/// has none.
 pub fn released(models: &Path, all_types: bool) -> Result<Vec<PathBuf>> {
     let index_path = models.join("index.json");
     if !index_path.is_file() {
@@ -63,11 +65,15 @@ pub fn released(models: &Path, all_types: bool) -> Result<Vec<PathBuf>> {
     Ok(index
         .models
         .iter()
-        .filter(|m| m.arch == Architecture::ResNet20 && m.fooling != FoolingType::Active)
-        .filter(|m| {
-            all_types
-                || (m.fooling == FoolingType::Location
-                    && matches!(m.interpreter, Interpreter::LrpT | Interpreter::GradCam))
+        .filter(|m| m.fooling != FoolingType::Active)
+        .filter(|m| match m.arch {
+            Architecture::ResNet20 => {
+                all_types
+                    || (m.fooling == FoolingType::Location
+                        && matches!(m.interpreter, Interpreter::LrpT | Interpreter::GradCam))
+            }
+            Architecture::SqueezeNet1_0 => m.fooling == FoolingType::Location,
+            _ => false,
         })
         .map(|m| models.join(&m.file))
         .collect())

@@ -13,7 +13,7 @@ use super::model::{UI, Ui, with_ui};
 use super::view;
 use crate::env::fetch_bytes;
 use crate::protocol::{self, Compute, Event, Request};
-use crate::state::{self, Manifest};
+use crate::state::{self, Manifest, SetKind};
 use crate::{Backend, WORKER_SCRIPT};
 
 /// Page entry point: shows panics in the page, loads the manifest and starts the worker.
@@ -80,6 +80,7 @@ async fn init(wire_events: fn()) -> Result<(), String> {
     on_error.forget();
     UI.with(|a| {
         *a.borrow_mut() = Some(Ui {
+            set: first_set(&manifest, &params),
             manifest,
             backend: want,
             worker,
@@ -168,22 +169,42 @@ fn is_latest(generation: u64) -> bool {
     with_ui(|u| u.generation == generation).unwrap_or(false)
 }
 
-/// First image: `?image=<gallery file or name>`, else the first gallery entry.
+/// The set shown first: the set of `?model=`, else of `?image=` (a demo photo), else the
+/// gallery's.
+fn first_set(m: &Manifest, params: &std::collections::HashMap<String, String>) -> SetKind {
+    if let Some(k) = params.get("model").and_then(|id| m.kind_of(id)) {
+        return k;
+    }
+    let photo = params.get("image").is_some_and(|want| {
+        view::gallery_of(m, SetKind::Photo)
+            .iter()
+            .any(|e| e.file.ends_with(want.as_str()) || e.name == *want)
+    });
+    if photo && m.photo.is_some() {
+        SetKind::Photo
+    } else {
+        SetKind::Gallery
+    }
+}
+
+/// First image: `?image=<gallery file or name>` (of the first set), else its first entry.
 async fn load_first_image() {
     let first = with_ui(|u| {
-        let g = &u.manifest.gallery;
-        u.params
+        let g = view::gallery_of(&u.manifest, u.set);
+        let e = u
+            .params
             .get("image")
             .and_then(|want| {
                 g.iter()
                     .find(|e| e.file.ends_with(want.as_str()) || e.name == *want)
             })
             .or_else(|| g.first())
-            .cloned()
+            .cloned();
+        e.map(|e| (e, u.set))
     })
     .flatten();
-    if let Some(entry) = first {
-        load_gallery(entry).await;
+    if let Some((entry, set)) = first {
+        load_gallery(entry, set).await;
     }
 }
 
@@ -227,17 +248,25 @@ pub fn switch_backend(want: Backend) {
     send(&Request::SwitchBackend { want }, None);
 }
 
-/// Fetches a gallery image and sends it.
-pub async fn load_gallery(entry: state::GalleryEntry) {
+/// Fetches a gallery image (of the set `set`) and sends it.
+pub async fn load_gallery(entry: state::GalleryEntry, set: SetKind) {
     match fetch_bytes(&entry.file).await {
-        Ok(bytes) => set_image(&bytes, &entry.file, entry.label, &entry.name),
+        Ok(bytes) => set_image(&bytes, &entry.file, entry.label, &entry.name, set),
         Err(e) => show_error(&e),
     }
 }
 
 /// Sends image bytes (gallery, file picker, drop, paste) to be decoded and explained in the
-/// worker; a bad file comes back as an error message.
-pub fn set_image(bytes: &[u8], name: &str, label: Option<usize>, title: &str) {
+/// worker by the models of `set` (the model dropdown follows); a bad file comes back as an
+/// error message.
+pub fn set_image(bytes: &[u8], name: &str, label: Option<usize>, title: &str, set: SetKind) {
+    with_ui(|u| {
+        if u.set != set {
+            u.set = set;
+            view::fill_models(u, None);
+            view::model_facts(u);
+        }
+    });
     match next_compute() {
         Ok(compute) => send(
             &Request::Image {

@@ -9,7 +9,8 @@ use web_sys::{Element, HtmlInputElement};
 use super::actions::{self, LiveAction};
 use super::dom::{doc, el, on, select_value, show_error};
 use super::model::with_ui;
-use super::view::model_facts;
+use super::view::{self, model_facts};
+use crate::state::SetKind;
 use crate::{Backend, MAX_FILE_BYTES};
 
 /// Reads a picked, dropped or pasted file and shows it (refused above [`MAX_FILE_BYTES`]).
@@ -26,7 +27,9 @@ async fn read_file(file: web_sys::File) {
     match JsFuture::from(file.array_buffer()).await {
         Ok(buf) => {
             let bytes = Uint8Array::new(&buf).to_vec();
-            actions::set_image(&bytes, &name, None, &name);
+            // A user's own image goes to the photo-scale model when the page has one.
+            let set = with_ui(|u| u.manifest.upload_set()).unwrap_or(SetKind::Gallery);
+            actions::set_image(&bytes, &name, None, &name, set);
         }
         Err(e) => show_error(&format!("cannot read {name}: {e:?}")),
     }
@@ -127,15 +130,23 @@ fn wire_live_buttons() {
 fn wire_gallery() {
     if let Some(g) = el("gallery") {
         on(&g, "click", |ev| {
-            let idx = ev
+            let button = ev
                 .target()
                 .and_then(|t| t.dyn_into::<Element>().ok())
-                .and_then(|e| e.closest("button").ok().flatten())
+                .and_then(|e| e.closest("button").ok().flatten());
+            let idx = button
+                .as_ref()
                 .and_then(|b| b.get_attribute("data-index"))
                 .and_then(|s| s.parse::<usize>().ok());
-            let entry = idx.and_then(|i| with_ui(|u| u.manifest.gallery.get(i).cloned()).flatten());
+            let set = match button.and_then(|b| b.get_attribute("data-set")).as_deref() {
+                Some("photo") => SetKind::Photo,
+                _ => SetKind::Gallery,
+            };
+            let entry = idx
+                .and_then(|i| with_ui(|u| view::gallery_of(&u.manifest, set).get(i).cloned()))
+                .flatten();
             if let Some(e) = entry {
-                spawn_local(actions::load_gallery(e));
+                spawn_local(actions::load_gallery(e, set));
             }
         });
     }

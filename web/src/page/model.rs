@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use web_sys::Worker;
 
 use crate::Backend;
-use crate::state::{self, Manifest};
+use crate::state::{self, Manifest, SetKind};
 
 /// The page's state.
 pub struct Ui {
     pub(crate) manifest: Manifest,
+    /// The model set of the current image: the gallery's, or the photo set for own photos and
+    /// demo photos.
+    pub(crate) set: SetKind,
     pub(crate) backend: Backend,
     pub(crate) worker: Worker,
     /// The last drawn result, for redrawing when only the opacity changes.

@@ -15,44 +15,14 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use super::dom::{doc, el, esc, offered, pct, put_rgb, select_value, set_text};
 use super::model::Ui;
 use crate::protocol::RegistryRow;
-use crate::state::{MapPair, Output, Selection, Stats};
+use crate::state::{
+    GalleryEntry, Manifest, MapPair, ModelEntry, Output, Selection, SetKind, Stats,
+};
 use crate::{THUMB, VIEW};
 
 /// Fills the model / interpreter dropdowns, the gallery and the model facts.
 pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
-    let fooled: Vec<_> = app.manifest.fooled().collect();
-    if let Some(sel) = el("model") {
-        let mut html = String::new();
-        for m in &fooled {
-            let figures = m.eval.as_ref();
-            let mut fsr = m
-                .interpreter
-                .and_then(|i| figures.and_then(|e| e.interpreters.get(i.id())))
-                .map_or(String::new(), |v| format!(", FSR {}", pct(v.fsr)));
-            if figures.and_then(|e| e.meets_target) == Some(false) {
-                fsr.push_str(", misses the fooling target");
-            }
-            html.push_str(&format!(
-                "<option value=\"{}\">{} fooling of {} (λ {}{fsr})</option>",
-                esc(&m.id),
-                m.fooling.map_or("?", |f| f.id()),
-                m.interpreter.map_or("?", |i| i.id()),
-                m.lambda.map_or("?".into(), |l| format!("{l}")),
-            ));
-        }
-        sel.set_inner_html(&html);
-    }
-    let wanted_model = params
-        .get("model")
-        .and_then(|id| fooled.iter().find(|m| m.id == *id))
-        .or(fooled.first())
-        .copied();
-    if let (Some(s), Some(m)) = (
-        el("model").and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()),
-        wanted_model,
-    ) {
-        s.set_value(&m.id);
-    }
+    let wanted_model = fill_models(app, params.get("model").map(String::as_str));
     if let Some(sel) = el("interpreter") {
         let html: String = offered()
             .iter()
@@ -76,28 +46,123 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
         sel.set_inner_html(&html);
     }
     if let Some(g) = el("gallery") {
-        let html: String = app
-            .manifest
-            .gallery
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                format!(
-                    "<button type=\"button\" data-index=\"{i}\" title=\"{0}\"><img src=\"{1}\" alt=\"{0}\" width=\"48\" height=\"48\"></button>",
+        let mut html = String::new();
+        for (set, id) in [(SetKind::Gallery, "gallery"), (SetKind::Photo, "photo")] {
+            if set == SetKind::Photo && app.manifest.photo.is_none() {
+                continue;
+            }
+            let arch = match (set, &app.manifest.photo) {
+                (SetKind::Photo, Some(p)) => p.arch,
+                _ => app.manifest.arch,
+            };
+            html.push_str(&format!(
+                "<span class=\"gallery-label\" data-set=\"{id}\">{} → {arch}</span>",
+                match (set, app.manifest.dataset.as_str()) {
+                    (SetKind::Photo, _) | (_, "imagenet") => "photos",
+                    _ => "CIFAR-10 test images",
+                }
+            ));
+            for (i, e) in gallery_of(&app.manifest, set).iter().enumerate() {
+                html.push_str(&format!(
+                    "<button type=\"button\" data-set=\"{id}\" data-index=\"{i}\" title=\"{0}\"><img src=\"{1}\" alt=\"{0}\" width=\"48\" height=\"48\"></button>",
                     esc(&e.name),
                     esc(&e.file)
-                )
-            })
-            .collect();
+                ));
+            }
+        }
         g.set_inner_html(&html);
     }
     model_facts(app);
+}
+
+/// The demo images of a set.
+pub fn gallery_of(m: &Manifest, set: SetKind) -> &[GalleryEntry] {
+    match (set, &m.photo) {
+        (SetKind::Photo, Some(p)) => &p.gallery,
+        _ => &m.gallery,
+    }
+}
+
+/// Fills the model dropdown with the fooled models of the current set; selects `want` when it
+/// is one of them, else the first. Returns the selected model.
+pub fn fill_models<'a>(app: &'a Ui, want: Option<&str>) -> Option<&'a ModelEntry> {
+    let fooled: Vec<_> = app.manifest.fooled_of(app.set).collect();
+    if let Some(sel) = el("model") {
+        let mut html = String::new();
+        for m in &fooled {
+            let figures = m.eval.as_ref();
+            let mut fsr = m
+                .interpreter
+                .and_then(|i| figures.and_then(|e| e.interpreters.get(i.id())))
+                .map_or(String::new(), |v| format!(", FSR {}", pct(v.fsr)));
+            if figures.and_then(|e| e.meets_target) == Some(false) {
+                fsr.push_str(", misses the fooling target");
+            }
+            html.push_str(&format!(
+                "<option value=\"{}\">{}: {} fooling of {} (λ {}{fsr})</option>",
+                esc(&m.id),
+                m.arch,
+                m.fooling.map_or("?", |f| f.id()),
+                m.interpreter.map_or("?", |i| i.id()),
+                m.lambda.map_or("?".into(), |l| format!("{l}")),
+            ));
+        }
+        sel.set_inner_html(&html);
+    }
+    let wanted = want
+        .and_then(|id| fooled.iter().find(|m| m.id == id))
+        .or(fooled.first())
+        .copied();
+    if let (Some(s), Some(m)) = (
+        el("model").and_then(|e| e.dyn_into::<HtmlSelectElement>().ok()),
+        wanted,
+    ) {
+        s.set_value(&m.id);
+    }
+    if let Some(b) = doc().and_then(|d| d.body()) {
+        let _ = b.set_attribute(
+            "data-set",
+            match app.set {
+                SetKind::Gallery => "gallery",
+                SetKind::Photo => "photo",
+            },
+        );
+    }
+    wanted
+}
+
+/// Which model runs, in words: architecture, training data and input size of the current set,
+/// and where a user's own photos go.
+fn set_line(app: &Ui, m: &ModelEntry) -> String {
+    let (dataset, size) = match (app.set, &app.manifest.photo) {
+        (SetKind::Photo, Some(p)) => (p.dataset.as_str(), p.input_size),
+        _ => (app.manifest.dataset.as_str(), app.manifest.input_size),
+    };
+    let dataset = match dataset {
+        "cifar10" => "CIFAR-10",
+        "imagenet" => "ImageNet",
+        d => d,
+    };
+    let mut s = format!("Running {} ({dataset}, {size}×{size} input). ", m.arch);
+    match (app.set, &app.manifest.photo) {
+        (SetKind::Gallery, Some(p)) => s.push_str(&format!(
+            "Your own photos (choose, drop or paste) go to {} (ImageNet, {}×{}). ",
+            p.arch, p.input_size, p.input_size
+        )),
+        (SetKind::Photo, Some(_)) => s.push_str(&format!(
+            "The CIFAR-10 gallery images go to {}. ",
+            app.manifest.arch
+        )),
+        _ => {}
+    }
+    s
 }
 
 /// The selected model's figures (from its card or `eval.json`: accuracy kept, FSR).
 pub fn model_facts(app: &Ui) {
     let Ok(sel) = selection(app) else { return };
     let m = &sel.models.1;
+    let set = set_line(app, m);
     let text = match &m.eval {
         None => format!(
             "{}: fooled with {} / {}, λ {}, {} steps. No measured figures were exported with it.",
@@ -140,22 +205,22 @@ pub fn model_facts(app: &Ui) {
             s
         }
     };
-    set_text("model-facts", &text);
+    set_text("model-facts", &format!("{set}{text}"));
 }
 
 /// Reads the controls.
 pub fn selection(app: &Ui) -> Result<Selection, String> {
     let orig = app
         .manifest
-        .original()
+        .original_of(app.set)
         .cloned()
         .ok_or("the manifest has no original model")?;
     let want = select_value("model").unwrap_or_default();
     let fooled = app
         .manifest
-        .fooled()
+        .fooled_of(app.set)
         .find(|m| m.id == want)
-        .or_else(|| app.manifest.fooled().next())
+        .or_else(|| app.manifest.fooled_of(app.set).next())
         .cloned()
         .ok_or("the manifest has no fooled model")?;
     let interp_id = select_value("interpreter").unwrap_or_else(|| "grad_cam".into());
@@ -205,7 +270,7 @@ fn top5_html(title: &str, logits: &[f32], classes: &[String]) -> String {
 /// Draws an output: main maps, top-5, statistics, transfer grid, and the machine-readable copy.
 pub fn draw(app: &Ui, out: &Output) {
     let opacity = selection(app).map(|s| s.opacity).unwrap_or(0.6);
-    let classes = &app.manifest.classes;
+    let classes = app.manifest.classes_of(app.set);
     let class_name = classes.get(out.class).map_or("?", String::as_str);
     draw_main(out, opacity);
     if let Some(t) = el("top5") {

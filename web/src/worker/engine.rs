@@ -19,14 +19,15 @@ use web_sys::DedicatedWorkerGlobalScope;
 
 use crate::env::{self, fetch_bytes};
 use crate::protocol::{self, Compute, Event};
-use crate::state::{self, Manifest, ModelEntry};
+use crate::state::{self, Manifest, ModelEntry, SetKind};
 use crate::{Backend, TRANSFER};
 
 /// The worker's state.
 pub struct Engine {
     pub(crate) manifest: Manifest,
-    /// Shared by every computation and the live run (cloning it is a reference count).
-    pub(crate) net: Rc<Net>,
+    /// The networks of the manifest's sets, built when first needed; shared by every
+    /// computation and the live run (cloning one is a reference count).
+    nets: Vec<Rc<Net>>,
     pub(crate) backend: Backend,
     pub(crate) device: Device,
     /// Parameters of the models loaded on `device`, by manifest id.
@@ -66,13 +67,11 @@ fn status(text: &str) {
 
 pub(crate) async fn init(text: &str, want: Backend) -> Result<(), String> {
     let manifest = Manifest::parse(text.as_bytes())?;
-    let arch: Architecture = manifest.arch;
-    let net = arch.build();
     let (backend, device, note) = make_device(want).await;
     ENGINE.with(|a| {
         *a.borrow_mut() = Some(Engine {
             manifest,
-            net: Rc::new(net),
+            nets: Vec::new(),
             backend,
             device,
             loaded: Vec::new(),
@@ -127,9 +126,21 @@ pub(crate) async fn switch_backend(want: Backend) {
     post(&Event::Backend { backend, note });
 }
 
-/// The manifest entry with this id.
-fn entry(id: &str) -> Result<ModelEntry, String> {
-    with_engine(|e| e.manifest.models.iter().find(|m| m.id == id).cloned())
+impl Engine {
+    /// The network of `arch` (built on first use).
+    pub(crate) fn net(&mut self, arch: Architecture) -> Rc<Net> {
+        if let Some(n) = self.nets.iter().find(|n| n.id == arch.id()) {
+            return n.clone();
+        }
+        let n = Rc::new(arch.build());
+        self.nets.push(n.clone());
+        n
+    }
+}
+
+/// The manifest entry with this id (either set).
+pub(crate) fn entry(id: &str) -> Result<ModelEntry, String> {
+    with_engine(|e| e.manifest.model(id).cloned())
         .ok_or("the worker is not initialised")?
         .ok_or_else(|| format!("models/manifest.json has no model `{id}`"))
 }
@@ -150,7 +161,8 @@ pub(crate) async fn params_for(id: &str) -> Result<Rc<ParamStore>, String> {
     let bytes = fetch_bytes(&entry.file).await?;
     let sd = StateDict::from_safetensors(&bytes, &entry.file).map_err(|e| e.to_string())?;
     let p = with_engine(|e| {
-        ParamStore::from_state_dict(&e.net.specs, &sd, &e.net.id, &entry.file, &e.device)
+        let net = e.net(entry.arch);
+        ParamStore::from_state_dict(&net.specs, &sd, &net.id, &entry.file, &e.device)
             .map(Rc::new)
             .map_err(|e| e.to_string())
     })
@@ -208,8 +220,12 @@ async fn compute(c: &Compute, live: Option<LiveModel>) -> Result<Option<state::O
     let Some((img, label, title)) = with_engine(|e| e.image.clone()).flatten() else {
         return Ok(None);
     };
+    let arch = entry(&c.original)?.arch;
     let p0 = params_for(&c.original).await?;
-    // The live model (being fooled in the page) replaces the exported one while it exists.
+    // The live model (being fooled in the page, on the gallery's model) replaces the exported
+    // one while it exists, for the gallery set's models only.
+    let gallery = with_engine(|e| e.manifest.kind_of(&c.original) == Some(SetKind::Gallery));
+    let live = live.filter(|_| gallery == Some(true));
     let (p1, model_name) = match live {
         Some((p, name)) => (Rc::new(p), name),
         None => (params_for(&c.fooled).await?, c.fooled.clone()),
@@ -219,7 +235,7 @@ async fn compute(c: &Compute, live: Option<LiveModel>) -> Result<Option<state::O
     }
     status("computing …");
     let t0 = env::now_ms();
-    let (net, device, backend) = with_engine(|e| (e.net.clone(), e.device.clone(), e.backend))
+    let (net, device, backend) = with_engine(|e| (e.net(arch), e.device.clone(), e.backend))
         .ok_or("the worker is not initialised")?;
     let crop = eval_crop(&img, net.dataset);
     let x =

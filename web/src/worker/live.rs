@@ -18,6 +18,7 @@ use foolmap::{Interpreter, InterpreterOptions, Net, ParamStore};
 use super::engine::{post, with_engine};
 use crate::env::{fetch_bytes, yield_now};
 use crate::protocol::Event;
+use crate::state::SetKind;
 
 /// Images per step.
 const BATCH: usize = 8;
@@ -70,8 +71,11 @@ async fn training_images() -> Result<(), String> {
     if DATA.with(|d| !d.borrow().is_empty()) {
         return Ok(());
     }
-    let (entries, dataset) = with_engine(|e| (e.manifest.gallery.clone(), e.net.dataset))
-        .ok_or("the worker is not initialised")?;
+    let (entries, dataset) = with_engine(|e| {
+        let arch = e.manifest.arch;
+        (e.manifest.gallery.clone(), e.net(arch).dataset)
+    })
+    .ok_or("the worker is not initialised")?;
     let mut out = Vec::new();
     for e in entries {
         let Some(label) = e.label else { continue };
@@ -186,8 +190,17 @@ async fn context(kind: FoolingType) -> Result<Context, String> {
             "live fooling trains a tap-level map: choose lrp_t, grad_cam or simple_grad_t, not {interpreter}"
         ));
     }
-    let (net, device, backend) = with_engine(|e| (e.net.clone(), e.device.clone(), e.backend))
-        .ok_or("the worker is not initialised")?;
+    let gallery = with_engine(|e| e.manifest.kind_of(&request.original) == Some(SetKind::Gallery));
+    if gallery != Some(true) {
+        return Err(
+            "live fooling trains the gallery's model: click a gallery image first (a photo model is too slow to fool in the browser)".into(),
+        );
+    }
+    let (net, device, backend) = with_engine(|e| {
+        let arch = e.manifest.arch;
+        (e.net(arch), e.device.clone(), e.backend)
+    })
+    .ok_or("the worker is not initialised")?;
     if kind == FoolingType::TopK && backend == crate::Backend::WebGpu {
         return Err(
             "Top-k fooling reads the original map's top cells back synchronously, which WebGPU forbids: switch to the CPU backend".into(),
