@@ -10,7 +10,7 @@ use web_sys::{MessageEvent, Worker};
 
 use super::dom::{self, set_text, show_error};
 use super::model::{UI, Ui, with_ui};
-use super::view;
+use super::{controls, view};
 use crate::env::fetch_bytes;
 use crate::protocol::{self, Compute, Event, Request};
 use crate::state::{self, Manifest, SetKind};
@@ -92,7 +92,7 @@ async fn init(wire_events: fn()) -> Result<(), String> {
             wire_events,
         })
     });
-    with_ui(|u| view::fill_controls(u, &params));
+    with_ui(|u| controls::fill_controls(u, &params));
     Ok(())
 }
 
@@ -176,7 +176,7 @@ fn first_set(m: &Manifest, params: &std::collections::HashMap<String, String>) -
         return k;
     }
     let photo = params.get("image").is_some_and(|want| {
-        view::gallery_of(m, SetKind::Photo)
+        controls::gallery_of(m, SetKind::Photo)
             .iter()
             .any(|e| e.file.ends_with(want.as_str()) || e.name == *want)
     });
@@ -190,7 +190,7 @@ fn first_set(m: &Manifest, params: &std::collections::HashMap<String, String>) -
 /// First image: `?image=<gallery file or name>` (of the first set), else its first entry.
 async fn load_first_image() {
     let first = with_ui(|u| {
-        let g = view::gallery_of(&u.manifest, u.set);
+        let g = controls::gallery_of(&u.manifest, u.set);
         let e = u
             .params
             .get("image")
@@ -210,7 +210,7 @@ async fn load_first_image() {
 
 /// A new request for the current controls (the page becomes busy until its answer).
 fn next_compute() -> Result<Compute, String> {
-    let sel = with_ui(|u| view::selection(u)).ok_or("the page is not initialised")??;
+    let sel = with_ui(|u| controls::selection(u)).ok_or("the page is not initialised")??;
     let generation = with_ui(|u| {
         u.generation += 1;
         u.generation
@@ -263,8 +263,8 @@ pub fn set_image(bytes: &[u8], name: &str, label: Option<usize>, title: &str, se
     with_ui(|u| {
         if u.set != set {
             u.set = set;
-            view::fill_models(u, None);
-            view::model_facts(u);
+            controls::fill_models(u, None);
+            controls::model_facts(u);
         }
     });
     match next_compute() {

@@ -7,9 +7,9 @@ use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{Element, HtmlInputElement};
 
 use super::actions::{self, LiveAction};
+use super::controls::{self, model_facts};
 use super::dom::{doc, el, on, select_value, show_error};
 use super::model::with_ui;
-use super::view::{self, model_facts};
 use crate::state::SetKind;
 use crate::{Backend, MAX_FILE_BYTES};
 
@@ -143,7 +143,7 @@ fn wire_gallery() {
                 _ => SetKind::Gallery,
             };
             let entry = idx
-                .and_then(|i| with_ui(|u| view::gallery_of(&u.manifest, set).get(i).cloned()))
+                .and_then(|i| with_ui(|u| controls::gallery_of(&u.manifest, set).get(i).cloned()))
                 .flatten();
             if let Some(e) = entry {
                 spawn_local(actions::load_gallery(e, set));

@@ -1,8 +1,10 @@
 //! The page (the `app` binary): DOM, controls and drawing; no tensor work. Layers without
-//! circles: [`dom`] (helpers) → [`model`] (state) → [`view`] (drawing) → [`actions`] (requests
-//! and answers) → [`events`] (handlers); [`start`] joins the last two.
+//! circles: [`dom`] (helpers) → [`model`] (state) → [`controls`] (dropdowns, gallery, facts,
+//! selection) → [`view`] (drawing) → [`actions`] (requests and answers) → [`events`]
+//! (handlers); [`start`] joins the last two.
 
 pub mod actions;
+pub mod controls;
 pub mod dom;
 pub mod events;
 pub mod model;

@@ -215,21 +215,29 @@ fn superseded(c: &Compute) -> bool {
     .unwrap_or(true)
 }
 
+/// The original's and the fooled model's parameters, with the fooled model's name. The live
+/// model (being fooled in the page, on the gallery's model) replaces the exported one while it
+/// exists, for the gallery set's models only.
+async fn both_params(
+    c: &Compute,
+    live: Option<LiveModel>,
+) -> Result<(Rc<ParamStore>, Rc<ParamStore>, String), String> {
+    let p0 = params_for(&c.original).await?;
+    let gallery = with_engine(|e| e.manifest.kind_of(&c.original) == Some(SetKind::Gallery));
+    let (p1, name) = match live.filter(|_| gallery == Some(true)) {
+        Some((p, name)) => (Rc::new(p), name),
+        None => (params_for(&c.fooled).await?, c.fooled.clone()),
+    };
+    Ok((p0, p1, name))
+}
+
 async fn compute(c: &Compute, live: Option<LiveModel>) -> Result<Option<state::Output>, String> {
     let interpreter = c.interpreter;
     let Some((img, label, title)) = with_engine(|e| e.image.clone()).flatten() else {
         return Ok(None);
     };
     let arch = entry(&c.original)?.arch;
-    let p0 = params_for(&c.original).await?;
-    // The live model (being fooled in the page, on the gallery's model) replaces the exported
-    // one while it exists, for the gallery set's models only.
-    let gallery = with_engine(|e| e.manifest.kind_of(&c.original) == Some(SetKind::Gallery));
-    let live = live.filter(|_| gallery == Some(true));
-    let (p1, model_name) = match live {
-        Some((p, name)) => (Rc::new(p), name),
-        None => (params_for(&c.fooled).await?, c.fooled.clone()),
-    };
+    let (p0, p1, model_name) = both_params(c, live).await?;
     if superseded(c) {
         return Ok(None);
     }

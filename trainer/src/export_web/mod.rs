@@ -10,11 +10,13 @@ use clap::Args;
 use foolmap::state::StoreDtype;
 use foolmap::{Architecture, Dataset, StateDict};
 
-use foolmap::manifest::{Figures, GalleryEntry, Manifest, ModelEntry, PhotoSet, Role};
+use foolmap::manifest::{Figures, Manifest, ModelEntry, PhotoSet, Role};
+
+mod files;
+use files::{copy_app, copy_gallery};
 
 use crate::fool::checkpoint::RunMeta;
 use crate::io::atomic::write_atomic;
-use crate::io::data;
 use crate::io::weights::key;
 
 /// Flags of `foolmap export-web`.
@@ -369,83 +371,4 @@ pub fn run(a: &ExportWebArgs, root: Option<&Path>) -> Result<PathBuf> {
         ))
     );
     Ok(path)
-}
-
-/// Copies the built app (the top-level files of trunk's output: `index.html`, scripts, wasm,
-/// styles) from `app` into `site`.
-fn copy_app(app: &Path, site: &Path) -> Result<()> {
-    if !app.join("index.html").is_file() {
-        bail!(
-            "--site: {} holds no built app (index.html): run `trunk build --release` first, or pass \
-             the app's folder with --out",
-            app.display()
-        );
-    }
-    std::fs::create_dir_all(site).with_context(|| format!("cannot create {}", site.display()))?;
-    for e in std::fs::read_dir(app).with_context(|| format!("cannot read {}", app.display()))? {
-        let p = e?.path();
-        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if p.is_file() && matches!(ext, "html" | "js" | "wasm" | "css") {
-            let dest = site.join(p.file_name().context("file name")?);
-            let bytes =
-                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-            write_atomic(&dest, &bytes)?;
-        }
-    }
-    Ok(())
-}
-
-/// Copies demo images into `out/gallery/`: the first `per_class` CIFAR-10 test images of every
-/// class, or the demo photos for ImageNet models. Returns the manifest entries.
-fn copy_gallery(
-    dataset: Dataset,
-    per_class: usize,
-    root: Option<&Path>,
-    out: &Path,
-) -> Result<Vec<GalleryEntry>> {
-    let root = data::data_root(root)?;
-    let dir = out.join("gallery");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut entries = Vec::new();
-    match dataset {
-        Dataset::Cifar10 => {
-            let names = foolmap::labels::names(dataset, None);
-            let samples = data::cifar10(&root.join("cifar10/test"))?;
-            let mut count = vec![0usize; names.len()];
-            for s in &samples {
-                if count[s.label] >= per_class {
-                    continue;
-                }
-                count[s.label] += 1;
-                let file = format!("{}_{}.png", names[s.label], count[s.label]);
-                let img = s.rgb()?;
-                write_atomic(&dir.join(&file), &crate::io::image::png_bytes(&img)?)?;
-                entries.push(GalleryEntry {
-                    file: format!("gallery/{file}"),
-                    label: Some(s.label),
-                    name: format!("{} {}", names[s.label], count[s.label]),
-                });
-            }
-        }
-        Dataset::ImageNet => {
-            let photos = root.join("photos");
-            for (f, label) in [
-                ("pets.jpg", Some(180usize)),
-                ("cat.png", None),
-                ("coffee.png", Some(504)),
-                ("parrot.jpg", None),
-            ] {
-                let src = photos.join(f);
-                if let Ok(bytes) = std::fs::read(&src) {
-                    write_atomic(&dir.join(f), &bytes)?;
-                    entries.push(GalleryEntry {
-                        file: format!("gallery/{f}"),
-                        label,
-                        name: f.into(),
-                    });
-                }
-            }
-        }
-    }
-    Ok(entries)
 }
