@@ -57,6 +57,31 @@ pub struct DemoArgs {
 /// (ImageNet) Location models for a user's own photos, in index order. Empty when the folder
 /// has none.
 pub fn released(models: &Path, all_types: bool) -> Result<Vec<PathBuf>> {
+    released_where(models, |m| match m.arch {
+        Architecture::ResNet20 => {
+            all_types
+                || (m.fooling == FoolingType::Location
+                    && matches!(m.interpreter, Interpreter::LrpT | Interpreter::GradCam))
+        }
+        _ => is_photo_model(m),
+    })
+}
+
+/// The released photo-scale (ImageNet SqueezeNet 1.0) Location models alone: with `--train`
+/// they join the models trained here, for a user's own photos.
+pub fn released_photo(models: &Path) -> Result<Vec<PathBuf>> {
+    released_where(models, is_photo_model)
+}
+
+fn is_photo_model(m: &crate::card::IndexEntry) -> bool {
+    m.arch == Architecture::SqueezeNet1_0 && m.fooling == FoolingType::Location
+}
+
+/// The released passive models of `models/index.json` that `keep` accepts, in index order.
+fn released_where(
+    models: &Path,
+    keep: impl Fn(&crate::card::IndexEntry) -> bool,
+) -> Result<Vec<PathBuf>> {
     let index_path = models.join("index.json");
     if !index_path.is_file() {
         return Ok(Vec::new());
@@ -65,16 +90,7 @@ pub fn released(models: &Path, all_types: bool) -> Result<Vec<PathBuf>> {
     Ok(index
         .models
         .iter()
-        .filter(|m| m.fooling != FoolingType::Active)
-        .filter(|m| match m.arch {
-            Architecture::ResNet20 => {
-                all_types
-                    || (m.fooling == FoolingType::Location
-                        && matches!(m.interpreter, Interpreter::LrpT | Interpreter::GradCam))
-            }
-            Architecture::SqueezeNet1_0 => m.fooling == FoolingType::Location,
-            _ => false,
-        })
+        .filter(|m| m.fooling != FoolingType::Active && keep(m))
         .map(|m| models.join(&m.file))
         .collect())
 }
@@ -149,9 +165,11 @@ pub fn run(a: DemoArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         "fooling ResNet-20 (CE + λ·L_F, Adam lr 1e-4, batch 32)",
         t0,
     );
-    let runs = train_here(&a, root_arg, device)?;
+    let mut runs = train_here(&a, root_arg, device)?;
     stage(3, stages, "evaluation and reports", t0);
     evaluate(&runs, limit, root_arg, device)?;
+    // The photo-scale models are not trained here: the released ones explain a user's photos.
+    runs.extend(released_photo(&a.models)?);
     web_stages(&a, runs, root_arg, stages, t0)
 }
 
