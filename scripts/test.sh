@@ -57,8 +57,8 @@ trunk build --release --offline
 bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised wasm (worker and page)
 # The page shows what a user gets: the committed models with their cards (Grad-CAM first: the model the
 # tests open by default).
-# The released SqueezeNet 1.0 model is the photo set: an uploaded photo goes to it.
-foolmap export-web --fooled models/resnet20-location-grad_cam.safetensors,models/resnet20-location-lrp_t.safetensors,models/squeezenet1_0-location-lrp_t.safetensors \
+# The released SqueezeNet 1.0 models are the photo set (as in the main job): an uploaded photo goes to them.
+foolmap export-web --fooled models/resnet20-location-grad_cam.safetensors,models/resnet20-location-lrp_t.safetensors,models/squeezenet1_0-location-lrp_t.safetensors,models/squeezenet1_0-location-grad_cam.safetensors \
   --out target/dist
 # A photo the page does not ship, for the upload test (the data root export-web used).
 data_root=${FOOLMAP_DATA:-data}; [ -d "$data_root" ] || data_root=../shared/data
