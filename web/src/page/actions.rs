@@ -81,6 +81,7 @@ async fn init(wire_events: fn()) -> Result<(), String> {
     UI.with(|a| {
         *a.borrow_mut() = Some(Ui {
             set: first_set(&manifest, &params),
+            chosen: [None, None],
             manifest,
             backend: want,
             worker,
@@ -262,8 +263,14 @@ pub async fn load_gallery(entry: state::GalleryEntry, set: SetKind) {
 pub fn set_image(bytes: &[u8], name: &str, label: Option<usize>, title: &str, set: SetKind) {
     with_ui(|u| {
         if u.set != set {
+            let slot = |k: SetKind| match k {
+                SetKind::Gallery => 0,
+                SetKind::Photo => 1,
+            };
+            u.chosen[slot(u.set)] = dom::select_value("model");
             u.set = set;
-            controls::fill_models(u, None);
+            let want = u.chosen[slot(set)].clone();
+            controls::fill_models(u, want.as_deref());
             controls::model_facts(u);
         }
     });

@@ -14,6 +14,9 @@ pub struct Ui {
     /// The model set of the current image: the gallery's, or the photo set for own photos and
     /// demo photos.
     pub(crate) set: SetKind,
+    /// The fooled model last chosen in each set (gallery, photo), restored when the page
+    /// returns to that set.
+    pub(crate) chosen: [Option<String>; 2],
     pub(crate) backend: Backend,
     pub(crate) worker: Worker,
     /// The last drawn result, for redrawing when only the opacity changes.
