@@ -115,6 +115,24 @@ pub struct PhotoSet {
     pub gallery: Vec<GalleryEntry>,
 }
 
+/// One model set as the page reads it: the gallery set (the manifest's top level) or the
+/// photo set, borrowed from the manifest ([`Manifest::set`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SetView<'a> {
+    /// Architecture of the set's models.
+    pub arch: Architecture,
+    /// `cifar10` or `imagenet`.
+    pub dataset: &'a str,
+    /// Input side in pixels.
+    pub input_size: usize,
+    /// Class names in class order.
+    pub classes: &'a [String],
+    /// The set's original and fooled models.
+    pub models: &'a [ModelEntry],
+    /// Its demo images.
+    pub gallery: &'a [GalleryEntry],
+}
+
 /// `models/manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -171,12 +189,31 @@ impl Manifest {
         self.fooled_of(SetKind::Gallery)
     }
 
-    /// The models of a set (the photo set falls back to the gallery's when there is none).
-    pub fn models_of(&self, kind: SetKind) -> &[ModelEntry] {
+    /// One set's facts, borrowed (the photo set falls back to the gallery's when there is none).
+    pub fn set(&self, kind: SetKind) -> SetView<'_> {
         match (kind, &self.photo) {
-            (SetKind::Photo, Some(p)) => &p.models,
-            _ => &self.models,
+            (SetKind::Photo, Some(p)) => SetView {
+                arch: p.arch,
+                dataset: &p.dataset,
+                input_size: p.input_size,
+                classes: &p.classes,
+                models: &p.models,
+                gallery: &p.gallery,
+            },
+            _ => SetView {
+                arch: self.arch,
+                dataset: &self.dataset,
+                input_size: self.input_size,
+                classes: &self.classes,
+                models: &self.models,
+                gallery: &self.gallery,
+            },
         }
+    }
+
+    /// The models of a set.
+    pub fn models_of(&self, kind: SetKind) -> &[ModelEntry] {
+        self.set(kind).models
     }
 
     /// The original model of a set.
@@ -195,10 +232,7 @@ impl Manifest {
 
     /// Class names of a set's models.
     pub fn classes_of(&self, kind: SetKind) -> &[String] {
-        match (kind, &self.photo) {
-            (SetKind::Photo, Some(p)) => &p.classes,
-            _ => &self.classes,
-        }
+        self.set(kind).classes
     }
 
     /// The set a user's own image goes to: the photo set when exported, else the gallery's.

@@ -177,7 +177,8 @@ fn first_set(m: &Manifest, params: &std::collections::HashMap<String, String>) -
         return k;
     }
     let photo = params.get("image").is_some_and(|want| {
-        controls::gallery_of(m, SetKind::Photo)
+        m.set(SetKind::Photo)
+            .gallery
             .iter()
             .any(|e| e.file.ends_with(want.as_str()) || e.name == *want)
     });
@@ -191,7 +192,7 @@ fn first_set(m: &Manifest, params: &std::collections::HashMap<String, String>) -
 /// First image: `?image=<gallery file or name>` (of the first set), else its first entry.
 async fn load_first_image() {
     let first = with_ui(|u| {
-        let g = controls::gallery_of(&u.manifest, u.set);
+        let g = u.manifest.set(u.set).gallery;
         let e = u
             .params
             .get("image")

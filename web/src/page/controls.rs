@@ -10,7 +10,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 
 use super::dom::{doc, el, esc, offered, pct, select_value, set_text};
 use super::model::Ui;
-use crate::state::{GalleryEntry, Manifest, ModelEntry, Selection, SetKind};
+use crate::state::{ModelEntry, Selection, SetKind};
 
 /// Fills the model / interpreter dropdowns, the gallery and the model facts.
 pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
@@ -43,10 +43,7 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
             if set == SetKind::Photo && app.manifest.photo.is_none() {
                 continue;
             }
-            let arch = match (set, &app.manifest.photo) {
-                (SetKind::Photo, Some(p)) => p.arch,
-                _ => app.manifest.arch,
-            };
+            let arch = app.manifest.set(set).arch;
             html.push_str(&format!(
                 "<span class=\"gallery-label\" data-set=\"{id}\">{} → {arch}</span>",
                 match (set, app.manifest.dataset.as_str()) {
@@ -54,7 +51,7 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
                     _ => "CIFAR-10 test images",
                 }
             ));
-            for (i, e) in gallery_of(&app.manifest, set).iter().enumerate() {
+            for (i, e) in app.manifest.set(set).gallery.iter().enumerate() {
                 html.push_str(&format!(
                     "<button type=\"button\" data-set=\"{id}\" data-index=\"{i}\" title=\"{0}\"><img src=\"{1}\" alt=\"{0}\" width=\"48\" height=\"48\"></button>",
                     esc(&e.name),
@@ -65,14 +62,6 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
         g.set_inner_html(&html);
     }
     model_facts(app);
-}
-
-/// The demo images of a set.
-pub fn gallery_of(m: &Manifest, set: SetKind) -> &[GalleryEntry] {
-    match (set, &m.photo) {
-        (SetKind::Photo, Some(p)) => &p.gallery,
-        _ => &m.gallery,
-    }
 }
 
 /// Fills the model dropdown with the fooled models of the current set; selects `want` when it
@@ -126,11 +115,9 @@ pub fn fill_models<'a>(app: &'a Ui, want: Option<&str>) -> Option<&'a ModelEntry
 /// Which model runs, in words: architecture, training data and input size of the current set,
 /// and where a user's own photos go.
 fn set_line(app: &Ui, m: &ModelEntry) -> String {
-    let (dataset, size) = match (app.set, &app.manifest.photo) {
-        (SetKind::Photo, Some(p)) => (p.dataset.as_str(), p.input_size),
-        _ => (app.manifest.dataset.as_str(), app.manifest.input_size),
-    };
-    let dataset = match dataset {
+    let here = app.manifest.set(app.set);
+    let size = here.input_size;
+    let dataset = match here.dataset {
         "cifar10" => "CIFAR-10",
         "imagenet" => "ImageNet",
         d => d,

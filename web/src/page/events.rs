@@ -7,7 +7,7 @@ use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{Element, HtmlInputElement};
 
 use super::actions::{self, LiveAction};
-use super::controls::{self, model_facts};
+use super::controls::model_facts;
 use super::dom::{doc, el, on, select_value, show_error};
 use super::model::with_ui;
 use crate::state::SetKind;
@@ -143,7 +143,7 @@ fn wire_gallery() {
                 _ => SetKind::Gallery,
             };
             let entry = idx
-                .and_then(|i| with_ui(|u| controls::gallery_of(&u.manifest, set).get(i).cloned()))
+                .and_then(|i| with_ui(|u| u.manifest.set(set).gallery.get(i).cloned()))
                 .flatten();
             if let Some(e) = entry {
                 spawn_local(actions::load_gallery(e, set));
