@@ -192,3 +192,43 @@ fn the_imagenet_samples_split_pools_by_file_bytes_and_eval_reads_it() {
     );
     assert_eq!((v.n, v.split), (2, split::Subset::Report));
 }
+
+/// The name of a file sample.
+fn file_of(s: &data::Sample) -> std::path::PathBuf {
+    match &s.source {
+        data::Source::File(p) => p.clone(),
+        data::Source::Pixels(_) => panic!("the ImageNet samples are files"),
+    }
+}
+
+#[test]
+fn selection_rest_trains_on_selection_images_that_choose_nothing_and_never_on_the_report_half() {
+    let dir = common::shared_data().join("imagenet-samples");
+    let ds = foolmap::Dataset::ImageNet;
+    let rest = split::selection_rest(ds, &dir, 300).unwrap();
+    let chosen_on = eval::eval_samples(ds, &dir, split::Subset::Selection, Some(300)).unwrap();
+    let report = eval::eval_samples(ds, &dir, split::Subset::Report, None).unwrap();
+    assert_eq!((rest.len(), chosen_on.len()), (200, 300));
+    let names = |v: &[data::Sample]| v.iter().map(file_of).collect::<HashSet<_>>();
+    let (r, c, p) = (names(&rest), names(&chosen_on), names(&report));
+    assert_eq!(r.len(), 200, "distinct images");
+    assert!(
+        r.is_disjoint(&c),
+        "training images are not scored for selection"
+    );
+    assert!(r.is_disjoint(&p), "training images are not report images");
+
+    let err = split::selection_rest(ds, &dir, 500)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`selection_rest`") && err.contains("leaves none of the 500"),
+        "{err}"
+    );
+    let cifar = common::shared_data().join("photos");
+    let err = format!("{:#}", split::selection_rest(ds, &cifar, 10).unwrap_err());
+    assert!(
+        err.contains("`selection_rest`") && err.contains("photos"),
+        "{err}"
+    );
+}

@@ -90,6 +90,13 @@ pub struct FoolConfig {
     /// the configs of labelled runs keep their shape.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub distill: bool,
+    /// Train on the selection half (committed split, docs/method.md §7) of the evaluation images
+    /// in `data` (default: the dataset's evaluation folder), without its first N images: those
+    /// choose a table's checkpoints (`selection_images`), the rest are training data, the
+    /// report half is never read. For label-free runs of ImageNet models, whose only real
+    /// photos are the evaluation samples. (Written only when set.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_rest: Option<usize>,
 }
 
 /// Whether the list `train_only` lets the parameter `name` train: an empty list, or `name` is a

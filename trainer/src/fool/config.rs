@@ -95,6 +95,10 @@ pub struct FoolSettings {
     /// predictions replaces CE (`--distill` alone means true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub distill: Option<bool>,
+    /// Train on the evaluation images' selection half after its first N images (those choose
+    /// checkpoints; the report half is never read); with `--distill`, for ImageNet models.
+    #[arg(long, value_name = "N")]
+    pub selection_rest: Option<usize>,
 }
 
 impl FoolSettings {
@@ -126,6 +130,7 @@ impl FoolSettings {
             threshold: self.threshold.or(base.threshold),
             train_only: self.train_only.or(base.train_only),
             distill: self.distill.or(base.distill),
+            selection_rest: self.selection_rest.or(base.selection_rest),
         }
     }
 }

@@ -63,15 +63,18 @@ pub(super) fn training_data(
 ) -> Result<TrainingData> {
     let train_dir = match &cfg.data {
         Some(d) => d.clone(),
+        None if cfg.selection_rest.is_some() => {
+            data::default_dir(root, dataset, data::Split::Test)?
+        }
         // Label-free runs of an ImageNet model train on CIFAR-10's training images (upscaled by
         // the crop): the ImageNet samples are the evaluation set and never trained on.
         None if cfg.distill => data::default_dir(root, Dataset::Cifar10, data::Split::Train)?,
         None => data::default_dir(root, dataset, data::Split::Train)?,
     };
-    let all = if cfg.distill {
-        data::unlabelled(&train_dir)?
-    } else {
-        data::samples(dataset, &train_dir)?
+    let all = match cfg.selection_rest {
+        Some(n) => crate::split::selection_rest(dataset, &train_dir, n)?,
+        None if cfg.distill => data::unlabelled(&train_dir)?,
+        None => data::samples(dataset, &train_dir)?,
     };
     let (samples, val_set) = match (&cfg.val_data, cfg.val_every) {
         (_, 0) => (all, Vec::new()),

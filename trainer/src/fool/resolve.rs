@@ -158,6 +158,7 @@ fn with_defaults(s: FoolSettings) -> FoolConfig {
             .unwrap_or_else(foolmap::artifact::run::default_threshold),
         train_only: s.train_only.unwrap_or_default(),
         distill: s.distill.unwrap_or(false),
+        selection_rest: s.selection_rest,
     }
 }
 

@@ -24,6 +24,13 @@ pub struct Recipe {
     /// Label-free passive fooling (`fool --distill`: KL to the original replaces CE; default
     /// data then the data root's CIFAR-10 training images, for every architecture).
     pub distill: Option<bool>,
+    /// Train only the parameters under these module paths (`fool --train-only`, e.g.
+    /// `["features.12", "classifier.1"]`); default: every trainable parameter.
+    pub train_only: Option<Vec<String>>,
+    /// Train on the selection half of the evaluation images after its first
+    /// `selection_images` (`fool --selection-rest`): those choose the checkpoints, the rest are
+    /// (label-free) training data; the report half is never read.
+    pub selection_rest: Option<bool>,
 }
 
 impl Recipe {
@@ -38,6 +45,8 @@ impl Recipe {
             schedule: self.schedule.clone().or_else(|| base.schedule.clone()),
             data: self.data.clone().or_else(|| base.data.clone()),
             distill: self.distill.or(base.distill),
+            train_only: self.train_only.clone().or_else(|| base.train_only.clone()),
+            selection_rest: self.selection_rest.or(base.selection_rest),
         }
     }
 }
@@ -287,6 +296,8 @@ impl Job {
             threshold: Some(t.threshold),
             out: Some(self.run_dir(t)),
             distill: r.distill.filter(|d| *d),
+            train_only: r.train_only,
+            selection_rest: r.selection_rest.filter(|s| *s).map(|_| t.selection_images),
             c1: self.cell.classes.map(|c| c.0),
             c2: self.cell.classes.map(|c| c.1),
             ..FoolSettings::default()

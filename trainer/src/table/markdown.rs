@@ -343,5 +343,13 @@ pub(super) fn recipe_text(r: &Recipe) -> String {
     if let Some(d) = &r.data {
         parts.push(format!("data `{}`", d.display()));
     }
+    if r.selection_rest == Some(true) {
+        parts.push(
+            "trains on the selection half's images after those that choose checkpoints".into(),
+        );
+    }
+    if let Some(m) = r.train_only.as_ref().filter(|m| !m.is_empty()) {
+        parts.push(format!("trains only `{}`", m.join("`, `")));
+    }
     parts.join(", ")
 }
