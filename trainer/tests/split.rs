@@ -205,7 +205,7 @@ fn file_of(s: &data::Sample) -> std::path::PathBuf {
 fn selection_rest_trains_on_selection_images_that_choose_nothing_and_never_on_the_report_half() {
     let dir = common::shared_data().join("imagenet-samples");
     let ds = foolmap::Dataset::ImageNet;
-    let rest = split::selection_rest(ds, &dir, 300).unwrap();
+    let rest = eval::samples::selection_rest(ds, &dir, 300).unwrap();
     let chosen_on = eval::eval_samples(ds, &dir, split::Subset::Selection, Some(300)).unwrap();
     let report = eval::eval_samples(ds, &dir, split::Subset::Report, None).unwrap();
     assert_eq!((rest.len(), chosen_on.len()), (200, 300));
@@ -218,7 +218,7 @@ fn selection_rest_trains_on_selection_images_that_choose_nothing_and_never_on_th
     );
     assert!(r.is_disjoint(&p), "training images are not report images");
 
-    let err = split::selection_rest(ds, &dir, 500)
+    let err = eval::samples::selection_rest(ds, &dir, 500)
         .unwrap_err()
         .to_string();
     assert!(
@@ -226,7 +226,10 @@ fn selection_rest_trains_on_selection_images_that_choose_nothing_and_never_on_th
         "{err}"
     );
     let cifar = common::shared_data().join("photos");
-    let err = format!("{:#}", split::selection_rest(ds, &cifar, 10).unwrap_err());
+    let err = format!(
+        "{:#}",
+        eval::samples::selection_rest(ds, &cifar, 10).unwrap_err()
+    );
     assert!(
         err.contains("`selection_rest`") && err.contains("photos"),
         "{err}"

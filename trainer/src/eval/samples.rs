@@ -91,6 +91,28 @@ pub fn eval_samples(
     Ok(samples)
 }
 
+/// The selection-half images of the evaluation folder `dir` after the first `n`, in the order
+/// `eval --split selection` scores them (the same function reads them): the images left for
+/// training when the first `n` choose checkpoints (`fool --selection-rest`). Errors when none
+/// are left or `dir` is not the split's image set.
+pub fn selection_rest(dataset: Dataset, dir: &Path, n: usize) -> Result<Vec<Sample>> {
+    let half = eval_samples(dataset, dir, Subset::Selection, None).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid config field `selection_rest` (data {}): {e:#}",
+            dir.display()
+        )
+    })?;
+    if n >= half.len() {
+        bail!(
+            "invalid config field `selection_rest`: {n} leaves none of the {} selection-half \
+             images of {} for training",
+            half.len(),
+            dir.display()
+        );
+    }
+    Ok(half.into_iter().skip(n).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,7 +72,7 @@ pub(super) fn training_data(
         None => data::default_dir(root, dataset, data::Split::Train)?,
     };
     let all = match cfg.selection_rest {
-        Some(n) => crate::split::selection_rest(dataset, &train_dir, n)?,
+        Some(n) => crate::eval::samples::selection_rest(dataset, &train_dir, n)?,
         None if cfg.distill => data::unlabelled(&train_dir)?,
         None => data::samples(dataset, &train_dir)?,
     };
