@@ -98,6 +98,8 @@ pub fn run(a: &TableArgs, root: Option<&Path>, device: &Device) -> Result<()> {
             job.cell.id(),
             job.seed
         );
+        // Results of another recipe are an error, not a finished job.
+        check_results(&t, job)?;
         // A scored model is final: its results stand even without its run folder.
         if job.result_dir(&t).join("eval.json").is_file() {
             done += 1;
@@ -144,6 +146,15 @@ pub fn run(a: &TableArgs, root: Option<&Path>, device: &Device) -> Result<()> {
         );
     }
     Ok(())
+}
+
+impl TableConfig {
+    /// Checks every job's results folder against the recipe this config asks for now (see
+    /// `stages::check_results`): the committed results must be the results of the committed
+    /// config. Paths are relative to the current directory, as in the config.
+    pub fn check_results(&self) -> Result<()> {
+        self.jobs().iter().try_for_each(|j| check_results(self, j))
+    }
 }
 
 /// Every [`LOG_EVERY`]-th step of a training log, and its last line: the committed copy of a

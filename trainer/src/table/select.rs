@@ -24,6 +24,10 @@ pub struct Selection {
     pub chosen: u64,
     /// Whether the chosen one met the drop limit on the selection images.
     pub within_drop: bool,
+    /// How many selection-half images scored the candidates (`None`: written before this was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<usize>,
 }
 
 /// The selection rule (`docs/method.md` §7).
@@ -115,6 +119,11 @@ pub(super) fn select(
     let want = fool::resolve(&job.fool_args(t))?;
     let run = job.run_dir(t);
     let path = job.result_dir(t).join("selection.json");
+    // The recipe these candidates belong to, before the first of them is written.
+    let cfg = job.result_dir(t).join("config.json");
+    if !cfg.is_file() {
+        write_json(&cfg, &want)?;
+    }
     let mut cands: Vec<Candidate> = if path.is_file() {
         read_json::<Selection>(&path)?.candidates
     } else {
@@ -151,6 +160,7 @@ pub(super) fn select(
                 candidates: cands.clone(),
                 chosen: cands[i].step,
                 within_drop: within,
+                images: Some(t.selection_images),
             },
         )?;
     }
@@ -160,6 +170,7 @@ pub(super) fn select(
         candidates: cands.clone(),
         chosen: cands[i].step,
         within_drop: within,
+        images: Some(t.selection_images),
     };
     write_json(&path, &sel)?;
     Ok(sel)

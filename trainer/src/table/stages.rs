@@ -104,6 +104,70 @@ pub(super) fn final_step(dir: &Path) -> Option<u64> {
         .map(|m| m.step)
 }
 
+/// The fields in which two run configs differ, each as "`field` have → want".
+pub(super) fn config_diff(have: &FoolConfig, want: &FoolConfig) -> Result<Vec<String>> {
+    let (h, w) = (serde_json::to_value(have)?, serde_json::to_value(want)?);
+    Ok(w.as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, v)| h.get(k.as_str()) != Some(v))
+                .map(|(k, v)| {
+                    let was = h.get(k.as_str()).unwrap_or(&serde_json::Value::Null);
+                    format!("`{k}` {was} → {v}")
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Checks that a job's results folder, when it holds anything, holds the results of the recipe
+/// the table now asks for: its `config.json` equals the resolved run config and its
+/// `selection.json` was scored on `selection_images` images. Results of another recipe are
+/// never reused under the new recipe's name, and never overwritten: the error says to move them.
+pub(super) fn check_results(t: &TableConfig, job: &Job) -> Result<()> {
+    let res = job.result_dir(t);
+    let cfg = res.join("config.json");
+    let held: Vec<&str> = ["selection.json", "eval.json"]
+        .into_iter()
+        .filter(|f| res.join(f).is_file())
+        .collect();
+    let move_away = "move the folder away (or restore the table config) and run again; nothing \
+                     was changed";
+    if !cfg.is_file() {
+        if held.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} holds {} but no config.json, so its recipe is unknown: {move_away}",
+            res.display(),
+            held.join(" and ")
+        );
+    }
+    let have: FoolConfig = read_json(&cfg)?;
+    let want = fool::resolve(&job.fool_args(t))?;
+    if have != want {
+        bail!(
+            "{} holds the results of another recipe than {} now asks for ({}): {move_away}",
+            res.display(),
+            job.cell.id(),
+            config_diff(&have, &want)?.join(", ")
+        );
+    }
+    let sel = res.join("selection.json");
+    if sel.is_file()
+        && let Some(n) = read_json::<Selection>(&sel)?.images
+        && n != t.selection_images
+    {
+        bail!(
+            "{} chose on {n} selection images, the table now asks for {} (`selection_images`): \
+             {move_away}",
+            sel.display(),
+            t.selection_images
+        );
+    }
+    Ok(())
+}
+
 /// Stage 1. Returns whether the run is complete.
 pub(super) fn train(
     t: &TableConfig,
@@ -127,22 +191,12 @@ pub(super) fn train(
             want.weights = have.weights.clone();
         }
         if have != want {
-            let (h, w) = (serde_json::to_value(&have)?, serde_json::to_value(&want)?);
-            let fields: Vec<String> = w
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter(|(k, v)| h.get(k.as_str()) != Some(v))
-                        .map(|(k, v)| format!("`{k}` {} → {v}", h[k.as_str()]))
-                        .collect()
-                })
-                .unwrap_or_default();
             bail!(
                 "{} holds a run of another recipe than {} now asks for ({}): move the folder away \
                  (or restore the config) and run again; nothing was changed",
                 dir.display(),
                 job.cell.id(),
-                fields.join(", ")
+                config_diff(&have, &want)?.join(", ")
             );
         }
         if final_step(&dir) == Some(want.steps) {

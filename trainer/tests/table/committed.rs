@@ -21,6 +21,20 @@ fn every_committed_table_config_parses_and_passes_its_checks() {
 }
 
 #[test]
+fn every_committed_result_belongs_to_the_recipe_of_its_committed_table_config() {
+    let repo = common::repo();
+    for e in std::fs::read_dir(repo.join("tables")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let mut t = table::TableConfig::read(&p).unwrap();
+            t.results = repo.join(&t.results);
+            t.check_results()
+                .unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+        }
+    }
+}
+
+#[test]
 fn every_released_model_matches_its_card_and_its_index_entry() {
     let dir = common::repo().join("models");
     let index: card::Index =

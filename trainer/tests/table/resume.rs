@@ -245,3 +245,36 @@ fn a_run_folder_of_another_recipe_is_refused_untouched() {
     .unwrap();
     assert_eq!(before, after);
 }
+
+#[test]
+fn scored_results_of_another_recipe_are_refused_untouched_without_their_run_folder() {
+    let a = tempfile::tempdir().unwrap();
+    let cfg = config(a.path());
+    run(&cfg, None);
+    // A fresh checkout: the committed results, no run folder.
+    std::fs::remove_dir_all(a.path().join("runs")).unwrap();
+    let eval = a.path().join("results/location-grad_cam/seed1/eval.json");
+    let before = std::fs::read(&eval).unwrap();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("steps = 4", "steps = 6");
+    std::fs::write(&cfg, text).unwrap();
+    let e = table::run(
+        &TableArgs {
+            config: cfg.clone(),
+            time_limit: None,
+            quiet: true,
+        },
+        Some(&shared_data()),
+        &Device::flex(),
+    )
+    .unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("results of another recipe") && e.contains("`steps` 4 → 6"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&eval).unwrap(), before);
+    let t = table::TableConfig::read(&cfg).unwrap();
+    assert!(t.check_results().is_err());
+}
