@@ -7,13 +7,15 @@
 //!    step; `--time-limit` stops it at a checkpoint and the next invocation resumes it;
 //! 2. **select**: every kept checkpoint scored on the first `selection_images` of the selection
 //!    half with the cell's interpreter; the rule picks one (highest FSR with top-1 drop ≤
-//!    `max_drop`; if none qualifies, the smallest drop);
+//!    `max_drop`; if none qualifies, the smallest drop); the results folder's `config.json`
+//!    (the resolved recipe) is written before the first candidate, and a results folder of
+//!    another recipe stops the table;
 //! 3. **report**: the chosen checkpoint stored as f16 (the released form) and that file scored
 //!    once on the report half with every report interpreter (the transfer matrix);
 //! 4. **analyse** (once every run is scored, `[analysis]`): AOPC and weight noise of each cell's
 //!    first-seed model on the first report-half images; chooses nothing;
 //! 5. **write**: `<results>/<cell>/seed<N>/{config.json, log.jsonl, selection.json, eval.json,
-//!    per_image.json, analysis.json}`, then `<results>/RESULTS.md` + `summary.json` and, for the
+//!    per_image.json, analysis.json}` (each by its stage), then `<results>/RESULTS.md` + `summary.json` and, for the
 //!    first seed of each released cell, `<release>/<id>.safetensors` with its card and
 //!    `index.json`.
 //!

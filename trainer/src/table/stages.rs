@@ -269,7 +269,6 @@ pub(super) fn report(
         &res.join("per_image.json"),
         &per_image(raw, job.cell.interpreter),
     )?;
-    write_json(&res.join("config.json"), &fool::resolve(&job.fool_args(t))?)?;
     if let Ok(log) = std::fs::read_to_string(run.join("log.jsonl")) {
         write_atomic(&res.join("log.jsonl"), thin_log(&log).as_bytes())?;
     }
