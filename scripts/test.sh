@@ -44,7 +44,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -q -- -D warnings
+# The three wasm binaries' feature sets (static/index.html): WebGPU worker, CPU-only worker, page.
 cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q -- -D warnings
+cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q --no-default-features --features compute -- -D warnings
+cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q --no-default-features -- -D warnings
 
 step "cargo test (native)"
 cargo test --workspace
@@ -54,7 +57,7 @@ step "trunk build (wasm, release) + wasm-opt -Oz of the worker and the page + ex
 foolmap() { target/debug/foolmap "$@"; }
 rm -rf target/e2e/native target/dist/models
 trunk build --release --offline
-bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised wasm (worker and page)
+bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised wasm (both workers and the page)
 # The page shows what a user gets: the committed models with their cards (Grad-CAM first: the model the
 # tests open by default).
 # The released SqueezeNet 1.0 models are the photo set (as in the main job): an uploaded photo goes to them.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shrinks the web app's two wasm files (the compute worker's and the page's) with binaryen's
+# Shrinks the web app's wasm files (the two compute workers', WebGPU and CPU-only, and the page's) with binaryen's
 # `wasm-opt -Oz`, from npm's `binaryen` package (version 132, pure JavaScript: no native download),
 # installed once into target/tools/npm. index.html pins the page's wasm with an integrity hash
 # (sha384): it is rewritten for the new bytes. Results are cached by the input's SHA-256
@@ -44,9 +44,10 @@ shrink() {
   echo "wasm-opt -Oz: $f $before -> $(stat -c %s "$f") bytes ($(( $(date +%s) - t0 )) s)"
 }
 
-worker="$dist/worker_bg.wasm"
-[ -f "$worker" ] || { echo "wasm-opt.sh: no $worker (run trunk build first)" >&2; exit 1; }
-shrink "$worker"
+for worker in "$dist/worker_bg.wasm" "$dist/worker_cpu_bg.wasm"; do
+  [ -f "$worker" ] || { echo "wasm-opt.sh: no $worker (run trunk build first)" >&2; exit 1; }
+  shrink "$worker"
+done
 
 shopt -s nullglob
 pages=("$dist"/app-*_bg.wasm)

@@ -109,7 +109,8 @@ impl FoolingSession {
         })
     }
 
-    /// Back-propagates `pending`'s total loss and takes one Adam step.
+    /// Back-propagates `pending`'s total loss and takes one Adam step (needs the `autodiff` feature).
+    #[cfg(feature = "autodiff")]
     pub fn apply(&mut self, pending: Pending) {
         let grads = pending.loss.total.backward();
         self.params = self.adam.step(&self.params, &grads);

@@ -51,7 +51,10 @@ before(async () => {
 after(async () => {
   const sizes = {};
   for (const f of fs.readdirSync(dist)) {
-    if (f.endsWith('.wasm')) sizes[f.startsWith('worker') ? 'worker_wasm_bytes' : 'app_wasm_bytes'] = fs.statSync(path.join(dist, f)).size;
+    if (!f.endsWith('.wasm')) continue;
+    const key = f.startsWith('worker_cpu') ? 'worker_cpu' : f.startsWith('worker') ? 'worker' : 'app';
+    sizes[`${key}_wasm_bytes`] = fs.statSync(path.join(dist, f)).size;
+    sizes[`${key}_wasm_gzip_bytes`] = gzipBytes(path.join(dist, f));
   }
   for (const m of [...(manifest?.models ?? []), ...(manifest?.photo?.models ?? [])]) sizes[m.id] = m.bytes;
   fs.writeFileSync(path.join(shots, 'bench.json'), JSON.stringify({ ...bench, sizes }, null, 1));
@@ -63,8 +66,10 @@ after(async () => {
 
 async function open(query) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-  page.on('request', (r) => requests.push(r.url()));
-  page.context().on('request', (r) => requests.push(r.url())); // the worker's fetches too
+  page.urls = []; // this page's requests, in order
+  const seen = (r) => { requests.push(r.url()); page.urls.push(r.url()); };
+  page.on('request', seen);
+  page.context().on('request', seen); // the worker's fetches too
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
@@ -111,6 +116,23 @@ function readNpy(file) {
 const fooled = () => manifest.models.find((m) => m.role === 'fooled');
 const bench = {};
 
+/** Bytes of `file` after `gzip -9` (what a static host sends compressed). */
+function gzipBytes(file) {
+  return zlib.gzipSync(fs.readFileSync(file), { level: 9 }).length;
+}
+
+/** What the page fetched from `urls` (same-origin, each once): files of the build, raw and gzipped. */
+function fetched(urls) {
+  const files = [...new Set(urls.filter((u) => u.startsWith(base)).map((u) => new URL(u).pathname))]
+    .map((p) => path.join(dist, decodeURIComponent(p === '/' ? '/index.html' : p)))
+    .filter((f) => fs.existsSync(f) && fs.statSync(f).isFile());
+  const sum = (fs_, f) => fs_.reduce((a, x) => a + f(x), 0);
+  const wasm = files.filter((f) => f.endsWith('.wasm'));
+  const models = files.filter((f) => f.endsWith('.safetensors'));
+  return { files: files.map((f) => path.relative(dist, f)), bytes: sum(files, (f) => fs.statSync(f).size),
+    gzip_bytes: sum(files, gzipBytes), wasm_gzip_bytes: sum(wasm, gzipBytes), models_gzip_bytes: sum(models, gzipBytes) };
+}
+
 // Page-ready time (navigation → first maps drawn), then a warm recompute for per-interpreter times.
 async function measure(backend) {
   const m = fooled();
@@ -118,9 +140,10 @@ async function measure(backend) {
   const page = await open(`?backend=${backend}&model=${m.id}&interpreter=${m.interpreter}&image=cat_1.png`);
   const first = await result(page);
   const ready = Date.now() - t0;
+  const loaded = fetched(page.urls);
   await page.selectOption('#interpreter', 'lrp');
   const warm = await result(page, 1);
-  bench[backend] = { backend: warm.backend, page_ready_ms: ready, first_compute_ms: first.ms,
+  bench[backend] = { backend: warm.backend, page_ready_ms: ready, loaded_until_ready: loaded, first_compute_ms: first.ms,
     warm_forward_ms: warm.forward_ms, warm_timings_ms: warm.timings_ms };
   return { page, first };
 }
@@ -332,14 +355,18 @@ test('the backend switch moves the computation to WebGPU and back to the CPU', a
   const page = await open('?backend=cpu&interpreter=grad_cam&image=cat_1.png');
   const cpu = await result(page);
   assert.equal(cpu.backend, 'cpu');
+  assert.match(page.workers().map((w) => w.url()).join(' '), /worker_cpu_loader\.js/);
   await page.selectOption('#backend', 'webgpu');
   const gpu = await result(page, 1);
   assert.equal(gpu.backend, 'webgpu');
   assert.equal(await page.getAttribute('body', 'data-backend'), 'webgpu');
+  // The page replaced the CPU-only worker by the WebGPU one (and sent it the image again).
+  assert.deepEqual(page.workers().map((w) => w.url().replace(/.*\//, '')), ['worker_loader.js']);
   assert.ok(maxAbsDiff(gpu.maps.grad_cam.fooled, cpu.maps.grad_cam.fooled) < 1e-3, 'same maps on both backends');
   await page.selectOption('#backend', 'cpu');
   const back = await result(page, 2);
   assert.equal(back.backend, 'cpu');
+  assert.deepEqual(back.maps.grad_cam.fooled, cpu.maps.grad_cam.fooled, 'the same CPU maps after the round trip');
   assert.match(await page.textContent('#backend-status'), /CPU/);
   await page.close();
 });
@@ -374,7 +401,10 @@ test('heavy work runs in a Web Worker: the page thread keeps ticking during maps
   const page = await open('?backend=cpu&interpreter=grad_cam&image=cat_1.png');
   await result(page);
   assert.equal(page.workers().length, 1, 'one compute worker');
-  assert.match(page.workers()[0].url(), /worker_loader\.js$/);
+  // The CPU path runs the CPU-only worker and never fetches the WebGPU worker's wasm.
+  assert.match(page.workers()[0].url(), /worker_cpu_loader\.js$/);
+  assert.ok(page.urls.some((u) => /worker_cpu_bg\.wasm$/.test(u)), 'the CPU worker wasm was fetched');
+  assert.ok(!page.urls.some((u) => /\/worker_bg\.wasm$/.test(u)), `the CPU path fetched the WebGPU worker: ${page.urls}`);
   // A 20 ms heartbeat on the page's thread: any synchronous compute there shows up as a gap.
   await page.evaluate(() => {
     window.__gaps = [];

@@ -21,6 +21,7 @@ fn scope() -> Option<Scope> {
 }
 
 /// Milliseconds from `performance.now()` (0 when the scope has no clock).
+#[cfg(feature = "compute")]
 pub fn now_ms() -> f64 {
     match scope() {
         Some(Scope::Window(w)) => w.performance().map(|p| p.now()),
@@ -56,6 +57,7 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Lets the scope's event loop run (messages, rendering) before continuing.
+#[cfg(feature = "compute")]
 pub async fn yield_now() {
     let p = js_sys::Promise::new(&mut |resolve, _| {
         let f = resolve.unchecked_ref();

@@ -17,6 +17,7 @@ pub mod page;
 pub mod protocol;
 pub mod state;
 mod wire;
+#[cfg(feature = "compute")]
 pub mod worker;
 
 use foolmap::Interpreter;
@@ -30,8 +31,20 @@ const VIEW: usize = 192;
 const THUMB: usize = 96;
 /// Interpreters of the transfer grid: the foolable ones (the paper's three, at the tap).
 const TRANSFER: &[Interpreter] = Interpreter::FOOLABLE;
-/// Script that starts the worker (trunk's loader shim for the `worker` binary).
-const WORKER_SCRIPT: &str = "./worker_loader.js";
+/// Script that starts the worker with WebGPU and the CPU (trunk's loader shim for the `worker`
+/// binary).
+const WORKER_WEBGPU: &str = "./worker_loader.js";
+/// Script that starts the CPU-only worker (`worker_cpu`: no GPU kernel compiler, a third of the
+/// bytes).
+const WORKER_CPU: &str = "./worker_cpu_loader.js";
+
+/// The worker for a backend wish: the WebGPU one only where the browser has `navigator.gpu`.
+fn worker_script(want: Backend) -> &'static str {
+    match want {
+        Backend::WebGpu if env::has_webgpu() => WORKER_WEBGPU,
+        _ => WORKER_CPU,
+    }
+}
 
 /// Which compute backend runs the models.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]

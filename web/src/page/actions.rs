@@ -9,12 +9,12 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{MessageEvent, Worker};
 
 use super::dom::{self, set_text, show_error};
-use super::model::{UI, Ui, with_ui};
+use super::model::{SentImage, UI, Ui, with_ui};
 use super::{controls, view};
 use crate::env::fetch_bytes;
 use crate::protocol::{self, Compute, Event, Request};
 use crate::state::{self, Manifest, SetKind};
-use crate::{Backend, WORKER_SCRIPT};
+use crate::{Backend, worker_script};
 
 /// Page entry point: shows panics in the page, loads the manifest and starts the worker.
 pub fn start(wire_events: fn()) {
@@ -59,25 +59,8 @@ async fn init(wire_events: fn()) -> Result<(), String> {
         _ => Backend::WebGpu,
     };
     set_text("status", "starting the compute worker …");
-    let worker = Worker::new(WORKER_SCRIPT)
-        .map_err(|e| format!("cannot start the compute worker {WORKER_SCRIPT}: {e:?}"))?;
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-        match protocol::decode::<Event>(&ev.data(), "worker") {
-            Ok((event, _)) => on_event(event, &text, want),
-            Err(e) => show_error(&e),
-        }
-    });
-    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    on_message.forget();
-    let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(|ev: web_sys::ErrorEvent| {
-        show_error(&format!(
-            "the compute worker failed: {} ({WORKER_SCRIPT})",
-            ev.message()
-        ));
-        set_text("status", "failed to start");
-    });
-    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    on_error.forget();
+    let script = worker_script(want);
+    let worker = spawn_worker(script, want, text.clone())?;
     UI.with(|a| {
         *a.borrow_mut() = Some(Ui {
             set: first_set(&manifest, &params),
@@ -85,6 +68,10 @@ async fn init(wire_events: fn()) -> Result<(), String> {
             manifest,
             backend: want,
             worker,
+            script,
+            manifest_text: text,
+            image: None,
+            resend_image: false,
             last: None,
             generation: 0,
             runs: 0,
@@ -95,6 +82,32 @@ async fn init(wire_events: fn()) -> Result<(), String> {
     });
     with_ui(|u| controls::fill_controls(u, &params));
     Ok(())
+}
+
+/// Starts the compute worker `script`, which initialises itself for `want` with the manifest
+/// `text`.
+fn spawn_worker(script: &'static str, want: Backend, text: String) -> Result<Worker, String> {
+    let worker = Worker::new(script)
+        .map_err(|e| format!("cannot start the compute worker {script}: {e:?}"))?;
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        match protocol::decode::<Event>(&ev.data(), "worker") {
+            Ok((event, _)) => on_event(event, &text, want),
+            Err(e) => show_error(&e),
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    let on_error =
+        Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
+            show_error(&format!(
+                "the compute worker failed: {} ({script})",
+                ev.message()
+            ));
+            set_text("status", "failed to start");
+        });
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+    Ok(worker)
 }
 
 /// One message of the worker.
@@ -123,6 +136,16 @@ fn on_event(event: Event, manifest_text: &str, want: Backend) {
                 }
                 set_text("status", "ready");
                 spawn_local(load_first_image());
+            } else if let Some(image) = with_ui(|u| {
+                std::mem::take(&mut u.resend_image)
+                    .then(|| u.image.clone())
+                    .flatten()
+            })
+            .flatten()
+            {
+                // A new worker (backend switch): it has no image yet.
+                set_text("status", "ready");
+                send_image(image);
             } else {
                 recompute();
             }
@@ -245,9 +268,29 @@ pub fn redraw() {
     });
 }
 
-/// Asks the worker for another backend.
+/// Asks for another backend: the worker switches itself, or, where the backend needs the other
+/// worker (WebGPU and CPU-only, [`worker_script`]), the page replaces it (a live run ends with it).
 pub fn switch_backend(want: Backend) {
-    send(&Request::SwitchBackend { want }, None);
+    let script = worker_script(want);
+    let Some((current, text)) = with_ui(|u| (u.script, u.manifest_text.clone())) else {
+        return;
+    };
+    if script == current {
+        send(&Request::SwitchBackend { want }, None);
+        return;
+    }
+    match spawn_worker(script, want, text) {
+        Ok(worker) => {
+            with_ui(|u| {
+                std::mem::replace(&mut u.worker, worker).terminate();
+                u.script = script;
+                u.resend_image = true;
+            });
+            dom::set_live_state(false);
+            set_text("status", "starting the compute worker …");
+        }
+        Err(e) => show_error(&e),
+    }
 }
 
 /// Fetches a gallery image (of the set `set`) and sends it.
@@ -275,16 +318,29 @@ pub fn set_image(bytes: &[u8], name: &str, label: Option<usize>, title: &str, se
             controls::model_facts(u);
         }
     });
+    send_image(SentImage {
+        name: name.to_string(),
+        label,
+        title: title.to_string(),
+        bytes: bytes.to_vec(),
+    });
+}
+
+/// Sends an image with a request for the current selection, and remembers it.
+fn send_image(image: SentImage) {
     match next_compute() {
-        Ok(compute) => send(
-            &Request::Image {
-                name: name.to_string(),
-                label,
-                title: title.to_string(),
-                compute,
-            },
-            Some(bytes),
-        ),
+        Ok(compute) => {
+            send(
+                &Request::Image {
+                    name: image.name.clone(),
+                    label: image.label,
+                    title: image.title.clone(),
+                    compute,
+                },
+                Some(&image.bytes),
+            );
+            with_ui(|u| u.image = Some(image));
+        }
         Err(e) => show_error(&e),
     }
 }

@@ -19,6 +19,14 @@ pub struct Ui {
     pub(crate) chosen: [Option<String>; 2],
     pub(crate) backend: Backend,
     pub(crate) worker: Worker,
+    /// The script `worker` runs ([`crate::worker_script`]).
+    pub(crate) script: &'static str,
+    /// `models/manifest.json` as text (sent to every worker the page starts).
+    pub(crate) manifest_text: String,
+    /// The image last sent (file name, label, title, bytes), sent again to a new worker.
+    pub(crate) image: Option<SentImage>,
+    /// Whether the worker was replaced (backend switch) and still needs the image.
+    pub(crate) resend_image: bool,
     /// The last drawn result, for redrawing when only the opacity changes.
     pub(crate) last: Option<state::Output>,
     /// The generation of the newest request; only its answers are drawn.
@@ -31,6 +39,15 @@ pub struct Ui {
     pub(crate) ready: bool,
     /// Attaches the event handlers (called once, when the worker is ready).
     pub(crate) wire_events: fn(),
+}
+
+/// An image the page sent to the worker.
+#[derive(Clone)]
+pub struct SentImage {
+    pub(crate) name: String,
+    pub(crate) label: Option<usize>,
+    pub(crate) title: String,
+    pub(crate) bytes: Vec<u8>,
 }
 
 thread_local! {

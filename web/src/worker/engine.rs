@@ -40,6 +40,7 @@ pub struct Engine {
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    #[cfg(feature = "webgpu")]
     static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
 }
 
@@ -84,6 +85,7 @@ pub(crate) async fn init(text: &str, want: Backend) -> Result<(), String> {
 }
 
 /// Creates the device for `want`: WebGPU when the browser offers an adapter, else the CPU.
+#[cfg(feature = "webgpu")]
 async fn make_device(want: Backend) -> (Backend, Device, String) {
     if want == Backend::WebGpu {
         if let Some(d) = WEBGPU.with(|w| w.borrow().clone()) {
@@ -113,6 +115,17 @@ async fn make_device(want: Backend) -> (Backend, Device, String) {
         };
     }
     (Backend::Cpu, Device::flex(), String::new())
+}
+
+/// Creates the device of the CPU-only worker (`worker_cpu`): the CPU, whatever the wish (the
+/// page starts the WebGPU worker for WebGPU).
+#[cfg(not(feature = "webgpu"))]
+async fn make_device(want: Backend) -> (Backend, Device, String) {
+    let note = match want {
+        Backend::WebGpu => "this worker was built without WebGPU: using the CPU",
+        Backend::Cpu => "",
+    };
+    (Backend::Cpu, Device::flex(), note.into())
 }
 
 /// Switches the backend: drops the models loaded on the old one (the caller drops the live run).
