@@ -45,6 +45,14 @@ async fn init(wire_events: fn()) -> Result<(), String> {
     if params.get("embed").is_some_and(|v| v == "1") {
         dom::set_body_class("embed");
     }
+    let want = match params.get("backend").map(String::as_str) {
+        Some("cpu") => Backend::Cpu,
+        _ => Backend::WebGpu,
+    };
+    // The worker compiles its wasm while the page fetches the manifest; it gets the manifest
+    // (`Init`) once both are there.
+    let script = worker_script(want);
+    let worker = spawn_worker(script, want)?;
     set_text("status", "loading models/manifest.json …");
     let bytes = fetch_bytes("models/manifest.json").await.map_err(|e| {
         format!(
@@ -54,13 +62,7 @@ async fn init(wire_events: fn()) -> Result<(), String> {
     let manifest = Manifest::parse(&bytes)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| "models/manifest.json is not UTF-8 text".to_string())?;
-    let want = match params.get("backend").map(String::as_str) {
-        Some("cpu") => Backend::Cpu,
-        _ => Backend::WebGpu,
-    };
-    set_text("status", "starting the compute worker …");
-    let script = worker_script(want);
-    let worker = spawn_worker(script, want, text.clone())?;
+    set_text("status", "waiting for the compute worker …");
     UI.with(|a| {
         *a.borrow_mut() = Some(Ui {
             set: first_set(&manifest, &params),
@@ -81,17 +83,37 @@ async fn init(wire_events: fn()) -> Result<(), String> {
         })
     });
     with_ui(|u| controls::fill_controls(u, &params));
+    if ALIVE_BEFORE_MANIFEST.take() {
+        send_init(want);
+    }
     Ok(())
 }
 
-/// Starts the compute worker `script`, which initialises itself for `want` with the manifest
-/// `text`.
-fn spawn_worker(script: &'static str, want: Backend, text: String) -> Result<Worker, String> {
+thread_local! {
+    /// Whether the first worker said it was alive before the page had the manifest.
+    static ALIVE_BEFORE_MANIFEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sends the worker the manifest and the backend wish.
+fn send_init(want: Backend) {
+    if let Some(manifest) = with_ui(|u| u.manifest_text.clone()) {
+        send(
+            &Request::Init {
+                manifest,
+                backend: want,
+            },
+            None,
+        );
+    }
+}
+
+/// Starts the compute worker `script`, which is initialised for `want` when it says it is alive.
+fn spawn_worker(script: &'static str, want: Backend) -> Result<Worker, String> {
     let worker = Worker::new(script)
         .map_err(|e| format!("cannot start the compute worker {script}: {e:?}"))?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         match protocol::decode::<Event>(&ev.data(), "worker") {
-            Ok((event, _)) => on_event(event, &text, want),
+            Ok((event, _)) => on_event(event, want),
             Err(e) => show_error(&e),
         }
     });
@@ -111,17 +133,15 @@ fn spawn_worker(script: &'static str, want: Backend, text: String) -> Result<Wor
 }
 
 /// One message of the worker.
-fn on_event(event: Event, manifest_text: &str, want: Backend) {
+fn on_event(event: Event, want: Backend) {
     match event {
         Event::Alive { registry } => {
             view::render_registry(&registry);
-            send(
-                &Request::Init {
-                    manifest: manifest_text.to_string(),
-                    backend: want,
-                },
-                None,
-            );
+            if with_ui(|_| ()).is_some() {
+                send_init(want);
+            } else {
+                ALIVE_BEFORE_MANIFEST.set(true);
+            }
         }
         Event::Backend { backend, note } => {
             let first = with_ui(|u| {
@@ -272,14 +292,14 @@ pub fn redraw() {
 /// worker (WebGPU and CPU-only, [`worker_script`]), the page replaces it (a live run ends with it).
 pub fn switch_backend(want: Backend) {
     let script = worker_script(want);
-    let Some((current, text)) = with_ui(|u| (u.script, u.manifest_text.clone())) else {
+    let Some(current) = with_ui(|u| u.script) else {
         return;
     };
     if script == current {
         send(&Request::SwitchBackend { want }, None);
         return;
     }
-    match spawn_worker(script, want, text) {
+    match spawn_worker(script, want) {
         Ok(worker) => {
             with_ui(|u| {
                 std::mem::replace(&mut u.worker, worker).terminate();

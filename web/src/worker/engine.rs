@@ -14,6 +14,7 @@ use foolmap::fooling::{self, FoolingType};
 use foolmap::image::{Rgb8, eval_crop};
 use foolmap::scores::{read_back, read_back_async};
 use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore, StateDict};
+use futures_lite::future::zip;
 use wasm_bindgen::prelude::*;
 use web_sys::DedicatedWorkerGlobalScope;
 
@@ -235,13 +236,15 @@ async fn both_params(
     c: &Compute,
     live: Option<LiveModel>,
 ) -> Result<(Rc<ParamStore>, Rc<ParamStore>, String), String> {
-    let p0 = params_for(&c.original).await?;
     let gallery = with_engine(|e| e.manifest.kind_of(&c.original) == Some(SetKind::Gallery));
-    let (p1, name) = match live.filter(|_| gallery == Some(true)) {
-        Some((p, name)) => (Rc::new(p), name),
-        None => (params_for(&c.fooled).await?, c.fooled.clone()),
-    };
-    Ok((p0, p1, name))
+    match live.filter(|_| gallery == Some(true)) {
+        Some((p, name)) => Ok((params_for(&c.original).await?, Rc::new(p), name)),
+        None => {
+            // Both files are fetched at once (the first computation waits for both).
+            let (p0, p1) = zip(params_for(&c.original), params_for(&c.fooled)).await;
+            Ok((p0?, p1?, c.fooled.clone()))
+        }
+    }
 }
 
 async fn compute(c: &Compute, live: Option<LiveModel>) -> Result<Option<state::Output>, String> {
