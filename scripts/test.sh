@@ -39,6 +39,12 @@ for f in 'burn-cubecl feature "fusion"' 'burn-cubecl feature "autotune"'; do
   grep -qF "$f" <<<"$cubecl" || { echo "missing in the default build: $f"; exit 1; }; echo "ok: $f"
 done
 
+step "the page's wasm does not depend on Burn (cargo tree of the app's feature set)"
+page_tree=$(cargo tree -p foolmap-web --no-default-features --target wasm32-unknown-unknown -e normal --offline 2>/dev/null \
+  || cargo tree -p foolmap-web --no-default-features --target wasm32-unknown-unknown -e normal)
+if grep -E '^[^a-z]*(burn|cubecl)' <<<"$page_tree"; then echo "the page's build depends on Burn (above)"; exit 1; fi
+echo "ok: no burn or cubecl crate in the page's dependency tree"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -23,21 +23,29 @@ pub mod fooling;
 pub mod image;
 pub mod labels;
 pub mod manifest;
+#[cfg(feature = "tensor")]
 pub mod maps;
+#[cfg(feature = "tensor")]
 pub mod metrics;
 pub mod model;
 pub mod params;
+#[cfg(feature = "tensor")]
 pub mod recalibrate;
 pub mod scores;
+#[cfg(feature = "tensor")]
 pub mod session;
 pub mod split;
 pub mod state;
 pub mod stats;
+#[cfg(feature = "tensor")]
 pub mod train;
 
 pub use arch::{Architecture, Dataset, Net};
 pub use error::{FoolmapError, Result};
-pub use explain::{Interpreter, InterpreterOptions};
+pub use explain::Interpreter;
+#[cfg(feature = "tensor")]
+pub use explain::InterpreterOptions;
+#[cfg(feature = "tensor")]
 pub use params::ParamStore;
 pub use state::StateDict;
 
@@ -60,5 +68,6 @@ macro_rules! serde_by_id {
 }
 serde_by_id!(Architecture, Interpreter, fooling::FoolingType);
 
+#[cfg(feature = "tensor")]
 /// Re-export of the Burn version this crate is built against.
 pub use burn;

@@ -5,11 +5,15 @@
 //! (frozen, `H0` in spec §1.1) and with the weights being fooled (autodiff leaves), and loading,
 //! export, optimisers, weight noise and re-initialisation all work on one flat list.
 
+#[cfg(feature = "tensor")]
 use std::collections::BTreeSet;
 
+#[cfg(feature = "tensor")]
 use burn::tensor::{Device, Tensor, TensorData};
 
+#[cfg(feature = "tensor")]
 use crate::error::{FoolmapError, Result};
+#[cfg(feature = "tensor")]
 use crate::state::{StateDict, TensorRecord};
 
 /// Index of a parameter in its [`ParamStore`].
@@ -51,6 +55,7 @@ pub struct ParamSpec {
     pub kind: ParamKind,
 }
 
+#[cfg(feature = "tensor")]
 /// The values of a network's parameters, in declaration order.
 #[derive(Debug, Clone)]
 pub struct ParamStore {
@@ -108,6 +113,7 @@ impl Init {
     }
 }
 
+#[cfg(feature = "tensor")]
 impl ParamStore {
     /// Random values drawn from each spec's initialiser with a fixed seed.
     pub fn random(specs: &[ParamSpec], seed: u64, device: &Device) -> Self {

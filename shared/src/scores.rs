@@ -2,10 +2,13 @@
 //! (equal values: the lower index first), and the one tensor read-back every caller uses.
 //! `top1` of [`crate::train`], the trainer's commands and the page all rank classes with these.
 
+#[cfg(feature = "tensor")]
 use burn::tensor::Tensor;
 
+#[cfg(feature = "tensor")]
 use crate::error::{FoolmapError, Result};
 
+#[cfg(feature = "tensor")]
 /// Reads a tensor back to the host as `f32` values in row-major order (any shape `D`).
 pub fn read_back<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
@@ -14,6 +17,7 @@ pub fn read_back<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| FoolmapError::invalid("tensor read-back", format!("{e:?}")))
 }
 
+#[cfg(feature = "tensor")]
 /// [`read_back`] without blocking: the only read-back WebGPU allows (a synchronous one panics
 /// there); the page's worker uses it for every map, logit and loss.
 pub async fn read_back_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {

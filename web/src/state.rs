@@ -111,7 +111,7 @@ pub fn live_types() -> Vec<FoolingType> {
     FoolingType::ALL
         .iter()
         .copied()
-        .filter(|k| k.passive().is_some())
+        .filter(|k| k.is_passive())
         .collect()
 }
 

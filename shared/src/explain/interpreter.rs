@@ -3,13 +3,19 @@
 //! Tap-level interpreters (`lrp_t`, `grad_cam`, `simple_grad_t`) are the fooling targets; the
 //! input-level ones serve evaluation and the transfer study (spec §6.5, §7.2).
 
+#[cfg(feature = "tensor")]
 use burn::tensor::{Tensor, TensorData};
 
+#[cfg(feature = "tensor")]
 use super::{GradOptions, LrpOptions, Sweep, back_seq};
+#[cfg(feature = "tensor")]
 use crate::arch::Net;
 use crate::error::{FoolmapError, Result};
+#[cfg(feature = "tensor")]
 use crate::maps::{abs_max_norm, max_norm, minmax};
+#[cfg(feature = "tensor")]
 use crate::model::SeqTrace;
+#[cfg(feature = "tensor")]
 use crate::params::{ParamStore, SplitMix};
 
 /// Where a map lives.
@@ -137,6 +143,7 @@ impl Interpreter {
     }
 }
 
+#[cfg(feature = "tensor")]
 /// Settings shared by all interpreters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct InterpreterOptions {
@@ -156,6 +163,7 @@ pub struct InterpreterOptions {
     pub seed: u64,
 }
 
+#[cfg(feature = "tensor")]
 impl Default for InterpreterOptions {
     fn default() -> Self {
         Self {
@@ -170,6 +178,7 @@ impl Default for InterpreterOptions {
     }
 }
 
+#[cfg(feature = "tensor")]
 /// `[N, K, 1, 1]` one-hot of `classes`, after checking every class is below `k`.
 pub fn one_hot(classes: &[usize], k: usize, device: &burn::tensor::Device) -> Result<Tensor<4>> {
     if let Some(&bad) = classes.iter().find(|&&c| c >= k) {
@@ -186,12 +195,14 @@ pub fn one_hot(classes: &[usize], k: usize, device: &burn::tensor::Device) -> Re
     Ok(Tensor::from_data(TensorData::new(v, [n, k, 1, 1]), device))
 }
 
+#[cfg(feature = "tensor")]
 /// Logits `[N, K]` of a trace.
 pub fn logits(tr: &SeqTrace) -> Tensor<2> {
     let [n, k, _, _] = tr.output.dims();
     tr.output.clone().reshape([n, k])
 }
 
+#[cfg(feature = "tensor")]
 /// The raw signal of a sweep at the input of node `stop` (tap or 0 = image):
 /// `∂ logit_c / ∂ A` for [`Sweep::Gradient`], the relevance for [`Sweep::Lrp`].
 ///
@@ -221,6 +232,7 @@ pub fn signal(
     Ok(back_seq(&net.seq, p, tr, seed, stop, sweep))
 }
 
+#[cfg(feature = "tensor")]
 /// A map from a single trace (every interpreter but SmoothGrad and IG).
 ///
 /// # Shapes
@@ -267,6 +279,7 @@ pub fn explain_traced(
     })
 }
 
+#[cfg(feature = "tensor")]
 /// A map for images `x` `[N, 3, H, W]` (normalised) and one class per image.
 pub fn explain(
     net: &Net,
@@ -325,6 +338,7 @@ pub fn explain(
     }
 }
 
+#[cfg(feature = "tensor")]
 /// `[N, C, h, w] → [N, h, w]`, summing channels.
 pub fn channel_sum(x: Tensor<4>) -> Tensor<3> {
     let [n, _, h, w] = x.dims();

@@ -7,20 +7,31 @@
 //! constant masks, a fooling loss on the resulting map needs only first-order autodiff, and the
 //! browser needs no autodiff at all.
 
+#[cfg(feature = "tensor")]
 mod blocks;
 pub mod interpreter;
+#[cfg(feature = "tensor")]
 pub mod rules;
 
+#[cfg(feature = "tensor")]
 use burn::tensor::Tensor;
+#[cfg(feature = "tensor")]
 use burn::tensor::module::conv_transpose2d;
+#[cfg(feature = "tensor")]
 use burn::tensor::ops::ConvTransposeOptions;
 
+#[cfg(feature = "tensor")]
 use crate::model::{BatchNorm, Conv, Linear, Node, NodeTrace, Seq, SeqTrace};
+#[cfg(feature = "tensor")]
 use crate::params::ParamStore;
+#[cfg(feature = "tensor")]
 use rules::BiasMode;
 
-pub use interpreter::{Interpreter, InterpreterOptions, Level};
+#[cfg(feature = "tensor")]
+pub use interpreter::InterpreterOptions;
+pub use interpreter::{Interpreter, Level};
 
+#[cfg(feature = "tensor")]
 /// Options of the gradient sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GradOptions {
@@ -29,6 +40,7 @@ pub struct GradOptions {
     pub legacy_bn_grad: bool,
 }
 
+#[cfg(feature = "tensor")]
 /// How BatchNorm is treated by LRP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BnMode {
@@ -39,6 +51,7 @@ pub enum BnMode {
     Identity,
 }
 
+#[cfg(feature = "tensor")]
 /// Options of the LRP-Composite sweep (spec §4.1, §6.5).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LrpOptions {
@@ -54,6 +67,7 @@ pub struct LrpOptions {
     pub residual_code_faithful: bool,
 }
 
+#[cfg(feature = "tensor")]
 impl Default for LrpOptions {
     fn default() -> Self {
         Self {
@@ -66,6 +80,7 @@ impl Default for LrpOptions {
     }
 }
 
+#[cfg(feature = "tensor")]
 /// Which backward pass to run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sweep {
@@ -75,6 +90,7 @@ pub enum Sweep {
     Lrp(LrpOptions),
 }
 
+#[cfg(feature = "tensor")]
 /// Gradient of a convolution with respect to its input: `convT(g, W)` with the same stride and
 /// padding and the output padding that restores the input size.
 ///
@@ -100,6 +116,7 @@ pub fn conv_input_grad(
     conv_transpose2d(g, w, None, opts)
 }
 
+#[cfg(feature = "tensor")]
 /// Copies every value of `x` `[N, C, h, w]` to its `k×k` block; result cropped to `out_dims`.
 pub fn upsample_blocks(x: Tensor<4>, k: usize, out_dims: [usize; 4]) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
@@ -119,6 +136,7 @@ pub fn upsample_blocks(x: Tensor<4>, k: usize, out_dims: [usize; 4]) -> Tensor<4
     }
 }
 
+#[cfg(feature = "tensor")]
 /// Backward of the option-A shortcut: drop the padded channels and put the signal back at the
 /// positions `x[:, :, ::2, ::2]` it was copied from.
 ///
@@ -148,6 +166,7 @@ pub fn option_a_back(r: Tensor<4>, pad: usize, in_dims: [usize; 4]) -> Tensor<4>
     }
 }
 
+#[cfg(feature = "tensor")]
 impl Conv {
     fn back(&self, p: &ParamStore, a: &Tensor<4>, r: Tensor<4>, sw: &Sweep) -> Tensor<4> {
         match sw {
@@ -195,6 +214,7 @@ impl Conv {
     }
 }
 
+#[cfg(feature = "tensor")]
 /// The canonizer: weights and bias of the convolution with the following BatchNorm folded in.
 /// It is a pure function of the parameters (nothing is modified), hence trivially reversible.
 ///
@@ -212,6 +232,7 @@ pub fn fold_bn(conv: &Conv, bn: &BatchNorm, p: &ParamStore) -> (Tensor<4>, Tenso
     (w, b)
 }
 
+#[cfg(feature = "tensor")]
 /// Runs the sweep `sw` over `seq` from its output back to the input of node `stop`.
 ///
 /// `r` is the signal at the output of `seq`; the result has the shape of `tr.inputs[stop]`.
@@ -242,6 +263,7 @@ pub fn back_seq(
     r
 }
 
+#[cfg(feature = "tensor")]
 /// One node of a sweep: the signal `r` at its output back to its input `a`.
 fn back_node(
     node: &Node,
@@ -308,6 +330,7 @@ fn back_node(
     }
 }
 
+#[cfg(feature = "tensor")]
 impl BatchNorm {
     /// Eval-mode BatchNorm: LRP passes `r` unchanged, the gradient scales it per channel.
     fn back(&self, p: &ParamStore, r: Tensor<4>, sw: &Sweep) -> Tensor<4> {
@@ -327,6 +350,7 @@ impl BatchNorm {
     }
 }
 
+#[cfg(feature = "tensor")]
 impl Linear {
     /// Fully connected layer on `[N, F, 1, 1]`: `r·W` (gradient) or the ε rule (LRP).
     fn back(&self, p: &ParamStore, a: &Tensor<4>, r: Tensor<4>, sw: &Sweep) -> Tensor<4> {

@@ -1,13 +1,18 @@
 //! Location fooling (docs/method.md §4; spec §5.1): push the map onto a border frame.
 
+#[cfg(feature = "tensor")]
 use burn::tensor::{Tensor, TensorData};
 
+#[cfg(feature = "tensor")]
 use super::{Direction, Passive};
+#[cfg(feature = "tensor")]
 use crate::error::Result;
 
+#[cfg(feature = "tensor")]
 /// The Location fooling type.
 pub struct Location;
 
+#[cfg(feature = "tensor")]
 impl Passive for Location {
     fn needs_reference(&self) -> bool {
         false
@@ -38,6 +43,7 @@ pub fn location_mask(h: usize, w: usize) -> Vec<f32> {
         .collect()
 }
 
+#[cfg(feature = "tensor")]
 fn mask_tensor(map: &Tensor<3>) -> Tensor<3> {
     let [_, h, w] = map.dims();
     Tensor::from_data(
@@ -46,6 +52,7 @@ fn mask_tensor(map: &Tensor<3>) -> Tensor<3> {
     )
 }
 
+#[cfg(feature = "tensor")]
 /// Per-image Location statistic `mean_pixels (M − H)²` → `[N]` (spec §7.2).
 pub fn location_stat(h: Tensor<3>) -> Tensor<1> {
     let [n, hh, ww] = h.dims();
@@ -57,6 +64,7 @@ pub fn location_stat(h: Tensor<3>) -> Tensor<1> {
         .reshape([n])
 }
 
+#[cfg(feature = "tensor")]
 /// Location loss `mean_n mean_pixels (M − H)²` → `[1]` (spec §5.1).
 pub fn location_loss(h: Tensor<3>) -> Tensor<1> {
     location_stat(h).mean()

@@ -4,20 +4,30 @@
 //! Maps are `[N, h, w]`. `H0` (the original model's map) is always a constant: callers pass a
 //! tensor computed without autodiff or detached.
 
+#[cfg(feature = "tensor")]
 use burn::tensor::Tensor;
 
 use crate::error::{FoolmapError, Result};
 
+#[cfg(feature = "tensor")]
 mod active;
+#[cfg(feature = "tensor")]
 mod center_mass;
 mod location;
+#[cfg(feature = "tensor")]
 mod topk;
 
+#[cfg(feature = "tensor")]
 pub use active::active_loss;
+#[cfg(feature = "tensor")]
 pub use center_mass::{CenterMass, center_mass_loss, center_mass_stat, center_of_mass};
-pub use location::{Location, location_loss, location_mask, location_stat};
+pub use location::location_mask;
+#[cfg(feature = "tensor")]
+pub use location::{Location, location_loss, location_stat};
+#[cfg(feature = "tensor")]
 pub use topk::{TopK, topk_loss, topk_positions, topk_stat};
 
+#[cfg(feature = "tensor")]
 /// A passive fooling type (docs/method.md §4, §6): its loss on the tap maps of a batch and its
 /// per-image statistic, whether both need the original model's map `H0`, and which way the
 /// statistic moves when the map is fooled. One file per type; [`FoolingType::passive`] is the
@@ -38,6 +48,7 @@ pub trait Passive: Sync {
     fn statistic(&self, h: Tensor<3>, h0: Option<Tensor<3>>) -> Result<Tensor<1>>;
 }
 
+#[cfg(feature = "tensor")]
 /// `h0`, or an error naming the fooling type that needs it.
 fn reference(h0: Option<Tensor<3>>, kind: &str) -> Result<Tensor<3>> {
     h0.ok_or_else(|| FoolmapError::invalid("H0", format!("`{kind}` needs the original map")))
@@ -79,7 +90,15 @@ macro_rules! fooling_types {
                 match self { $(FoolingType::$variant => $id),* }
             }
 
+            /// Whether the type is passive (a per-image statistic and a loss on one map), read
+            /// from the registry line without the tensor stack (a test checks it against
+            /// [`FoolingType::passive`]).
+            pub fn is_passive(self) -> bool {
+                match self { $(FoolingType::$variant => stringify!($imp) != "None"),* }
+            }
+
             /// The passive implementation (`None`: active fooling).
+            #[cfg(feature = "tensor")]
             pub fn passive(self) -> Option<&'static dyn Passive> {
                 match self { $(FoolingType::$variant => $imp),* }
             }
@@ -120,12 +139,14 @@ impl std::str::FromStr for FoolingType {
 }
 
 impl FoolingType {
+    #[cfg(feature = "tensor")]
     /// Direction of the per-image statistic (spec §7.3); `None` for Active, which is scored by
     /// the correlation metrics of §7.4.
     pub fn direction(self) -> Option<Direction> {
         self.passive().map(|p| p.direction())
     }
 
+    #[cfg(feature = "tensor")]
     /// Whether training and scoring need the original model's map `H0` (Top-k, Center-mass,
     /// and Active's targets).
     pub fn needs_reference(self) -> bool {
@@ -137,6 +158,7 @@ impl FoolingType {
         (0.0, 1.0)
     }
 
+    #[cfg(feature = "tensor")]
     /// Whether a statistic value counts as fooled at threshold `tau` (default 0.15).
     pub fn is_fooled(self, s: f64, tau: f64) -> bool {
         match self.direction() {
@@ -147,6 +169,7 @@ impl FoolingType {
     }
 }
 
+#[cfg(feature = "tensor")]
 /// Per-image statistic of a passive fooling type (spec §7.2); `h0` is needed where
 /// [`FoolingType::needs_reference`].
 pub fn statistic(kind: FoolingType, h: Tensor<3>, h0: Option<Tensor<3>>) -> Result<Tensor<1>> {
@@ -160,6 +183,7 @@ pub fn statistic(kind: FoolingType, h: Tensor<3>, h0: Option<Tensor<3>>) -> Resu
         .statistic(h, h0)
 }
 
+#[cfg(feature = "tensor")]
 /// Passive fooling loss (spec §5.1–5.3); `h0` is needed where [`FoolingType::needs_reference`].
 pub fn passive_loss(kind: FoolingType, h: Tensor<3>, h0: Option<Tensor<3>>) -> Result<Tensor<1>> {
     kind.passive()
@@ -205,6 +229,9 @@ mod tests {
         assert!(!FoolingType::Location.needs_reference());
         assert!(FoolingType::TopK.needs_reference() && FoolingType::CenterMass.needs_reference());
         assert!(FoolingType::Active.needs_reference() && FoolingType::Active.direction().is_none());
+        for t in FoolingType::ALL {
+            assert_eq!(t.is_passive(), t.passive().is_some(), "{t}");
+        }
         // A type that needs H0 says so by name when it is missing.
         let dev = burn::tensor::Device::flex();
         let h = Tensor::<3>::from_data(TensorData::new(vec![0.5f32; 2 * 7 * 7], [2, 7, 7]), &dev);

@@ -3,6 +3,7 @@
 
 mod resize;
 
+#[cfg(feature = "tensor")]
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::arch::Dataset;
@@ -158,6 +159,7 @@ pub fn denormalize(chw: &[f32], width: usize, height: usize) -> Rgb8 {
     }
 }
 
+#[cfg(feature = "tensor")]
 /// Stacks preprocessed images (all the same size) into a `[N, 3, H, W]` tensor.
 pub fn batch(images: &[Rgb8], device: &Device) -> Result<Tensor<4>> {
     let first = images

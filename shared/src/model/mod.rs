@@ -6,11 +6,13 @@
 //! the input of one top-level node. All activations are rank-4 `[N, C, H, W]`; fully connected
 //! layers act on `[N, F, 1, 1]`, so one sweep handles convolutional and dense parts alike.
 
+#[cfg(feature = "tensor")]
 mod forward;
 mod spec;
 
 use crate::params::ParamId;
 
+#[cfg(feature = "tensor")]
 pub use forward::{FireTrace, NodeTrace, ResidualTrace, SeqTrace, option_a};
 pub use spec::SpecBuilder;
 
