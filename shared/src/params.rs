@@ -6,15 +6,12 @@
 //! export, optimisers, weight noise and re-initialisation all work on one flat list.
 
 #[cfg(feature = "tensor")]
-use std::collections::BTreeSet;
-
-#[cfg(feature = "tensor")]
-use burn::tensor::{Device, Tensor, TensorData};
-
-#[cfg(feature = "tensor")]
-use crate::error::{FoolmapError, Result};
-#[cfg(feature = "tensor")]
-use crate::state::{StateDict, TensorRecord};
+use {
+    crate::error::{FoolmapError, Result},
+    crate::state::{StateDict, TensorRecord},
+    burn::tensor::{Device, Tensor, TensorData},
+    std::collections::BTreeSet,
+};
 
 /// Index of a parameter in its [`ParamStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

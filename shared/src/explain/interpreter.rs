@@ -3,20 +3,16 @@
 //! Tap-level interpreters (`lrp_t`, `grad_cam`, `simple_grad_t`) are the fooling targets; the
 //! input-level ones serve evaluation and the transfer study (spec §6.5, §7.2).
 
-#[cfg(feature = "tensor")]
-use burn::tensor::{Tensor, TensorData};
-
-#[cfg(feature = "tensor")]
-use super::{GradOptions, LrpOptions, Sweep, back_seq};
-#[cfg(feature = "tensor")]
-use crate::arch::Net;
 use crate::error::{FoolmapError, Result};
 #[cfg(feature = "tensor")]
-use crate::maps::{abs_max_norm, max_norm, minmax};
-#[cfg(feature = "tensor")]
-use crate::model::SeqTrace;
-#[cfg(feature = "tensor")]
-use crate::params::{ParamStore, SplitMix};
+use {
+    super::{GradOptions, LrpOptions, Sweep, back_seq},
+    crate::arch::Net,
+    crate::maps::{abs_max_norm, max_norm, minmax},
+    crate::model::SeqTrace,
+    crate::params::{ParamStore, SplitMix},
+    burn::tensor::{Tensor, TensorData},
+};
 
 /// Where a map lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

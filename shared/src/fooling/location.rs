@@ -1,12 +1,11 @@
 //! Location fooling (docs/method.md §4; spec §5.1): push the map onto a border frame.
 
 #[cfg(feature = "tensor")]
-use burn::tensor::{Tensor, TensorData};
-
-#[cfg(feature = "tensor")]
-use super::{Direction, Passive};
-#[cfg(feature = "tensor")]
-use crate::error::Result;
+use {
+    super::{Direction, Passive},
+    crate::error::Result,
+    burn::tensor::{Tensor, TensorData},
+};
 
 #[cfg(feature = "tensor")]
 /// The Location fooling type.

@@ -17,15 +17,15 @@ mod location;
 #[cfg(feature = "tensor")]
 mod topk;
 
-#[cfg(feature = "tensor")]
-pub use active::active_loss;
-#[cfg(feature = "tensor")]
-pub use center_mass::{CenterMass, center_mass_loss, center_mass_stat, center_of_mass};
 pub use location::location_mask;
+// The losses and statistics on tensors.
 #[cfg(feature = "tensor")]
-pub use location::{Location, location_loss, location_stat};
-#[cfg(feature = "tensor")]
-pub use topk::{TopK, topk_loss, topk_positions, topk_stat};
+pub use {
+    active::active_loss,
+    center_mass::{CenterMass, center_mass_loss, center_mass_stat, center_of_mass},
+    location::{Location, location_loss, location_stat},
+    topk::{TopK, topk_loss, topk_positions, topk_stat},
+};
 
 #[cfg(feature = "tensor")]
 /// A passive fooling type (docs/method.md §4, §6): its loss on the tap maps of a batch and its
