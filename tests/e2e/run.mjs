@@ -126,9 +126,11 @@ function readNpy(file) {
 const fooled = () => manifest.models.find((m) => m.role === 'fooled');
 const bench = {};
 
-/** Bytes of `file` after `gzip -9` (what a static host sends compressed). */
+/** Bytes of `file` after `gzip -9` (what a static host sends compressed); each file compressed once. */
+const gzipped = new Map();
 function gzipBytes(file) {
-  return zlib.gzipSync(fs.readFileSync(file), { level: 9 }).length;
+  if (!gzipped.has(file)) gzipped.set(file, zlib.gzipSync(fs.readFileSync(file), { level: 9 }).length);
+  return gzipped.get(file);
 }
 
 /** What the page fetched from `urls` (same-origin, each once): files of the build, raw and gzipped. */
@@ -146,11 +148,13 @@ function fetched(urls) {
 // Page-ready time (navigation → first maps drawn), then a warm recompute for per-interpreter times.
 async function measure(backend) {
   const m = fooled();
+  const query = `?backend=${backend}&model=${m.id}&interpreter=${m.interpreter}&image=cat_1.png`;
+  const firstMaps = async (p) => Math.round(await p.evaluate(() => window.__firstMapsMs));
   const t0 = Date.now();
-  const page = await open(`?backend=${backend}&model=${m.id}&interpreter=${m.interpreter}&image=cat_1.png`);
+  const page = await open(query);
   const first = await result(page);
   const wall = Date.now() - t0; // with the browser context's creation
-  const ready = Math.round(await page.evaluate(() => window.__firstMapsMs));
+  const ready = await firstMaps(page);
   const loaded = fetched(page.urls);
   await page.selectOption('#interpreter', 'lrp');
   const warm = await result(page, 1);
@@ -160,9 +164,9 @@ async function measure(backend) {
     // One load varies by ±30 % on this machine: five more, each in a fresh browser context.
     const runs = [ready];
     for (let i = 0; i < 5; i++) {
-      const p = await open(`?backend=cpu&model=${m.id}&interpreter=${m.interpreter}&image=cat_1.png`);
+      const p = await open(query);
       await result(p);
-      runs.push(Math.round(await p.evaluate(() => window.__firstMapsMs)));
+      runs.push(await firstMaps(p));
       await p.close();
     }
     const sorted = [...runs].sort((a, b) => a - b);

@@ -58,6 +58,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend a `?backend=` value or the switch's value asks for: the CPU for `cpu`,
+    /// otherwise WebGPU (which falls back to the CPU where the browser has none).
+    fn wish(value: Option<&str>) -> Backend {
+        match value {
+            Some("cpu") => Backend::Cpu,
+            _ => Backend::WebGpu,
+        }
+    }
     fn id(self) -> &'static str {
         match self {
             Backend::WebGpu => "webgpu",

@@ -45,10 +45,7 @@ async fn init(wire_events: fn()) -> Result<(), String> {
     if params.get("embed").is_some_and(|v| v == "1") {
         dom::set_body_class("embed");
     }
-    let want = match params.get("backend").map(String::as_str) {
-        Some("cpu") => Backend::Cpu,
-        _ => Backend::WebGpu,
-    };
+    let want = Backend::wish(params.get("backend").map(String::as_str));
     // The worker compiles its wasm while the page fetches the manifest; it gets the manifest
     // (`Init`) once both are there.
     let script = worker_script(want);

@@ -60,11 +60,7 @@ fn wire_controls() {
     }
     if let Some(e) = el("backend") {
         on(&e, "change", |_| {
-            let want = match select_value("backend").as_deref() {
-                Some("cpu") => Backend::Cpu,
-                _ => Backend::WebGpu,
-            };
-            actions::switch_backend(want);
+            actions::switch_backend(Backend::wish(select_value("backend").as_deref()));
         });
     }
 }
