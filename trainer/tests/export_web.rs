@@ -288,7 +288,49 @@ fn a_cifar_and_an_imagenet_model_make_a_gallery_set_and_a_photo_set() {
     assert!(!p.gallery.is_empty());
     for g in &p.gallery {
         assert!(dist.join(&g.file).is_file(), "{}", g.file);
+        // Each photo has a 96 × 96 JPEG preview, a small fraction of the photo's bytes, showing
+        // the photo's centre (its mean colour is the centre square's, within JPEG's error).
+        let thumb = dist.join(g.thumb.as_ref().expect("a photo has a preview"));
+        let tb = std::fs::read(&thumb).unwrap();
+        let photo = std::fs::read(dist.join(&g.file)).unwrap();
+        assert!(tb.starts_with(&[0xFF, 0xD8]), "{}: a JPEG", thumb.display());
+        assert!(
+            tb.len() * 10 < photo.len(),
+            "{}: {} bytes",
+            thumb.display(),
+            tb.len()
+        );
+        let t = image::load_from_memory(&tb).unwrap().to_rgb8();
+        assert_eq!(t.dimensions(), (96, 96));
+        let full = image::load_from_memory(&photo).unwrap().to_rgb8();
+        let side = full.width().min(full.height());
+        let (x0, y0) = ((full.width() - side) / 2, (full.height() - side) / 2);
+        let mean = |px: &mut dyn Iterator<Item = [u8; 3]>| {
+            let (mut s, mut n) = ([0f64; 3], 0f64);
+            for p in px {
+                for c in 0..3 {
+                    s[c] += p[c] as f64;
+                }
+                n += 1.0;
+            }
+            s.map(|v| v / n)
+        };
+        let mt = mean(&mut t.pixels().map(|p| p.0));
+        let mf = mean(
+            &mut (y0..y0 + side)
+                .flat_map(|y| (x0..x0 + side).map(move |x| (x, y)))
+                .map(|(x, y)| full.get_pixel(x, y).0),
+        );
+        for c in 0..3 {
+            assert!(
+                (mt[c] - mf[c]).abs() < 4.0,
+                "{}: channel {c}: {mt:?} vs {mf:?}",
+                g.file
+            );
+        }
     }
+    // The CIFAR-10 images are their own previews.
+    assert!(m.gallery.iter().all(|g| g.thumb.is_none()));
     // `--original` cannot say which set it is for.
     let mut a = args(fooled, &tmp.path().join("dist2"));
     a.original = Some(data_root().join("weights/resnet20_cifar10.safetensors"));

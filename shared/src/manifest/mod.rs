@@ -81,6 +81,18 @@ pub struct GalleryEntry {
     /// Its class, when known.
     #[serde(default)]
     pub label: Option<usize>,
+    /// A small square preview (96 × 96 JPEG), relative to the page, for a large photo: the
+    /// gallery shows it and the page fetches `file` only when the image is chosen. `None`: the
+    /// image is small enough to be its own preview (CIFAR-10's 32 × 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb: Option<String>,
+}
+
+impl GalleryEntry {
+    /// What the gallery shows: the preview, or the image itself.
+    pub fn preview(&self) -> &str {
+        self.thumb.as_deref().unwrap_or(&self.file)
+    }
 }
 
 /// Which model set an image goes to: the gallery's models (the manifest's top level) or the

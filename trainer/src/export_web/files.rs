@@ -10,6 +10,25 @@ use foolmap::manifest::GalleryEntry;
 use crate::io::atomic::write_atomic;
 use crate::io::data;
 
+/// The names of the built app's files in `app`: its top-level `.html`, `.js`, `.wasm` and
+/// `.css` files (trunk's output; `models/` and `gallery/` are not part of it), sorted.
+pub fn app_files(app: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(app).with_context(|| format!("cannot read {}", app.display()))? {
+        let p = e?.path();
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if p.is_file() && matches!(ext, "html" | "js" | "wasm" | "css") {
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: a file name that is not UTF-8", p.display()))?;
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// Copies the built app (the top-level files of trunk's output: `index.html`, scripts, wasm,
 /// styles) from `app` into `site`.
 pub(super) fn copy_app(app: &Path, site: &Path) -> Result<()> {
@@ -21,15 +40,10 @@ pub(super) fn copy_app(app: &Path, site: &Path) -> Result<()> {
         );
     }
     std::fs::create_dir_all(site).with_context(|| format!("cannot create {}", site.display()))?;
-    for e in std::fs::read_dir(app).with_context(|| format!("cannot read {}", app.display()))? {
-        let p = e?.path();
-        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if p.is_file() && matches!(ext, "html" | "js" | "wasm" | "css") {
-            let dest = site.join(p.file_name().context("file name")?);
-            let bytes =
-                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-            write_atomic(&dest, &bytes)?;
-        }
+    for name in app_files(app)? {
+        let p = app.join(&name);
+        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        write_atomic(&site.join(name), &bytes)?;
     }
     Ok(())
 }
@@ -63,6 +77,7 @@ pub(super) fn copy_gallery(
                     file: format!("gallery/{file}"),
                     label: Some(s.label),
                     name: format!("{} {}", names[s.label], count[s.label]),
+                    thumb: None,
                 });
             }
         }
@@ -77,14 +92,38 @@ pub(super) fn copy_gallery(
                 let src = photos.join(f);
                 if let Ok(bytes) = std::fs::read(&src) {
                     write_atomic(&dir.join(f), &bytes)?;
+                    let thumb = format!("thumb-{}.jpg", f.rsplit_once('.').map_or(f, |(s, _)| s));
+                    write_atomic(&dir.join(&thumb), &thumbnail(&bytes, &src)?)?;
                     entries.push(GalleryEntry {
                         file: format!("gallery/{f}"),
                         label,
                         name: f.into(),
+                        thumb: Some(format!("gallery/{thumb}")),
                     });
                 }
             }
         }
     }
     Ok(entries)
+}
+
+/// Side of a photo's gallery preview in pixels (shown at 48 CSS pixels: sharp at 2× density).
+pub const THUMB_SIDE: u32 = 96;
+
+/// A photo's gallery preview: the centre square, resized to [`THUMB_SIDE`]² (triangle filter),
+/// as a JPEG of quality 85. `path` names the photo in errors.
+pub(super) fn thumbnail(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let img = image::load_from_memory(bytes)
+        .with_context(|| format!("{}: cannot decode the photo", path.display()))?
+        .resize_to_fill(
+            THUMB_SIDE,
+            THUMB_SIDE,
+            image::imageops::FilterType::Triangle,
+        )
+        .to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&img)
+        .with_context(|| format!("{}: cannot encode its preview", path.display()))?;
+    Ok(out)
 }

@@ -55,7 +55,7 @@ pub fn fill_controls(app: &Ui, params: &HashMap<String, String>) {
                 html.push_str(&format!(
                     "<button type=\"button\" data-set=\"{id}\" data-index=\"{i}\" title=\"{0}\"><img src=\"{1}\" alt=\"{0}\" width=\"48\" height=\"48\"></button>",
                     esc(&e.name),
-                    esc(&e.file)
+                    esc(e.preview())
                 ));
             }
         }
