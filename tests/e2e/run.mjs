@@ -3,7 +3,7 @@
 // playwright-core (no browser download), and check what a person would see.
 // Usage: node run.mjs DIST_DIR [NATIVE_DIR]
 //   NATIVE_DIR: output of `foolmap explain` for the parity test (see scripts/test.sh).
-// Screenshots go to ../../target/e2e/.
+// Screenshots and bench.json go to ../../target/e2e/ ($FOOLMAP_E2E_OUT when set).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -15,7 +15,8 @@ import { chromium } from 'playwright-core';
 const here = path.dirname(new URL(import.meta.url).pathname);
 const dist = path.resolve(process.argv[2] ?? process.env.FOOLMAP_DIST ?? '../../target/dist');
 const native = process.argv[3] ? path.resolve(process.argv[3]) : null;
-const shots = path.resolve(here, '../../target/e2e');
+// FOOLMAP_E2E_OUT: where screenshots and bench.json go (the prebuilt app's run keeps its own).
+const shots = path.resolve(process.env.FOOLMAP_E2E_OUT ?? path.resolve(here, '../../target/e2e'));
 fs.mkdirSync(shots, { recursive: true });
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css',
@@ -197,6 +198,15 @@ test('CPU path: a gallery image gives predictions and maps; the fooled Location 
   const { page, first: r } = await measure('cpu');
   cpuResult = r;
   assert.equal(r.backend, 'cpu');
+  // The gallery shows the demo photos by their small previews: the page loads those, and no
+  // full-size photo until one is chosen.
+  await page.waitForFunction(() => [...document.querySelectorAll('#gallery img')].every((i) => i.complete && i.naturalWidth > 0),
+    null, { timeout: 30_000 });
+  for (const g of manifest.photo?.gallery ?? []) {
+    assert.ok(g.thumb, `${g.file} has a preview`);
+    assert.ok(page.urls.some((u) => u.endsWith(`/${g.thumb}`)), `preview ${g.thumb} fetched`);
+    assert.ok(!page.urls.some((u) => u.endsWith(`/${g.file}`)), `${g.file} fetched before it was chosen`);
+  }
   assert.equal(await page.getAttribute('body', 'data-backend'), 'cpu');
   assert.equal(r.class, 3, 'gallery label of cat_1 (CIFAR-10 cat = 3)');
   for (const i of ['lrp_t', 'grad_cam', 'simple_grad_t']) {

@@ -67,20 +67,32 @@ pub fn csp_for(html: &str) -> String {
 
 const META_START: &str = "<meta http-equiv=\"Content-Security-Policy\" content=\"";
 
+/// `html` without the policy's `<meta>` tag (and the line break before it) that
+/// [`add_csp_meta`] wrote; unchanged when there is none. `path` names the file in errors.
+pub fn remove_csp_meta(html: &str, path: &Path) -> Result<String> {
+    let mut html = html.to_string();
+    if let Some(i) = html.find(META_START) {
+        let end = html[i..]
+            .find("\">")
+            .map(|e| i + e + 2)
+            .with_context(|| format!("{}: unterminated CSP meta tag", path.display()))?;
+        let start = if html[..i].ends_with("\n  ") {
+            i - 3
+        } else {
+            i
+        };
+        html.replace_range(start..end, "");
+    }
+    Ok(html)
+}
+
 /// Writes the policy into `index_html` as the first element of `<head>` (replacing one written
 /// before). A missing file is left alone (the app was not built into that folder).
 pub fn add_csp_meta(index_html: &Path) -> Result<()> {
     let Ok(html) = std::fs::read_to_string(index_html) else {
         return Ok(());
     };
-    let mut html = html;
-    if let Some(i) = html.find(META_START) {
-        let end = html[i..]
-            .find("\">")
-            .map(|e| i + e + 2)
-            .with_context(|| format!("{}: unterminated CSP meta tag", index_html.display()))?;
-        html.replace_range(i..end, "");
-    }
+    let mut html = remove_csp_meta(&html, index_html)?;
     let csp = csp_for(&html);
     let at = html
         .find("<head>")
@@ -125,5 +137,10 @@ mod tests {
         let out = std::fs::read_to_string(&p).unwrap();
         assert_eq!(out.matches("Content-Security-Policy").count(), 1, "{out}");
         assert_eq!(csp_for(&out), csp, "the meta tag holds no script");
+        assert_eq!(
+            remove_csp_meta(&out, &p).unwrap(),
+            html,
+            "removal restores the page"
+        );
     }
 }

@@ -43,6 +43,12 @@ pub struct DemoArgs {
     /// Skip the web app (no trunk build, no export, no server).
     #[arg(long)]
     pub no_web: bool,
+    /// Where the web app comes from: `auto` serves the prebuilt app of `web/prebuilt` when it
+    /// was built from the sources in this tree and builds it with trunk otherwise; `prebuilt`
+    /// serves it even when those sources changed; `build` always builds it here (installing
+    /// trunk and wasm-bindgen-cli into `target/tools` the first time).
+    #[arg(long, value_enum, default_value_t = WebApp::Auto)]
+    pub web: WebApp,
     /// Train the fooled models here (minutes per model) instead of using the released ones
     /// under `--models`.
     #[arg(long)]
@@ -50,6 +56,17 @@ pub struct DemoArgs {
     /// Folder of the released models (`index.json`, a card per model).
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
+}
+
+/// Where the demo's web app comes from (`--web`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WebApp {
+    /// The prebuilt app when it matches the sources, else a trunk build.
+    Auto,
+    /// The prebuilt app, even when the sources changed since it was built.
+    Prebuilt,
+    /// A trunk build here.
+    Build,
 }
 
 /// The released models the demo shows: ResNet-20 Location on LRP and Grad-CAM (every released
@@ -365,8 +382,8 @@ fn web_stages(
         return Ok(());
     }
 
-    stage(4, stages, "building the web app (trunk)", t0);
-    crate::trunk::build_web()?;
+    stage(4, stages, "the web app", t0);
+    web_app(a.web, &a.dist)?;
     stage(
         5,
         stages,
@@ -397,6 +414,60 @@ fn web_stages(
         return Ok(());
     }
     crate::serve::serve(&a.dist, a.port)
+}
+
+/// Puts the web app into `dist`: the prebuilt one of `web/prebuilt` (when `choice` and its
+/// freshness allow) or a trunk build.
+fn web_app(choice: WebApp, dist: &Path) -> Result<()> {
+    use crate::prebuilt::{self, Status};
+    let root = Path::new(".");
+    let status = if choice == WebApp::Build {
+        Status::Missing
+    } else {
+        prebuilt::status(root)?
+    };
+    let serve = match (&status, choice) {
+        (Status::Fresh(b), _) => {
+            println!(
+                "the prebuilt app of {} (built from the sources in this tree; `--web build` builds it here)",
+                prebuilt::DIR
+            );
+            Some(b)
+        }
+        (Status::Stale { build, .. }, WebApp::Prebuilt) => {
+            println!(
+                "the prebuilt app of {}, although web/, shared/ or static/ changed since it was built                  (--web prebuilt): the page runs the code of its build, not yours",
+                prebuilt::DIR
+            );
+            Some(build)
+        }
+        (Status::Stale { .. }, _) => {
+            println!(
+                "{} was built from other sources than this tree's: building the app here with trunk",
+                prebuilt::DIR
+            );
+            None
+        }
+        (Status::Missing, WebApp::Prebuilt) => {
+            anyhow::bail!(
+                "--web prebuilt: no {}/BUILD.json here (run the demo from the repository root)",
+                prebuilt::DIR
+            )
+        }
+        (Status::Missing, _) => None,
+    };
+    match serve {
+        Some(b) => prebuilt::install(root, b, dist),
+        None => {
+            if dist != Path::new("target/dist") {
+                anyhow::bail!(
+                    "a trunk build writes target/dist (Trunk.toml), not {}: drop --dist or use --web prebuilt",
+                    dist.display()
+                );
+            }
+            crate::trunk::build_web()
+        }
+    }
 }
 
 /// Whether the run in `dir` was configured for `steps` steps.

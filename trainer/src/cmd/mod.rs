@@ -8,5 +8,6 @@ pub mod data;
 pub mod demo;
 pub mod explain;
 pub mod export;
+pub mod prebuilt;
 pub mod predict;
 pub mod recalibrate;
