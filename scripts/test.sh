@@ -27,17 +27,24 @@ step "rust components, trunk, wasm-bindgen-cli"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 bash scripts/web-tools.sh
 
-step "Burn's fast paths are compiled in the default build (cargo tree)"
+step "the default build is the CPU backend with Burn's fast paths; --features gpu adds wgpu with its own (cargo tree)"
 # The workspace takes burn with default-features = false, which once silently turned off flex's
-# SIMD and threads and wgpu's fusion and autotuning: check the real dependency graph.
-features() { cargo tree -p foolmap-trainer -e features -i "$1" --offline 2>/dev/null || cargo tree -p foolmap-trainer -e features -i "$1"; }
-flex=$(features burn-flex); cubecl=$(features burn-cubecl)
+# SIMD and threads and wgpu's fusion and autotuning: check the real dependency graph. The default
+# build (the README's first command) carries no GPU stack: it took 23.5 of a fresh machine's
+# minutes to compile (BENCHMARKS.md, "The first run").
+tree() { cargo tree -p foolmap-trainer "$@" --offline 2>/dev/null || cargo tree -p foolmap-trainer "$@"; }
+flex=$(tree -e features -i burn-flex); cubecl=$(tree --features gpu -e features -i burn-cubecl)
 for f in 'burn-flex feature "simd"' 'burn-flex feature "rayon"'; do
   grep -qF "$f" <<<"$flex" || { echo "missing in the default build: $f"; exit 1; }; echo "ok: $f"
 done
 for f in 'burn-cubecl feature "fusion"' 'burn-cubecl feature "autotune"'; do
-  grep -qF "$f" <<<"$cubecl" || { echo "missing in the default build: $f"; exit 1; }; echo "ok: $f"
+  grep -qF "$f" <<<"$cubecl" || { echo "missing in the gpu build: $f"; exit 1; }; echo "ok (--features gpu): $f"
 done
+if tree -e normal | grep -E '(burn-cubecl|wgpu|naga) v'; then echo "the default build compiles the GPU stack (above)"; exit 1; fi
+echo "ok: no burn-cubecl, wgpu or naga in the default build"
+
+# The tests build the trainer with the GPU backend too (its wgpu parity test runs on software Vulkan).
+GPU=(--features foolmap-trainer/gpu)
 
 step "the page's wasm does not depend on Burn (cargo tree of the app's feature set)"
 page_tree=$(cargo tree -p foolmap-web --no-default-features --target wasm32-unknown-unknown -e normal --offline 2>/dev/null \
@@ -49,17 +56,19 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -q -- -D warnings
+cargo clippy --workspace --all-targets -q "${GPU[@]}" -- -D warnings
+# The default (CPU-only) build of the README's first command, whose code differs where wgpu is absent.
+cargo clippy -p foolmap-trainer --bins -q -- -D warnings
 # The three wasm binaries' feature sets (static/index.html): WebGPU worker, CPU-only worker, page.
 cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q -- -D warnings
 cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q --no-default-features --features compute -- -D warnings
 cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q --no-default-features -- -D warnings
 
 step "cargo test (native)"
-cargo test --workspace
+cargo test --workspace "${GPU[@]}"
 
 step "trunk build (wasm, release) + wasm-opt -Oz of the worker and the page + export-web of the released models"
-# The binary `cargo test --workspace` built (same features, no second build of Burn).
+# The binary `cargo test --workspace` built (with --features gpu; no second build of Burn).
 foolmap() { target/debug/foolmap "$@"; }
 rm -rf target/e2e/native target/dist/models
 trunk build --release --offline

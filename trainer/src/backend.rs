@@ -37,7 +37,7 @@ pub fn device(d: DeviceArg) -> Result<Device> {
         )),
         #[cfg(not(feature = "wgpu"))]
         DeviceArg::Wgpu => bail!(
-            "this build has no GPU support: rebuild with `cargo build --release --features wgpu`"
+            "--device wgpu: this build has no GPU support (the default build is CPU-only): rebuild with `cargo build --release --features gpu`"
         ),
         #[cfg(feature = "cuda")]
         DeviceArg::Cuda => Ok(Device::cuda(0)),
