@@ -416,49 +416,60 @@ fn web_stages(
     crate::serve::serve(&a.dist, a.port)
 }
 
-/// Puts the web app into `dist`: the prebuilt one of `web/prebuilt` (when `choice` and its
-/// freshness allow) or a trunk build.
-fn web_app(choice: WebApp, dist: &Path) -> Result<()> {
-    use crate::prebuilt::{self, Status};
-    let root = Path::new(".");
-    let status = if choice == WebApp::Build {
-        Status::Missing
-    } else {
-        prebuilt::status(root)?
-    };
-    let serve = match (&status, choice) {
-        (Status::Fresh(b), _) => {
-            println!(
-                "the prebuilt app of {} (built from the sources in this tree; `--web build` builds it here)",
-                prebuilt::DIR
-            );
-            Some(b)
-        }
-        (Status::Stale { build, .. }, WebApp::Prebuilt) => {
-            println!(
-                "the prebuilt app of {}, although web/, shared/ or static/ changed since it was built                  (--web prebuilt): the page runs the code of its build, not yours",
-                prebuilt::DIR
-            );
-            Some(build)
-        }
-        (Status::Stale { .. }, _) => {
-            println!(
-                "{} was built from other sources than this tree's: building the app here with trunk",
-                prebuilt::DIR
-            );
-            None
-        }
+/// What the demo does for its web app, from `--web` and the state of `web/prebuilt`.
+#[derive(Debug, PartialEq)]
+enum WebPlan<'a> {
+    /// Serve the prebuilt app (its record), saying why.
+    Serve(&'a crate::prebuilt::Build, &'static str),
+    /// Build the app here with trunk, saying why.
+    Build(&'static str),
+}
+
+/// The web app's plan: `auto` serves the prebuilt app only when it is the build of the tree's
+/// sources; `prebuilt` serves it anyway (an error when there is none); `build` never serves it.
+fn web_plan(choice: WebApp, status: &crate::prebuilt::Status) -> Result<WebPlan<'_>> {
+    use crate::prebuilt::Status;
+    Ok(match (status, choice) {
+        (_, WebApp::Build) => WebPlan::Build("building the app here with trunk (--web build)"),
+        (Status::Fresh(b), _) => WebPlan::Serve(
+            b,
+            "the prebuilt app of web/prebuilt (built from the sources in this tree; `--web build` builds it here)",
+        ),
+        (Status::Stale { build, .. }, WebApp::Prebuilt) => WebPlan::Serve(
+            build,
+            "the prebuilt app of web/prebuilt, although its sources changed since it was built (--web prebuilt): \
+             the page runs the code of that build, not of this tree",
+        ),
+        (Status::Stale { .. }, WebApp::Auto) => WebPlan::Build(
+            "web/prebuilt was built from other sources than this tree's: building the app here with trunk",
+        ),
         (Status::Missing, WebApp::Prebuilt) => {
             anyhow::bail!(
-                "--web prebuilt: no {}/BUILD.json here (run the demo from the repository root)",
-                prebuilt::DIR
+                "--web prebuilt: no web/prebuilt/BUILD.json here (run the demo from the repository root)"
             )
         }
-        (Status::Missing, _) => None,
+        (Status::Missing, WebApp::Auto) => {
+            WebPlan::Build("no web/prebuilt/BUILD.json here: building the app with trunk")
+        }
+    })
+}
+
+/// Puts the web app into `dist`: the prebuilt one of `web/prebuilt` or a trunk build
+/// ([`web_plan`]).
+fn web_app(choice: WebApp, dist: &Path) -> Result<()> {
+    let root = Path::new(".");
+    let status = if choice == WebApp::Build {
+        crate::prebuilt::Status::Missing
+    } else {
+        crate::prebuilt::status(root)?
     };
-    match serve {
-        Some(b) => prebuilt::install(root, b, dist),
-        None => {
+    match web_plan(choice, &status)? {
+        WebPlan::Serve(b, why) => {
+            println!("{why}");
+            crate::prebuilt::install(root, b, dist)
+        }
+        WebPlan::Build(why) => {
+            println!("{why}");
             if dist != Path::new("target/dist") {
                 anyhow::bail!(
                     "a trunk build writes target/dist (Trunk.toml), not {}: drop --dist or use --web prebuilt",
@@ -473,4 +484,48 @@ fn web_app(choice: WebApp, dist: &Path) -> Result<()> {
 /// Whether the run in `dir` was configured for `steps` steps.
 fn same_steps(dir: &Path, steps: u64) -> bool {
     crate::fool::checkpoint::read_run_config(dir).is_ok_and(|c| c.config.steps == steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prebuilt::{Build, Status};
+
+    #[test]
+    fn the_prebuilt_app_is_served_only_when_fresh_or_asked_for() {
+        let b = Build {
+            sources_sha256: "a".into(),
+            rustc: String::new(),
+            built_with: String::new(),
+            files: Default::default(),
+        };
+        let fresh = Status::Fresh(b.clone());
+        let stale = Status::Stale {
+            build: b.clone(),
+            now: "b".into(),
+        };
+        let serves = |c, s| matches!(web_plan(c, s), Ok(WebPlan::Serve(x, _)) if *x == b);
+        let builds = |c, s| matches!(web_plan(c, s), Ok(WebPlan::Build(_)));
+        assert!(serves(WebApp::Auto, &fresh));
+        assert!(builds(WebApp::Auto, &stale));
+        assert!(builds(WebApp::Auto, &Status::Missing));
+        assert!(serves(WebApp::Prebuilt, &fresh));
+        assert!(serves(WebApp::Prebuilt, &stale));
+        let e = format!(
+            "{:#}",
+            web_plan(WebApp::Prebuilt, &Status::Missing).unwrap_err()
+        );
+        assert!(
+            e.contains("--web prebuilt") && e.contains("BUILD.json"),
+            "{e}"
+        );
+        for s in [&fresh, &stale, &Status::Missing] {
+            assert!(builds(WebApp::Build, s));
+        }
+        // A stale app served on request says so.
+        let Ok(WebPlan::Serve(_, why)) = web_plan(WebApp::Prebuilt, &stale) else {
+            panic!()
+        };
+        assert!(why.contains("not of this tree"), "{why}");
+    }
 }
