@@ -1,6 +1,6 @@
 //! `foolmap demo`, the README's main job on the embedded default: data, predictions, ResNet-20
 //! fooled with Location on LRP and Grad-CAM (every fooling type with `--all-types`), evaluation
-//! with reports, export for the web app, the app's build, and a local server. Every stage reuses
+//! with reports, export for the web app, the web app (prebuilt, or built here), and a local server. Every stage reuses
 //! what an earlier run left (finished runs, checkpoints, evaluations).
 
 use std::path::{Path, PathBuf};
