@@ -2,7 +2,7 @@
 //! only, paths confined to the served folder, bounded request lines and connections, and the
 //! app's Content-Security-Policy on every page.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 
@@ -47,12 +47,24 @@ fn status(s: &mut TcpStream, code: &str) -> Result<()> {
     Ok(())
 }
 
+/// Answers `code` to a request that was not read to its end, then closes without a reset: the
+/// sending side is shut first and the rest of the request (at most 1 MiB, for at most 2 s) is
+/// read and dropped, because closing a socket with unread input makes the kernel reset the
+/// connection, which can destroy the answer before the client has read it.
+fn reject<R: Read>(s: &mut TcpStream, rest: &mut R, code: &str) -> Result<()> {
+    status(s, code)?;
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let _ = std::io::copy(&mut rest.take(1 << 20), &mut std::io::sink());
+    Ok(())
+}
+
 fn respond(mut s: TcpStream, root: &Path, csp: &str) -> Result<()> {
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     s.set_write_timeout(Some(std::time::Duration::from_secs(30)))?;
     let mut r = BufReader::new(s.try_clone()?);
     let Some(line) = read_line(&mut r) else {
-        return status(&mut s, "400 Bad Request");
+        return reject(&mut s, &mut r, "400 Bad Request");
     };
     // Headers are read (bounded) and ignored.
     let mut headers = 0;
@@ -60,7 +72,7 @@ fn respond(mut s: TcpStream, root: &Path, csp: &str) -> Result<()> {
         match read_line(&mut r) {
             Some(h) if h.trim().is_empty() => break,
             Some(_) if headers < MAX_HEADERS => headers += 1,
-            _ => return status(&mut s, "431 Request Header Fields Too Large"),
+            _ => return reject(&mut s, &mut r, "431 Request Header Fields Too Large"),
         }
     }
     let mut parts = line.split_whitespace();
