@@ -10,4 +10,6 @@ export PATH="$PWD/target/tools/bin:$HOME/.cargo/bin:$PATH"
 bash scripts/web-tools.sh
 trunk build --release --offline
 bash scripts/wasm-opt.sh target/dist
-cargo run --release -q -p foolmap-trainer -- web-prebuilt update --from target/dist
+# The binary scripts/test.sh builds (same features: no second build of Burn after a test run).
+cargo test -q --workspace --features foolmap-trainer/gpu --no-run
+target/debug/foolmap web-prebuilt update --from target/dist
