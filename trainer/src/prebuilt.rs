@@ -226,6 +226,30 @@ pub fn update(root: &Path, dist: &Path) -> Result<Build> {
             dist.display()
         );
     }
+    // The whole app: the page's wasm and both workers' (static/index.html builds all three).
+    let pages = names
+        .iter()
+        .filter(|n| n.starts_with("app-") && n.ends_with("_bg.wasm"))
+        .count();
+    for (ok, what) in [
+        (pages == 1, "one page wasm (app-*_bg.wasm)"),
+        (
+            names.iter().any(|n| n == "worker_bg.wasm"),
+            "the WebGPU worker (worker_bg.wasm)",
+        ),
+        (
+            names.iter().any(|n| n == "worker_cpu_bg.wasm"),
+            "the CPU worker (worker_cpu_bg.wasm)",
+        ),
+    ] {
+        if !ok {
+            bail!(
+                "{} is not a whole build of the app: it needs {what} (found {})",
+                dist.display(),
+                names.join(", ")
+            );
+        }
+    }
     let optimised =
         std::fs::read_to_string(root.join("target/wasm-opt-cache/outputs")).unwrap_or_default();
     let mut files = BTreeMap::new();
@@ -364,6 +388,7 @@ mod tests {
         std::fs::write(dist.join("app-1_bg.wasm"), b"\0asm-page").unwrap();
         std::fs::write(dist.join("app-1.js"), "page").unwrap();
         std::fs::write(dist.join("worker_bg.wasm"), b"\0asm-worker").unwrap();
+        std::fs::write(dist.join("worker_cpu_bg.wasm"), b"\0asm-cpu").unwrap();
         std::fs::create_dir_all(dist.join("models")).unwrap();
         std::fs::write(dist.join("models/manifest.json"), "{}").unwrap();
         let cache = r.join("target/wasm-opt-cache");
@@ -371,9 +396,10 @@ mod tests {
         std::fs::write(
             cache.join("outputs"),
             format!(
-                "{}\n{}\n",
+                "{}\n{}\n{}\n",
                 sha256_bytes(b"\0asm-page"),
-                sha256_bytes(b"\0asm-worker")
+                sha256_bytes(b"\0asm-worker"),
+                sha256_bytes(b"\0asm-cpu")
             ),
         )
         .unwrap();
@@ -389,7 +415,13 @@ mod tests {
         let b = update(r, &dist).unwrap();
         assert_eq!(
             b.files.keys().collect::<Vec<_>>(),
-            ["app-1.js", "app-1_bg.wasm", "index.html", "worker_bg.wasm"]
+            [
+                "app-1.js",
+                "app-1_bg.wasm",
+                "index.html",
+                "worker_bg.wasm",
+                "worker_cpu_bg.wasm"
+            ]
         );
         let html = std::fs::read_to_string(r.join(DIR).join("index.html")).unwrap();
         assert!(!html.contains("Content-Security-Policy"), "{html}");
@@ -461,10 +493,17 @@ mod tests {
     }
 
     #[test]
-    fn update_refuses_wasm_that_wasm_opt_did_not_write() {
+    fn update_refuses_wasm_that_wasm_opt_did_not_write_and_a_partial_app() {
         let d = tree();
         let r = d.path();
         let dist = built_app(r);
+        std::fs::remove_file(dist.join("worker_bg.wasm")).unwrap();
+        let e = format!("{:#}", update(r, &dist).unwrap_err());
+        assert!(
+            e.contains("not a whole build") && e.contains("worker_bg.wasm"),
+            "{e}"
+        );
+        std::fs::write(dist.join("worker_bg.wasm"), b"\0asm-worker").unwrap();
         std::fs::write(dist.join("worker_cpu_bg.wasm"), b"\0asm-raw").unwrap();
         let e = format!("{:#}", update(r, &dist).unwrap_err());
         assert!(
