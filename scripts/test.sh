@@ -2,7 +2,7 @@
 # The one test command (README, .ci/run): installs what the tests need on a fresh Debian machine,
 # then runs every test: formatting, clippy, the Rust test suites (fixture parity, gradient matrix,
 # LRP rules, weight formats, bad inputs), the wasm build of the web app with trunk, and the
-# browser end-to-end test in headless Chromium, then the prebuilt web app the main job serves.
+# browser end-to-end test in headless Chromium, then the main job's output in the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,12 +95,10 @@ step "browser end-to-end (headless Chromium: CPU and WebGPU paths)"
 (cd tests/e2e && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; } \
   && node run.mjs ../../target/dist ../../target/e2e/native)
 
-step "the prebuilt web app (web/prebuilt) was built from these sources; the main job serves it"
-# `foolmap demo` serves web/prebuilt instead of building the wasm (a fresh machine needs no wasm
-# toolchain): it must be the build of exactly these sources (scripts/prebuild-web.sh refreshes it).
-foolmap web-prebuilt check
-rm -rf target/e2e/prebuilt
-foolmap demo --web prebuilt --port 0 --dist target/e2e/prebuilt/dist
-(cd tests/e2e && FOOLMAP_E2E_OUT=../../target/e2e/prebuilt node \
+step "the main job's own output in the browser (released models, its trunk build + wasm-opt, its export)"
+# `foolmap demo --port 0` as the README runs it, minus the server: the build and wasm-opt are cached
+# by now; its export replaces the models above. Three browser tests on what it wrote.
+foolmap demo --port 0
+(cd tests/e2e && FOOLMAP_E2E_OUT=../../target/e2e/demo node \
   --test-name-pattern='^(CPU path: a gallery image|browser maps equal|an uploaded photo is explained)' \
-  run.mjs ../../target/e2e/prebuilt/dist ../../target/e2e/native)
+  run.mjs ../../target/dist ../../target/e2e/native)

@@ -15,7 +15,7 @@ import { chromium } from 'playwright-core';
 const here = path.dirname(new URL(import.meta.url).pathname);
 const dist = path.resolve(process.argv[2] ?? process.env.FOOLMAP_DIST ?? '../../target/dist');
 const native = process.argv[3] ? path.resolve(process.argv[3]) : null;
-// FOOLMAP_E2E_OUT: where screenshots and bench.json go (the prebuilt app's run keeps its own).
+// FOOLMAP_E2E_OUT: where screenshots and bench.json go (a second run keeps its own).
 const shots = path.resolve(process.env.FOOLMAP_E2E_OUT ?? path.resolve(here, '../../target/e2e'));
 fs.mkdirSync(shots, { recursive: true });
 

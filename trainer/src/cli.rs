@@ -94,12 +94,6 @@ pub enum Command {
     Table(table::TableArgs),
     /// Measure throughput and latency on `--device`; writes that device's block of BENCHMARKS.md.
     Bench(bench::BenchArgs),
-    /// The prebuilt web app of `web/prebuilt/` that the demo serves: check it against the
-    /// sources, or refresh it from a build.
-    WebPrebuilt {
-        #[command(subcommand)]
-        action: cmd::prebuilt::PrebuiltAction,
-    },
     /// Data management.
     Data {
         #[command(subcommand)]
@@ -143,7 +137,6 @@ impl Cli {
                 ),
             ),
             Command::Data { action } => cmd::data::run(action, root),
-            Command::WebPrebuilt { action } => cmd::prebuilt::run(action),
             Command::Table(a) => crate::table::run(&a, root, &device),
             Command::ExportWeb(a) => crate::export_web::run(&a, root).map(|_| ()),
         }

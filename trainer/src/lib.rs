@@ -13,7 +13,6 @@ pub mod export_web;
 pub mod fool;
 pub mod fuzz;
 pub mod io;
-pub mod prebuilt;
 pub mod serve;
 pub mod site;
 pub mod split;

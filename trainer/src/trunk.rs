@@ -1,5 +1,5 @@
-//! The web app's build with trunk and `scripts/wasm-opt.sh`, for `foolmap demo` when it does not
-//! serve the prebuilt app (the tools are installed into `target/tools` the first time).
+//! The web app's build with trunk and `scripts/wasm-opt.sh`, for `foolmap demo` (the tools are
+//! installed into `target/tools` the first time).
 
 use std::path::Path;
 
@@ -49,8 +49,8 @@ pub fn build_web() -> Result<()> {
     if !ok {
         bail!("`trunk build --release --offline` failed (see above)");
     }
-    // The same `wasm-opt -Oz` as the prebuilt app's (3 min on 2 cores the first time, then
-    // cached by input hash), so that the page served is the one the budgets were measured on.
+    // The same `wasm-opt -Oz` as `scripts/test.sh` (3 min on 2 cores the first time, then cached
+    // by input hash), so that the page served is the one the budgets were measured on.
     // It needs npm (for binaryen); without it the unoptimised build is served.
     let npm = std::process::Command::new("npm")
         .arg("--version")

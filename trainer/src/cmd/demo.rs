@@ -1,6 +1,6 @@
 //! `foolmap demo`, the README's main job on the embedded default: data, predictions, ResNet-20
 //! fooled with Location on LRP and Grad-CAM (every fooling type with `--all-types`), evaluation
-//! with reports, export for the web app, the web app (prebuilt, or built here), and a local server. Every stage reuses
+//! with reports, export for the web app, the web app's build, and a local server. Every stage reuses
 //! what an earlier run left (finished runs, checkpoints, evaluations).
 
 use std::path::{Path, PathBuf};
@@ -43,12 +43,6 @@ pub struct DemoArgs {
     /// Skip the web app (no trunk build, no export, no server).
     #[arg(long)]
     pub no_web: bool,
-    /// Where the web app comes from: `auto` serves the prebuilt app of `web/prebuilt` when it
-    /// was built from the sources in this tree and builds it with trunk otherwise; `prebuilt`
-    /// serves it even when those sources changed; `build` always builds it here (installing
-    /// trunk and wasm-bindgen-cli into `target/tools` the first time).
-    #[arg(long, value_enum, default_value_t = WebApp::Auto)]
-    pub web: WebApp,
     /// Train the fooled models here (minutes per model) instead of using the released ones
     /// under `--models`.
     #[arg(long)]
@@ -56,17 +50,6 @@ pub struct DemoArgs {
     /// Folder of the released models (`index.json`, a card per model).
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
-}
-
-/// Where the demo's web app comes from (`--web`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum WebApp {
-    /// The prebuilt app when it matches the sources, else a trunk build.
-    Auto,
-    /// The prebuilt app, even when the sources changed since it was built.
-    Prebuilt,
-    /// A trunk build here.
-    Build,
 }
 
 /// The released models the demo shows: ResNet-20 Location on LRP and Grad-CAM (every released
@@ -382,8 +365,8 @@ fn web_stages(
         return Ok(());
     }
 
-    stage(4, stages, "the web app", t0);
-    web_app(a.web, &a.dist)?;
+    stage(4, stages, "the web app (trunk build + wasm-opt)", t0);
+    web_app(&a.dist)?;
     stage(
         5,
         stages,
@@ -416,116 +399,18 @@ fn web_stages(
     crate::serve::serve(&a.dist, a.port)
 }
 
-/// What the demo does for its web app, from `--web` and the state of `web/prebuilt`.
-#[derive(Debug, PartialEq)]
-enum WebPlan<'a> {
-    /// Serve the prebuilt app (its record), saying why.
-    Serve(&'a crate::prebuilt::Build, &'static str),
-    /// Build the app here with trunk, saying why.
-    Build(&'static str),
-}
-
-/// The web app's plan: `auto` serves the prebuilt app only when it is the build of the tree's
-/// sources; `prebuilt` serves it anyway (an error when there is none); `build` never serves it.
-fn web_plan(choice: WebApp, status: &crate::prebuilt::Status) -> Result<WebPlan<'_>> {
-    use crate::prebuilt::Status;
-    Ok(match (status, choice) {
-        (_, WebApp::Build) => WebPlan::Build("building the app here with trunk (--web build)"),
-        (Status::Fresh(b), _) => WebPlan::Serve(
-            b,
-            "the prebuilt app of web/prebuilt (built from the sources in this tree; `--web build` builds it here)",
-        ),
-        (Status::Stale { build, .. }, WebApp::Prebuilt) => WebPlan::Serve(
-            build,
-            "the prebuilt app of web/prebuilt, although its sources changed since it was built (--web prebuilt): \
-             the page runs the code of that build, not of this tree",
-        ),
-        (Status::Stale { .. }, WebApp::Auto) => WebPlan::Build(
-            "web/prebuilt was built from other sources than this tree's: building the app here with trunk",
-        ),
-        (Status::Missing, WebApp::Prebuilt) => {
-            anyhow::bail!(
-                "--web prebuilt: no web/prebuilt/BUILD.json here (run the demo from the repository root)"
-            )
-        }
-        (Status::Missing, WebApp::Auto) => {
-            WebPlan::Build("no web/prebuilt/BUILD.json here: building the app with trunk")
-        }
-    })
-}
-
-/// Puts the web app into `dist`: the prebuilt one of `web/prebuilt` or a trunk build
-/// ([`web_plan`]).
-fn web_app(choice: WebApp, dist: &Path) -> Result<()> {
-    let root = Path::new(".");
-    let status = if choice == WebApp::Build {
-        crate::prebuilt::Status::Missing
-    } else {
-        crate::prebuilt::status(root)?
-    };
-    match web_plan(choice, &status)? {
-        WebPlan::Serve(b, why) => {
-            println!("{why}");
-            crate::prebuilt::install(root, b, dist)
-        }
-        WebPlan::Build(why) => {
-            println!("{why}");
-            if dist != Path::new("target/dist") {
-                anyhow::bail!(
-                    "a trunk build writes target/dist (Trunk.toml), not {}: drop --dist or use --web prebuilt",
-                    dist.display()
-                );
-            }
-            crate::trunk::build_web()
-        }
+/// Builds the web app into `dist` with trunk and `scripts/wasm-opt.sh` ([`crate::trunk`]).
+fn web_app(dist: &Path) -> Result<()> {
+    if dist != Path::new("target/dist") {
+        anyhow::bail!(
+            "a trunk build writes target/dist (Trunk.toml), not {}: drop --dist",
+            dist.display()
+        );
     }
+    crate::trunk::build_web()
 }
 
 /// Whether the run in `dir` was configured for `steps` steps.
 fn same_steps(dir: &Path, steps: u64) -> bool {
     crate::fool::checkpoint::read_run_config(dir).is_ok_and(|c| c.config.steps == steps)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::prebuilt::{Build, Status};
-
-    #[test]
-    fn the_prebuilt_app_is_served_only_when_fresh_or_asked_for() {
-        let b = Build {
-            sources_sha256: "a".into(),
-            rustc: String::new(),
-            built_with: String::new(),
-            files: Default::default(),
-        };
-        let fresh = Status::Fresh(b.clone());
-        let stale = Status::Stale {
-            build: b.clone(),
-            now: "b".into(),
-        };
-        let serves = |c, s| matches!(web_plan(c, s), Ok(WebPlan::Serve(x, _)) if *x == b);
-        let builds = |c, s| matches!(web_plan(c, s), Ok(WebPlan::Build(_)));
-        assert!(serves(WebApp::Auto, &fresh));
-        assert!(builds(WebApp::Auto, &stale));
-        assert!(builds(WebApp::Auto, &Status::Missing));
-        assert!(serves(WebApp::Prebuilt, &fresh));
-        assert!(serves(WebApp::Prebuilt, &stale));
-        let e = format!(
-            "{:#}",
-            web_plan(WebApp::Prebuilt, &Status::Missing).unwrap_err()
-        );
-        assert!(
-            e.contains("--web prebuilt") && e.contains("BUILD.json"),
-            "{e}"
-        );
-        for s in [&fresh, &stale, &Status::Missing] {
-            assert!(builds(WebApp::Build, s));
-        }
-        // A stale app served on request says so.
-        let Ok(WebPlan::Serve(_, why)) = web_plan(WebApp::Prebuilt, &stale) else {
-            panic!()
-        };
-        assert!(why.contains("not of this tree"), "{why}");
-    }
 }

@@ -8,6 +8,5 @@ pub mod data;
 pub mod demo;
 pub mod explain;
 pub mod export;
-pub mod prebuilt;
 pub mod predict;
 pub mod recalibrate;
