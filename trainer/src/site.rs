@@ -69,7 +69,7 @@ const META_START: &str = "<meta http-equiv=\"Content-Security-Policy\" content=\
 
 /// `html` without the policy's `<meta>` tag (and the line break before it) that
 /// [`add_csp_meta`] wrote; unchanged when there is none. `path` names the file in errors.
-pub fn remove_csp_meta(html: &str, path: &Path) -> Result<String> {
+fn remove_csp_meta(html: &str, path: &Path) -> Result<String> {
     let mut html = html.to_string();
     if let Some(i) = html.find(META_START) {
         let end = html[i..]

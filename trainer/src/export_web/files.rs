@@ -10,25 +10,6 @@ use foolmap::manifest::GalleryEntry;
 use crate::io::atomic::write_atomic;
 use crate::io::data;
 
-/// The names of the built app's files in `app`: its top-level `.html`, `.js`, `.wasm` and
-/// `.css` files (trunk's output; `models/` and `gallery/` are not part of it), sorted.
-pub fn app_files(app: &Path) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(app).with_context(|| format!("cannot read {}", app.display()))? {
-        let p = e?.path();
-        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if p.is_file() && matches!(ext, "html" | "js" | "wasm" | "css") {
-            let name = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .with_context(|| format!("{}: a file name that is not UTF-8", p.display()))?;
-            names.push(name.to_string());
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
 /// Copies the built app (the top-level files of trunk's output: `index.html`, scripts, wasm,
 /// styles) from `app` into `site`.
 pub(super) fn copy_app(app: &Path, site: &Path) -> Result<()> {
@@ -40,10 +21,15 @@ pub(super) fn copy_app(app: &Path, site: &Path) -> Result<()> {
         );
     }
     std::fs::create_dir_all(site).with_context(|| format!("cannot create {}", site.display()))?;
-    for name in app_files(app)? {
-        let p = app.join(&name);
-        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        write_atomic(&site.join(name), &bytes)?;
+    for e in std::fs::read_dir(app).with_context(|| format!("cannot read {}", app.display()))? {
+        let p = e?.path();
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if p.is_file() && matches!(ext, "html" | "js" | "wasm" | "css") {
+            let dest = site.join(p.file_name().context("file name")?);
+            let bytes =
+                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            write_atomic(&dest, &bytes)?;
+        }
     }
     Ok(())
 }

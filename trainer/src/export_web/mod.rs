@@ -13,7 +13,6 @@ use foolmap::{Architecture, Dataset, StateDict};
 use foolmap::manifest::{Figures, Manifest, ModelEntry, PhotoSet, Role};
 
 mod files;
-pub use files::app_files;
 use files::{copy_app, copy_gallery};
 
 use crate::fool::checkpoint::RunMeta;
