@@ -71,8 +71,8 @@ step "trunk build (wasm, release) + wasm-opt -Oz of the worker and the page + ex
 # The binary `cargo test --workspace` built (with --features gpu; no second build of Burn).
 foolmap() { target/debug/foolmap "$@"; }
 rm -rf target/e2e/native target/dist/models
-trunk build --release --offline
-bash scripts/wasm-opt.sh target/dist   # the browser tests run the optimised wasm (both workers and the page)
+bash scripts/web-build.sh   # the page + CPU-only worker, then the WebGPU worker (each trunk build + wasm-opt -Oz)
+
 # The page shows what a user gets: the committed models with their cards (Grad-CAM first: the model the
 # tests open by default).
 # The released SqueezeNet 1.0 models are the photo set (as in the main job): an uploaded photo goes to them.

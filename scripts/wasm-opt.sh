@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shrinks the web app's wasm files (the two compute workers', WebGPU and CPU-only, and the page's) with binaryen's
+# Shrinks the web app's wasm files in DIST (the compute workers', WebGPU and CPU-only, and the page's) with binaryen's
 # `wasm-opt -Oz`, from npm's `binaryen` package (version 132, pure JavaScript: no native download),
 # installed once into target/tools/npm. index.html pins the page's wasm with an integrity hash
 # (sha384): it is rewritten for the new bytes. Results are cached by the input's SHA-256
@@ -44,14 +44,18 @@ shrink() {
   echo "wasm-opt -Oz: $f $before -> $(stat -c %s "$f") bytes ($(( $(date +%s) - t0 )) s)"
 }
 
-for worker in "$dist/worker_bg.wasm" "$dist/worker_cpu_bg.wasm"; do
-  [ -f "$worker" ] || { echo "wasm-opt.sh: no $worker (run trunk build first)" >&2; exit 1; }
+# What the folder holds: the app (the page and the CPU-only worker, and the WebGPU worker once it
+# is copied in) or the WebGPU worker's own build (scripts/web-build.sh).
+shopt -s nullglob
+workers=()
+for w in "$dist/worker_bg.wasm" "$dist/worker_cpu_bg.wasm"; do [ -f "$w" ] && workers+=("$w"); done
+pages=("$dist"/app-*_bg.wasm)
+[ ${#workers[@]} -gt 0 ] || { echo "wasm-opt.sh: no worker wasm in $dist (run scripts/web-build.sh first)" >&2; exit 1; }
+[ ${#pages[@]} -le 1 ] || { echo "wasm-opt.sh: expected at most one page wasm in $dist, found ${#pages[@]}" >&2; exit 1; }
+for worker in "${workers[@]}"; do
   shrink "$worker"
 done
-
-shopt -s nullglob
-pages=("$dist"/app-*_bg.wasm)
-[ ${#pages[@]} -eq 1 ] || { echo "wasm-opt.sh: expected one page wasm in $dist, found ${#pages[@]}" >&2; exit 1; }
+[ ${#pages[@]} -eq 1 ] || exit 0
 page=${pages[0]}
 name=$(basename "$page")
 old=$(sri "$page")

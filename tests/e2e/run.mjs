@@ -65,8 +65,9 @@ after(async () => {
   assert.deepEqual(foreign, [], 'requests left the origin');
 });
 
-async function open(query) {
+async function open(query, setup) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  await setup?.(page);
   page.urls = []; // this page's requests, in order
   const seen = (r) => { requests.push(r.url()); page.urls.push(r.url()); };
   page.on('request', seen);
@@ -406,6 +407,18 @@ test('the backend switch moves the computation to WebGPU and back to the CPU', a
   assert.equal(back.backend, 'cpu');
   assert.deepEqual(back.maps.grad_cam.fooled, cpu.maps.grad_cam.fooled, 'the same CPU maps after the round trip');
   assert.match(await page.textContent('#backend-status'), /CPU/);
+  await page.close();
+});
+
+test('a folder without the WebGPU worker (the main job builds it last): the page runs on the CPU and says why', async () => {
+  const page = await open('?backend=webgpu&interpreter=grad_cam&image=cat_1.png',
+    (p) => p.route('**/worker_loader.js', (r) => r.fulfill({ status: 404, body: 'not found' })));
+  const r = await result(page);
+  assert.equal(r.backend, 'cpu');
+  assert.equal(await page.getAttribute('body', 'data-backend'), 'cpu');
+  assert.match(await page.textContent('#backend-status'), /CPU.*the WebGPU worker is not in this folder/);
+  assert.deepEqual(page.workers().map((w) => w.url().replace(/.*\//, '')), ['worker_cpu_loader.js']);
+  assert.ok(!page.urls.some((u) => /\/worker(_bg\.wasm|\.js)$/.test(u)), `fetched the WebGPU worker: ${page.urls}`);
   await page.close();
 });
 

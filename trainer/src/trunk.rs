@@ -1,12 +1,16 @@
-//! The web app's build with trunk and `scripts/wasm-opt.sh`, for `foolmap demo` (the tools are
-//! installed into `target/tools` the first time).
+//! The web app's build for `foolmap demo`: `scripts/web-tools.sh` (trunk and wasm-bindgen-cli into
+//! `target/tools`, once), then `scripts/web-build.sh` (trunk + `wasm-opt`) in two parts: the page
+//! with the CPU-only worker first, the WebGPU worker (the longest build) after it, so that the
+//! page can be served in between.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// Builds the web app with trunk (installing trunk and wasm-bindgen-cli into `target/tools` the
-/// first time, through `scripts/web-tools.sh`), then shrinks its wasm with `scripts/wasm-opt.sh`.
+/// Installs the web tools if needed and builds the page and the CPU-only worker into
+/// `target/dist` (`scripts/web-build.sh page`). The app works with them alone: the page runs on
+/// the CPU until the WebGPU worker ([`build_webgpu_worker`]) is there.
 pub fn build_web() -> Result<()> {
     if !Path::new("Trunk.toml").is_file() {
         bail!(
@@ -14,62 +18,40 @@ pub fn build_web() -> Result<()> {
             std::env::current_dir()?.display()
         );
     }
-    let tools = std::env::current_dir()?.join("target/tools/bin");
-    let path = format!(
-        "{}:{}",
-        tools.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let have = std::process::Command::new("trunk")
-        .arg("--version")
-        .env("PATH", &path)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        println!(
-            "trunk is not installed: installing trunk and wasm-bindgen-cli into target/tools (once; ~15 min on 2 cores)"
-        );
-        let ok = std::process::Command::new("bash")
-            .arg("scripts/web-tools.sh")
-            .status()
-            .context("cannot run scripts/web-tools.sh")?
-            .success();
-        if !ok {
-            bail!(
-                "installing the web tools failed (see above); rerun with --no-web to skip the web app"
-            );
+    // The pinned trunk and wasm-bindgen-cli into target/tools unless they are there: release
+    // binaries where published (seconds), else compiled (~11 min on 2 cores).
+    script(&["scripts/web-tools.sh"], None).context(
+        "installing the web tools failed (see above); rerun with --no-web to skip the web app",
+    )?;
+    script(&["scripts/web-build.sh", "page"], None)
+}
+
+/// Builds the WebGPU worker and copies it into `target/dist` (`scripts/web-build.sh webgpu`);
+/// its output goes to `log` when given (a build beside the server), else to the terminal.
+pub fn build_webgpu_worker(log: Option<&Path>) -> Result<()> {
+    script(&["scripts/web-build.sh", "webgpu"], log)
+}
+
+/// Runs `bash args…`, its output to `log` (created) or inherited.
+fn script(args: &[&str], log: Option<&Path>) -> Result<()> {
+    let mut cmd = Command::new("bash");
+    cmd.args(args);
+    if let Some(log) = log {
+        let f = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        cmd.stdout(Stdio::from(f.try_clone()?))
+            .stderr(Stdio::from(f));
+    }
+    let what = args.join(" ");
+    let ok = cmd
+        .status()
+        .with_context(|| format!("cannot run bash {what}"))?
+        .success();
+    if !ok {
+        match log {
+            Some(log) => bail!("`bash {what}` failed (see {})", log.display()),
+            None => bail!("`bash {what}` failed (see above)"),
         }
-    }
-    let ok = std::process::Command::new("trunk")
-        .args(["build", "--release", "--offline"])
-        .env("PATH", &path)
-        .status()
-        .context("cannot run trunk")?
-        .success();
-    if !ok {
-        bail!("`trunk build --release --offline` failed (see above)");
-    }
-    // The same `wasm-opt -Oz` as `scripts/test.sh` (3 min on 2 cores the first time, then cached
-    // by input hash), so that the page served is the one the budgets were measured on.
-    // It needs npm (for binaryen); without it the unoptimised build is served.
-    let npm = std::process::Command::new("npm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !npm {
-        println!(
-            "npm not found: serving the build without `wasm-opt -Oz` (about 1.5 times larger; \
-             install Node.js and npm, then `bash scripts/wasm-opt.sh target/dist`)"
-        );
-        return Ok(());
-    }
-    let ok = std::process::Command::new("bash")
-        .args(["scripts/wasm-opt.sh", "target/dist"])
-        .status()
-        .context("cannot run scripts/wasm-opt.sh")?
-        .success();
-    if !ok {
-        bail!("`bash scripts/wasm-opt.sh target/dist` failed (see above)");
     }
     Ok(())
 }

@@ -5,53 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::shared_data;
+use common::{serve_files, shared_data};
 use foolmap::Architecture;
 use foolmap_trainer::io::fetch::{Sources, fetch_from, tensor_sha256};
 use foolmap_trainer::io::hash::sha256_bytes;
-
-/// Serves `root` on 127.0.0.1 (any port) from a background thread; returns the base URL.
-fn serve(root: PathBuf) -> String {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut line = String::new();
-            let mut r = BufReader::new(&stream);
-            if r.read_line(&mut line).is_err() {
-                continue;
-            }
-            // Drain the headers.
-            let mut h = String::new();
-            while r.read_line(&mut h).is_ok_and(|n| n > 2) {
-                h.clear();
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let mut s = &stream;
-            match std::fs::read(root.join(path.trim_start_matches('/'))) {
-                Ok(body) => {
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = s.write_all(&body);
-                }
-                Err(_) => {
-                    let _ = s.write_all(
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
-                }
-            }
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
 
 /// One CIFAR-10 binary record per image: label byte, then the R, G and B planes.
 fn records(images: &[(usize, PathBuf)]) -> Vec<u8> {
@@ -135,7 +95,7 @@ fn foolmap(root: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn fetch_from_a_local_server_gives_a_data_root_every_command_runs_on() {
     let served = tempfile::tempdir().unwrap();
-    let base = serve(served.path().to_path_buf());
+    let base = serve_files(served.path().to_path_buf()).base;
     let mut sources = Sources::official().with_base(&base).unwrap();
     sources
         .weights

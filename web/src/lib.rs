@@ -38,11 +38,23 @@ const WORKER_WEBGPU: &str = "./worker_loader.js";
 /// bytes).
 const WORKER_CPU: &str = "./worker_cpu_loader.js";
 
-/// The worker for a backend wish: the WebGPU one only where the browser has `navigator.gpu`.
-fn worker_script(want: Backend) -> &'static str {
+/// Why the page runs the CPU-only worker although WebGPU was asked for and the browser has it.
+const WEBGPU_WORKER_MISSING: &str = "the WebGPU worker is not in this folder (the main job builds it \
+     after the rest of the app: reload when it says so): using the CPU";
+
+/// The worker for a backend wish: the WebGPU one only where the browser has `navigator.gpu` and
+/// the app's folder has that worker (the main job builds it last, and a copied folder may lack
+/// it; checked by fetching its small loader). With it, why the wish could not be met.
+async fn worker_script(want: Backend) -> (&'static str, Option<&'static str>) {
     match want {
-        Backend::WebGpu if env::has_webgpu() => WORKER_WEBGPU,
-        _ => WORKER_CPU,
+        Backend::WebGpu if env::has_webgpu() => {
+            if env::fetch_bytes(WORKER_WEBGPU).await.is_ok() {
+                (WORKER_WEBGPU, None)
+            } else {
+                (WORKER_CPU, Some(WEBGPU_WORKER_MISSING))
+            }
+        }
+        _ => (WORKER_CPU, None),
     }
 }
 

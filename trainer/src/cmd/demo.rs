@@ -365,7 +365,12 @@ fn web_stages(
         return Ok(());
     }
 
-    stage(4, stages, "the web app (trunk build + wasm-opt)", t0);
+    stage(
+        4,
+        stages,
+        "the web app: the page and the CPU-only worker (trunk build + wasm-opt)",
+        t0,
+    );
     web_app(&a.dist)?;
     stage(
         5,
@@ -384,22 +389,46 @@ fn web_stages(
         },
         root_arg,
     )?;
-    stage(6, stages, "serving", t0);
-    println!(
-        "main job finished in {:.0} s (before serving)",
-        t0.elapsed().as_secs_f64()
-    );
     if a.port == 0 {
+        stage(6, stages, "the WebGPU worker (trunk build + wasm-opt)", t0);
+        crate::trunk::build_webgpu_worker(None)?;
         println!(
-            "built {} (serve it with any static file server)",
+            "main job finished in {:.0} s; built {} (serve it with any static file server)",
+            t0.elapsed().as_secs_f64(),
             a.dist.display()
         );
         return Ok(());
     }
+    stage(
+        6,
+        stages,
+        "serving (the WebGPU worker builds beside the server)",
+        t0,
+    );
+    println!(
+        "main job finished in {:.0} s (before serving)",
+        t0.elapsed().as_secs_f64()
+    );
+    // The longest wasm build goes on while the page is served: until it is done the page runs
+    // on the CPU (and says why).
+    let log = PathBuf::from("target/web-build-webgpu.log");
+    println!(
+        "building the WebGPU worker in the background (log: {}); the page uses the CPU until it is there",
+        log.display()
+    );
+    std::thread::spawn(
+        move || match crate::trunk::build_webgpu_worker(Some(&log)) {
+            Ok(()) => println!(
+                "the WebGPU worker is built ({:.0} s after the start): reload the page to use it",
+                t0.elapsed().as_secs_f64()
+            ),
+            Err(e) => println!("the WebGPU worker was not built: {e:#}; the page stays on the CPU"),
+        },
+    );
     crate::serve::serve(&a.dist, a.port)
 }
 
-/// Builds the web app into `dist` with trunk and `scripts/wasm-opt.sh` ([`crate::trunk`]).
+/// Builds the page and the CPU-only worker into `dist` ([`crate::trunk`]).
 fn web_app(dist: &Path) -> Result<()> {
     if dist != Path::new("target/dist") {
         anyhow::bail!(

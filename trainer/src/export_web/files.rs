@@ -15,8 +15,15 @@ use crate::io::data;
 pub(super) fn copy_app(app: &Path, site: &Path) -> Result<()> {
     if !app.join("index.html").is_file() {
         bail!(
-            "--site: {} holds no built app (index.html): run `trunk build --release` first, or pass \
+            "--site: {} holds no built app (index.html): run `bash scripts/web-build.sh` first, or pass \
              the app's folder with --out",
+            app.display()
+        );
+    }
+    if !app.join("worker_loader.js").is_file() {
+        println!(
+            "note: {} has no WebGPU worker yet (`bash scripts/web-build.sh webgpu` builds it): the \
+             site's page will run on the CPU",
             app.display()
         );
     }

@@ -48,7 +48,7 @@ async fn init(wire_events: fn()) -> Result<(), String> {
     let want = Backend::wish(params.get("backend").map(String::as_str));
     // The worker compiles its wasm while the page fetches the manifest; it gets the manifest
     // (`Init`) once both are there.
-    let script = worker_script(want);
+    let (script, missing) = worker_script(want).await;
     let worker = spawn_worker(script, want)?;
     set_text("status", "loading models/manifest.json …");
     let bytes = fetch_bytes("models/manifest.json").await.map_err(|e| {
@@ -68,6 +68,7 @@ async fn init(wire_events: fn()) -> Result<(), String> {
             backend: want,
             worker,
             script,
+            fallback: missing,
             manifest_text: text,
             image: None,
             resend_image: false,
@@ -146,6 +147,7 @@ fn on_event(event: Event, want: Backend) {
                 !std::mem::replace(&mut u.ready, true)
             })
             .unwrap_or(false);
+            let note = with_ui(|u| u.fallback).flatten().map_or(note, String::from);
             dom::set_backend_status(backend, &note);
             if first {
                 if let Some(wire) = with_ui(|u| u.wire_events) {
@@ -288,26 +290,31 @@ pub fn redraw() {
 /// Asks for another backend: the worker switches itself, or, where the backend needs the other
 /// worker (WebGPU and CPU-only, [`worker_script`]), the page replaces it (a live run ends with it).
 pub fn switch_backend(want: Backend) {
-    let script = worker_script(want);
-    let Some(current) = with_ui(|u| u.script) else {
-        return;
-    };
-    if script == current {
-        send(&Request::SwitchBackend { want }, None);
-        return;
-    }
-    match spawn_worker(script, want) {
-        Ok(worker) => {
-            with_ui(|u| {
-                std::mem::replace(&mut u.worker, worker).terminate();
-                u.script = script;
-                u.resend_image = true;
-            });
-            dom::set_live_state(false);
-            set_text("status", "starting the compute worker …");
+    spawn_local(async move {
+        let (script, missing) = worker_script(want).await;
+        let Some(current) = with_ui(|u| {
+            u.fallback = missing;
+            u.script
+        }) else {
+            return;
+        };
+        if script == current {
+            send(&Request::SwitchBackend { want }, None);
+            return;
         }
-        Err(e) => show_error(&e),
-    }
+        match spawn_worker(script, want) {
+            Ok(worker) => {
+                with_ui(|u| {
+                    std::mem::replace(&mut u.worker, worker).terminate();
+                    u.script = script;
+                    u.resend_image = true;
+                });
+                dom::set_live_state(false);
+                set_text("status", "starting the compute worker …");
+            }
+            Err(e) => show_error(&e),
+        }
+    });
 }
 
 /// Fetches a gallery image (of the set `set`) and sends it.

@@ -21,6 +21,8 @@ pub struct Ui {
     pub(crate) worker: Worker,
     /// The script `worker` runs ([`crate::worker_script`]).
     pub(crate) script: &'static str,
+    /// Why `script` is not the worker the backend wish asked for (shown as the backend's note).
+    pub(crate) fallback: Option<&'static str>,
     /// `models/manifest.json` as text (sent to every worker the page starts).
     pub(crate) manifest_text: String,
     /// The image last sent (file name, label, title, bytes), sent again to a new worker.
