@@ -31,7 +31,8 @@ fi
 if [ "$part" != page ]; then
   [ -f target/dist/index.html ] || { echo "web-build.sh: no target/dist/index.html: build the page first (web-build.sh page)" >&2; exit 1; }
   echo "trunk build: the WebGPU worker ($(date +%T))"
-  trunk build --release --offline static/webgpu-worker.html --dist target/dist-webgpu
+  # (the HTML file first: trunk takes a value after --release / --offline when one follows)
+  trunk build static/webgpu-worker.html --release --offline --dist target/dist-webgpu
   opt target/dist-webgpu
   for f in worker_bg.wasm worker.js worker_loader.js; do
     [ -f "target/dist-webgpu/$f" ] || { echo "web-build.sh: trunk wrote no target/dist-webgpu/$f" >&2; exit 1; }
