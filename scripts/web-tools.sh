@@ -6,8 +6,8 @@
 # Each tool comes from its project's GitHub release where one is published for this platform: a
 # prebuilt binary (a few MB, seconds), checked against the SHA-256 that the release publishes
 # beside the archive and against the version it reports. Where there is none, or the download or a
-# check fails, the tool is compiled from crates.io with `cargo install` (trunk ~9 min,
-# wasm-bindgen-cli ~2 min on 2 cores). `target/tools/installed.txt` says where each came from.
+# check fails, the tool is compiled from crates.io with `cargo install` (trunk 10.6 min,
+# wasm-bindgen-cli 3.8 min on 2 cores, BENCHMARKS.md). `target/tools/installed.txt` says where each came from.
 #
 #   FOOLMAP_WEB_TOOLS       auto (default: release, else compile) | release (only) | source (only compile)
 #   FOOLMAP_WEB_TOOLS_BASE  scheme and host of the release URLs (default https://github.com; plain

@@ -19,7 +19,7 @@ pub fn build_web() -> Result<()> {
         );
     }
     // The pinned trunk and wasm-bindgen-cli into target/tools unless they are there: release
-    // binaries where published (seconds), else compiled (~11 min on 2 cores).
+    // binaries where published (seconds), else compiled (14.4 min on 2 cores, BENCHMARKS.md).
     script(&["scripts/web-tools.sh"], None).context(
         "installing the web tools failed (see above); rerun with --no-web to skip the web app",
     )?;
