@@ -28,8 +28,14 @@ pub struct Compute {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    /// The manifest text (the page fetched it) and the backend asked for (`?backend=`).
-    Init { manifest: String, backend: Backend },
+    /// The manifest text (the page fetched it), the backend asked for (`?backend=`), and the
+    /// model files the page fetched while the worker compiled its wasm (their bytes beside the
+    /// JSON, one after the other: [`split_preloaded`]).
+    Init {
+        manifest: String,
+        backend: Backend,
+        preloaded: Vec<Preloaded>,
+    },
     /// Switch the backend; the worker drops the models and any live run on the old one.
     SwitchBackend { want: Backend },
     /// A new image (its bytes beside the JSON), then compute for it.
@@ -52,6 +58,38 @@ pub enum Request {
     LiveStop,
     /// Forget the live model and compute with the exported one again.
     LiveReset { compute: Compute },
+}
+
+/// A model file sent with [`Request::Init`]: its manifest id and its length in the message's
+/// bytes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Preloaded {
+    pub id: String,
+    pub len: usize,
+}
+
+/// The files of [`Request::Init`]'s bytes, by manifest id; the lengths must add up to the bytes.
+pub fn split_preloaded<'a>(
+    list: &'a [Preloaded],
+    bytes: &'a [u8],
+) -> Result<Vec<(&'a str, &'a [u8])>, String> {
+    let total = list.iter().try_fold(0usize, |a, p| a.checked_add(p.len));
+    if total != Some(bytes.len()) {
+        return Err(format!(
+            "the page sent {} bytes of model files but listed {}",
+            bytes.len(),
+            total.map_or("more than fit in memory".into(), |t| t.to_string())
+        ));
+    }
+    let mut rest = bytes;
+    Ok(list
+        .iter()
+        .map(|p| {
+            let (file, tail) = rest.split_at(p.len);
+            rest = tail;
+            (p.id.as_str(), file)
+        })
+        .collect())
 }
 
 /// One architecture of the library's registry (the page's registry table).
@@ -176,6 +214,7 @@ mod tests {
                 frame_mass: (0.1, 0.9),
                 constant: (false, true),
             }),
+            partial: false,
             ms: 12.5,
             forward_ms: 2.0,
             timings: vec![("lrp_t".into(), 3.0)],
@@ -219,6 +258,10 @@ mod tests {
             Request::Init {
                 manifest: "{}".into(),
                 backend: Backend::WebGpu,
+                preloaded: vec![Preloaded {
+                    id: "resnet20-original".into(),
+                    len: 3,
+                }],
             },
             Request::Compute { compute: c.clone() },
             Request::LiveStart {
@@ -245,6 +288,42 @@ mod tests {
     }
 
     #[test]
+    fn preloaded_files_are_split_by_their_lengths() {
+        let list = [
+            Preloaded {
+                id: "a".into(),
+                len: 2,
+            },
+            Preloaded {
+                id: "b".into(),
+                len: 3,
+            },
+        ];
+        let files = split_preloaded(&list, b"xxyyy").expect("split");
+        assert_eq!(files, vec![("a", &b"xx"[..]), ("b", &b"yyy"[..])]);
+        assert_eq!(split_preloaded(&[], &[]).expect("none"), vec![]);
+        for bytes in [&b"xxyy"[..], &b"xxyyyz"[..]] {
+            let e = split_preloaded(&list, bytes).unwrap_err();
+            assert!(
+                e.contains(&format!("{} bytes", bytes.len())) && e.contains("listed 5"),
+                "{e}"
+            );
+        }
+        let huge = [
+            Preloaded {
+                id: "a".into(),
+                len: usize::MAX,
+            },
+            Preloaded {
+                id: "b".into(),
+                len: 1,
+            },
+        ];
+        let e = split_preloaded(&huge, b"x").unwrap_err();
+        assert!(e.contains("more than fit"), "{e}");
+    }
+
+    #[test]
     fn malformed_messages_name_what_was_expected() {
         let e = from_json::<Request>(r#"{"cmd":"compute"}"#, "page").unwrap_err();
         assert!(
@@ -252,7 +331,7 @@ mod tests {
             "{e}"
         );
         let e = from_json::<Event>(
-            r#"{"ev":"output","generation":1,"output":{"backend":"cpu","model":"m","interpreter":"grad_cam","image_title":"t","crop":{"width":2,"height":2,"data":[1]},"class":0,"class_source":"label","logits":[[],[]],"maps":[],"stats":null,"ms":0,"forward_ms":0,"timings":[]}}"#,
+            r#"{"ev":"output","generation":1,"output":{"backend":"cpu","model":"m","interpreter":"grad_cam","image_title":"t","crop":{"width":2,"height":2,"data":[1]},"class":0,"class_source":"label","logits":[[],[]],"maps":[],"stats":null,"partial":false,"ms":0,"forward_ms":0,"timings":[]}}"#,
             "worker",
         )
         .unwrap_err();

@@ -75,7 +75,10 @@ pub struct Output {
     pub logits: (Vec<f32>, Vec<f32>),
     pub maps: Vec<MapPair>,
     pub stats: Option<Stats>,
-    /// Wall time of the whole computation (ms).
+    /// Whether more maps of this computation follow: the worker sends the selected
+    /// interpreter's maps first, then the whole transfer grid in a second output.
+    pub partial: bool,
+    /// Wall time of the computation so far (ms).
     pub ms: f64,
     /// Both forward passes with the logits read back (ms).
     pub forward_ms: f64,

@@ -4,15 +4,16 @@
 //! stays responsive while maps are computed or the model is fooled live.
 
 use foolmap::fooling::FoolingType;
+use futures_lite::future::zip;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{MessageEvent, Worker};
 
 use super::dom::{self, set_text, show_error};
-use super::model::{SentImage, UI, Ui, with_ui};
+use super::model::{Ahead, SentImage, UI, Ui, with_ui};
 use super::{controls, view};
 use crate::env::fetch_bytes;
-use crate::protocol::{self, Compute, Event, Request};
+use crate::protocol::{self, Compute, Event, Preloaded, Request};
 use crate::state::{self, Manifest, SetKind};
 use crate::{Backend, worker_script};
 
@@ -46,8 +47,8 @@ async fn init(wire_events: fn()) -> Result<(), String> {
         dom::set_body_class("embed");
     }
     let want = Backend::wish(params.get("backend").map(String::as_str));
-    // The worker compiles its wasm while the page fetches the manifest; it gets the manifest
-    // (`Init`) once both are there.
+    // The worker compiles its wasm while the page fetches the manifest, the first image and the
+    // first models; it gets the manifest and the models (`Init`) once both are there.
     let (script, missing) = worker_script(want).await;
     let worker = spawn_worker(script, want)?;
     set_text("status", "loading models/manifest.json …");
@@ -59,7 +60,6 @@ async fn init(wire_events: fn()) -> Result<(), String> {
     let manifest = Manifest::parse(&bytes)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| "models/manifest.json is not UTF-8 text".to_string())?;
-    set_text("status", "waiting for the compute worker …");
     UI.with(|a| {
         *a.borrow_mut() = Some(Ui {
             set: first_set(&manifest, &params),
@@ -75,34 +75,88 @@ async fn init(wire_events: fn()) -> Result<(), String> {
             last: None,
             generation: 0,
             runs: 0,
+            shown: 0,
             params: params.clone(),
             ready: false,
             wire_events,
+            fetched_ahead: false,
+            ahead: Ahead::default(),
         })
     });
     with_ui(|u| controls::fill_controls(u, &params));
-    if ALIVE_BEFORE_MANIFEST.take() {
+    set_text("status", "loading the first models …");
+    let ahead = fetch_ahead().await;
+    with_ui(|u| {
+        u.ahead = ahead;
+        u.fetched_ahead = true;
+    });
+    if ALIVE_EARLY.take() {
         send_init(want);
+    } else {
+        set_text("status", "waiting for the compute worker …");
     }
     Ok(())
 }
 
 thread_local! {
-    /// Whether the first worker said it was alive before the page had the manifest.
-    static ALIVE_BEFORE_MANIFEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether the first worker said it was alive before the page was ready to initialise it.
+    static ALIVE_EARLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Sends the worker the manifest and the backend wish.
+/// Fetches, all at once, the first image and the two model files of the first selection. A
+/// model that fails here is left to the worker, which fetches it when needed and reports why it
+/// cannot.
+async fn fetch_ahead() -> Ahead {
+    let image = with_ui(first_image).flatten();
+    let models = with_ui(|u| controls::selection(u).ok())
+        .flatten()
+        .map(|s| [s.models.0, s.models.1]);
+    let image = async move {
+        match image {
+            Some((entry, set)) => {
+                let bytes = fetch_bytes(&entry.file).await;
+                Some((entry, set, bytes))
+            }
+            None => None,
+        }
+    };
+    let models = async move {
+        let Some([a, b]) = models else {
+            return Vec::new();
+        };
+        let (fa, fb) = zip(fetch_bytes(&a.file), fetch_bytes(&b.file)).await;
+        [(a.id, fa), (b.id, fb)]
+            .into_iter()
+            .filter_map(|(id, r)| r.ok().map(|bytes| (id, bytes)))
+            .collect()
+    };
+    let (image, models) = zip(image, models).await;
+    Ahead { models, image }
+}
+
+/// Sends the worker the manifest, the backend wish, and the model files fetched ahead (once).
 fn send_init(want: Backend) {
-    if let Some(manifest) = with_ui(|u| u.manifest_text.clone()) {
-        send(
-            &Request::Init {
-                manifest,
-                backend: want,
-            },
-            None,
-        );
-    }
+    let Some((manifest, models)) =
+        with_ui(|u| (u.manifest_text.clone(), std::mem::take(&mut u.ahead.models)))
+    else {
+        return;
+    };
+    let preloaded = models
+        .iter()
+        .map(|(id, bytes)| Preloaded {
+            id: id.clone(),
+            len: bytes.len(),
+        })
+        .collect();
+    let files: Vec<u8> = models.into_iter().flat_map(|(_, bytes)| bytes).collect();
+    send(
+        &Request::Init {
+            manifest,
+            backend: want,
+            preloaded,
+        },
+        (!files.is_empty()).then_some(&files[..]),
+    );
 }
 
 /// Starts the compute worker `script`, which is initialised for `want` when it says it is alive.
@@ -135,10 +189,10 @@ fn on_event(event: Event, want: Backend) {
     match event {
         Event::Alive { registry } => {
             view::render_registry(&registry);
-            if with_ui(|_| ()).is_some() {
+            if with_ui(|u| u.fetched_ahead) == Some(true) {
                 send_init(want);
             } else {
-                ALIVE_BEFORE_MANIFEST.set(true);
+                ALIVE_EARLY.set(true);
             }
         }
         Event::Backend { backend, note } => {
@@ -172,10 +226,15 @@ fn on_event(event: Event, want: Backend) {
         Event::Status { text } => set_text("status", &text),
         Event::Output { generation, output } => {
             if is_latest(generation) {
-                dom::set_busy(false);
+                // A partial output (the selected maps first) keeps the page busy until the
+                // rest of the transfer grid arrives.
+                if !output.partial {
+                    dom::set_busy(false);
+                }
                 dom::clear_error();
                 with_ui(|u| {
-                    u.runs += 1;
+                    u.runs += u64::from(!output.partial);
+                    u.shown += 1;
                     view::draw(u, &output);
                     u.last = Some(*output);
                 });
@@ -232,23 +291,32 @@ fn first_set(m: &Manifest, params: &std::collections::HashMap<String, String>) -
 }
 
 /// First image: `?image=<gallery file or name>` (of the first set), else its first entry.
+fn first_image(u: &mut Ui) -> Option<(state::GalleryEntry, SetKind)> {
+    let g = u.manifest.set(u.set).gallery;
+    let e = u
+        .params
+        .get("image")
+        .and_then(|want| {
+            g.iter()
+                .find(|e| e.file.ends_with(want.as_str()) || e.name == *want)
+        })
+        .or_else(|| g.first())
+        .cloned();
+    e.map(|e| (e, u.set))
+}
+
+/// Sends the first image (fetched ahead, else now).
 async fn load_first_image() {
-    let first = with_ui(|u| {
-        let g = u.manifest.set(u.set).gallery;
-        let e = u
-            .params
-            .get("image")
-            .and_then(|want| {
-                g.iter()
-                    .find(|e| e.file.ends_with(want.as_str()) || e.name == *want)
-            })
-            .or_else(|| g.first())
-            .cloned();
-        e.map(|e| (e, u.set))
-    })
-    .flatten();
-    if let Some((entry, set)) = first {
-        load_gallery(entry, set).await;
+    match with_ui(|u| u.ahead.image.take()).flatten() {
+        Some((entry, set, Ok(bytes))) => {
+            set_image(&bytes, &entry.file, entry.label, &entry.name, set)
+        }
+        Some((_, _, Err(e))) => show_error(&e),
+        None => {
+            if let Some((entry, set)) = with_ui(first_image).flatten() {
+                load_gallery(entry, set).await;
+            }
+        }
     }
 }
 

@@ -194,6 +194,21 @@ pub(crate) fn put_rgb(canvas_id: &str, img: &Rgb8) {
     }
 }
 
+/// Clears a canvas (a map that has not arrived yet).
+pub(crate) fn clear_canvas(canvas_id: &str) {
+    let Some(c) = el(canvas_id).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) else {
+        return;
+    };
+    if let Some(ctx) = c
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|x| x.dyn_into::<CanvasRenderingContext2d>().ok())
+    {
+        ctx.clear_rect(0.0, 0.0, c.width() as f64, c.height() as f64);
+    }
+}
+
 pub(crate) fn on(target: &web_sys::EventTarget, ev: &str, f: impl FnMut(web_sys::Event) + 'static) {
     let c = Closure::<dyn FnMut(web_sys::Event)>::new(f);
     let _ = target.add_event_listener_with_callback(ev, c.as_ref().unchecked_ref());

@@ -33,14 +33,32 @@ pub struct Ui {
     pub(crate) last: Option<state::Output>,
     /// The generation of the newest request; only its answers are drawn.
     pub(crate) generation: u64,
-    /// Results drawn so far (`body[data-runs]`).
+    /// Complete results drawn so far (`body[data-runs]`).
     pub(crate) runs: u64,
+    /// Results drawn so far, partial ones included (`body[data-shown]`).
+    pub(crate) shown: u64,
     /// URL parameters, read once.
     pub(crate) params: HashMap<String, String>,
     /// Whether the worker answered `Init` (events are wired then).
     pub(crate) ready: bool,
     /// Attaches the event handlers (called once, when the worker is ready).
     pub(crate) wire_events: fn(),
+    /// Whether the page has fetched what it fetches while the first worker compiles
+    /// ([`Ahead`]); the worker is initialised only after that.
+    pub(crate) fetched_ahead: bool,
+    /// What it fetched, until used.
+    pub(crate) ahead: Ahead,
+}
+
+/// What the page fetches while the first worker compiles its wasm, so that the first maps wait
+/// for no download after the worker is ready: the model files of the first selection (sent
+/// with `Init`) and the first image.
+#[derive(Default)]
+pub struct Ahead {
+    /// Manifest id and file bytes of each model fetched.
+    pub(crate) models: Vec<(String, Vec<u8>)>,
+    /// The first gallery image, its set, and its bytes or why they could not be fetched.
+    pub(crate) image: Option<(state::GalleryEntry, SetKind, Result<Vec<u8>, String>)>,
 }
 
 /// An image the page sent to the worker.

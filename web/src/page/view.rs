@@ -7,11 +7,11 @@ use foolmap::scores::{softmax, top_k};
 use serde_json::json;
 
 use super::controls::selection;
-use super::dom::{doc, el, esc, put_rgb, set_text};
+use super::dom::{clear_canvas, doc, el, esc, put_rgb, set_text};
 use super::model::Ui;
 use crate::protocol::RegistryRow;
 use crate::state::{MapPair, Output, Stats};
-use crate::{THUMB, VIEW};
+use crate::{THUMB, TRANSFER, VIEW};
 
 fn overlay(crop: &Rgb8, map: &(Vec<f32>, usize, usize), side: usize, alpha: f32) -> Rgb8 {
     let base = resize_bilinear(crop, side, side);
@@ -61,16 +61,24 @@ pub fn draw(app: &Ui, out: &Output) {
     set_text(
         "status",
         &format!(
-            "{} · class “{class_name}” ({}) · {} maps in {:.0} ms on {}",
+            "{} · class “{class_name}” ({}) · {} maps in {:.0} ms on {}{}",
             out.image_title,
             out.class_source,
             2 * out.maps.len(),
             out.ms,
-            out.backend.label()
+            out.backend.label(),
+            if out.partial {
+                " · the other interpreters' maps follow …"
+            } else {
+                ""
+            }
         ),
     );
     set_text("result-json", &result_json(out).to_string());
     if let Some(b) = doc().and_then(|d| d.body()) {
+        // `data-shown`: outputs drawn (partial ones too; the page-ready time is its first
+        // change); `data-runs`: complete outputs.
+        let _ = b.set_attribute("data-shown", &app.shown.to_string());
         let _ = b.set_attribute("data-runs", &app.runs.to_string());
         let _ = b.set_attribute("data-state", "ready");
     }
@@ -129,53 +137,42 @@ fn stats_html(s: &Stats, class_name: &str, class_source: &str) -> String {
     )
 }
 
-/// The transfer grid: both models' maps under every foolable interpreter (canvases made once).
+/// The transfer grid: both models' maps under every foolable interpreter (canvases made once;
+/// those whose maps have not arrived yet are cleared).
 fn draw_transfer(out: &Output, opacity: f32) {
     // The transfer grid's canvases are made once and reused (a new 2D context per draw is slow).
-    let have_grid = out
-        .maps
+    let have_grid = TRANSFER
         .iter()
-        .filter(|m| crate::TRANSFER.contains(&m.interpreter))
-        .all(|m| el(&format!("t-fooled-{}", m.interpreter)).is_some());
+        .all(|i| el(&format!("t-fooled-{i}")).is_some());
     if let Some(g) = el("transfer").filter(|_| !have_grid) {
         let mut html = String::from("<tr><th></th>");
-        for m in out
-            .maps
-            .iter()
-            .filter(|m| crate::TRANSFER.contains(&m.interpreter))
-        {
-            html.push_str(&format!("<th>{}</th>", m.interpreter));
+        for i in TRANSFER {
+            html.push_str(&format!("<th>{i}</th>"));
         }
         html.push_str("</tr>");
         for role in ["original", "fooled"] {
             html.push_str(&format!("<tr><th>{role}</th>"));
-            for m in out
-                .maps
-                .iter()
-                .filter(|m| crate::TRANSFER.contains(&m.interpreter))
-            {
+            for i in TRANSFER {
                 html.push_str(&format!(
-                    "<td><canvas id=\"t-{role}-{}\" width=\"{THUMB}\" height=\"{THUMB}\"></canvas></td>",
-                    m.interpreter
+                    "<td><canvas id=\"t-{role}-{i}\" width=\"{THUMB}\" height=\"{THUMB}\"></canvas></td>"
                 ));
             }
             html.push_str("</tr>");
         }
         g.set_inner_html(&html);
     }
-    for m in out
-        .maps
-        .iter()
-        .filter(|m| crate::TRANSFER.contains(&m.interpreter))
-    {
-        put_rgb(
-            &format!("t-original-{}", m.interpreter),
-            &overlay(&out.crop, &m.original, THUMB, opacity),
-        );
-        put_rgb(
-            &format!("t-fooled-{}", m.interpreter),
-            &overlay(&out.crop, &m.fooled, THUMB, opacity),
-        );
+    for i in TRANSFER {
+        let m = out.maps.iter().find(|m| m.interpreter == *i);
+        for (role, map) in [
+            ("original", m.map(|m| &m.original)),
+            ("fooled", m.map(|m| &m.fooled)),
+        ] {
+            let id = format!("t-{role}-{i}");
+            match map {
+                Some(map) => put_rgb(&id, &overlay(&out.crop, map, THUMB, opacity)),
+                None => clear_canvas(&id),
+            }
+        }
     }
 }
 

@@ -13,13 +13,13 @@ use foolmap::explain::interpreter::{explain_traced, logits};
 use foolmap::fooling::{self, FoolingType};
 use foolmap::image::{Rgb8, eval_crop};
 use foolmap::scores::{read_back, read_back_async};
-use foolmap::{Architecture, Interpreter, InterpreterOptions, Net, ParamStore, StateDict};
+use foolmap::{Architecture, InterpreterOptions, Net, ParamStore, StateDict};
 use futures_lite::future::zip;
 use wasm_bindgen::prelude::*;
 use web_sys::DedicatedWorkerGlobalScope;
 
 use crate::env::{self, fetch_bytes};
-use crate::protocol::{self, Compute, Event};
+use crate::protocol::{self, Compute, Event, Preloaded};
 use crate::state::{self, Manifest, ModelEntry, SetKind};
 use crate::{Backend, TRANSFER};
 
@@ -67,8 +67,18 @@ fn status(text: &str) {
     post(&Event::Status { text: text.into() });
 }
 
-pub(crate) async fn init(text: &str, want: Backend) -> Result<(), String> {
+/// Starts the engine on the backend for `want`, with the model files the page fetched while
+/// this worker compiled (loaded before the page hears that the worker is ready, so the first
+/// computation fetches nothing; one that fails to load is fetched again when needed, and that
+/// attempt reports the error).
+pub(crate) async fn init(
+    text: &str,
+    want: Backend,
+    preloaded: &[Preloaded],
+    files: &[u8],
+) -> Result<(), String> {
     let manifest = Manifest::parse(text.as_bytes())?;
+    let files = protocol::split_preloaded(preloaded, files)?;
     let (backend, device, note) = make_device(want).await;
     ENGINE.with(|a| {
         *a.borrow_mut() = Some(Engine {
@@ -81,6 +91,11 @@ pub(crate) async fn init(text: &str, want: Backend) -> Result<(), String> {
             request: None,
         })
     });
+    for (id, bytes) in files {
+        if let Err(e) = entry(id).and_then(|entry| load_params(&entry, bytes)) {
+            web_sys::console::warn_1(&format!("a preloaded model file: {e}").into());
+        }
+    }
     post(&Event::Backend { backend, note });
     Ok(())
 }
@@ -173,7 +188,12 @@ pub(crate) async fn params_for(id: &str) -> Result<Rc<ParamStore>, String> {
     let entry = entry(id)?;
     status(&format!("loading {} …", entry.file));
     let bytes = fetch_bytes(&entry.file).await?;
-    let sd = StateDict::from_safetensors(&bytes, &entry.file).map_err(|e| e.to_string())?;
+    load_params(&entry, &bytes)
+}
+
+/// Loads the model file `bytes` of `entry` onto the engine's device and keeps it.
+fn load_params(entry: &ModelEntry, bytes: &[u8]) -> Result<Rc<ParamStore>, String> {
+    let sd = StateDict::from_safetensors(bytes, &entry.file).map_err(|e| e.to_string())?;
     let p = with_engine(|e| {
         let net = e.net(entry.arch);
         ParamStore::from_state_dict(&net.specs, &sd, &net.id, &entry.file, &e.device)
@@ -273,38 +293,11 @@ async fn compute(c: &Compute, live: Option<LiveModel>) -> Result<Option<state::O
         _ => (foolmap::scores::argmax(&lg0), "original top-1"),
     };
     let opts = InterpreterOptions::default();
-    let mut interps: Vec<Interpreter> = TRANSFER.to_vec();
-    if !interps.contains(&interpreter) {
-        interps.push(interpreter);
-    }
-    let mut maps = Vec::new();
-    let mut timings = Vec::new();
-    let forward_ms = env::now_ms() - t0;
-    for interp in interps {
-        if superseded(c) {
-            return Ok(None);
-        }
-        let ti = env::now_ms();
-        let m0 =
-            explain_traced(&net, &p0, &tr0, &[class], interp, &opts).map_err(|e| e.to_string())?;
-        let m1 =
-            explain_traced(&net, &p1, &tr1, &[class], interp, &opts).map_err(|e| e.to_string())?;
-        let a = read(m0).await?;
-        let b = read(m1).await?;
-        maps.push(state::MapPair {
-            interpreter: interp,
-            original: a,
-            fooled: b,
-        });
-        timings.push((interp.id().to_string(), env::now_ms() - ti));
-    }
-    let ms = env::now_ms() - t0;
-    let stats = maps
-        .iter()
-        .find(|m| m.interpreter == interpreter)
-        .map(stats_of)
-        .transpose()?;
-    Ok(Some(state::Output {
+    // The selected interpreter first (its maps are what the page shows large, with the
+    // statistics), then the rest of the transfer grid.
+    let mut interps = vec![interpreter];
+    interps.extend(TRANSFER.iter().filter(|&&i| i != interpreter));
+    let mut out = state::Output {
         backend,
         model: model_name,
         interpreter,
@@ -313,12 +306,46 @@ async fn compute(c: &Compute, live: Option<LiveModel>) -> Result<Option<state::O
         class,
         class_source: class_source.into(),
         logits: (lg0, lg1),
-        maps,
-        stats,
-        ms,
-        forward_ms,
-        timings,
-    }))
+        maps: Vec::new(),
+        stats: None,
+        partial: true,
+        ms: 0.0,
+        forward_ms: env::now_ms() - t0,
+        timings: Vec::new(),
+    };
+    let count = interps.len();
+    for (k, interp) in interps.into_iter().enumerate() {
+        if superseded(c) {
+            return Ok(None);
+        }
+        let ti = env::now_ms();
+        let m0 =
+            explain_traced(&net, &p0, &tr0, &[class], interp, &opts).map_err(|e| e.to_string())?;
+        let m1 =
+            explain_traced(&net, &p1, &tr1, &[class], interp, &opts).map_err(|e| e.to_string())?;
+        let pair = state::MapPair {
+            interpreter: interp,
+            original: read(m0).await?,
+            fooled: read(m1).await?,
+        };
+        out.timings
+            .push((interp.id().to_string(), env::now_ms() - ti));
+        if k == 0 {
+            out.stats = Some(stats_of(&pair)?);
+        }
+        out.maps.push(pair);
+        if k == 0 && count > 1 {
+            // The page draws the selected maps now and the transfer grid when it is complete.
+            out.ms = env::now_ms() - t0;
+            post(&Event::Output {
+                generation: c.generation,
+                output: Box::new(out.clone()),
+            });
+        }
+    }
+    out.partial = false;
+    out.ms = env::now_ms() - t0;
+    Ok(Some(out))
 }
 
 /// Per-image statistics of one map pair (spec §5, §7.2): Location statistic of both maps, Top-k
@@ -358,6 +385,7 @@ fn stats_of(m: &state::MapPair) -> Result<state::Stats, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use foolmap::Interpreter;
 
     #[test]
     fn stats_of_identical_maps() {

@@ -15,7 +15,6 @@ use crate::protocol::{self, Compute, Event, RegistryRow, Request};
 use engine::{post, with_engine};
 
 /// Worker entry point: reports panics to the page, listens, and says it is alive.
-/// Worker entry point: reports panics to the page, listens, and says it is alive.
 pub fn start_worker() {
     std::panic::set_hook(Box::new(|info| {
         post(&Event::Fatal {
@@ -61,8 +60,13 @@ fn remember(c: &Compute) {
 
 async fn handle(req: Request, bytes: Option<Vec<u8>>) {
     match req {
-        Request::Init { manifest, backend } => {
-            if let Err(error) = engine::init(&manifest, backend).await {
+        Request::Init {
+            manifest,
+            backend,
+            preloaded,
+        } => {
+            let files = bytes.unwrap_or_default();
+            if let Err(error) = engine::init(&manifest, backend, &preloaded, &files).await {
                 post(&Event::Fatal { error });
             }
         }
