@@ -107,7 +107,7 @@ thread_local! {
 /// model that fails here is left to the worker, which fetches it when needed and reports why it
 /// cannot.
 async fn fetch_ahead() -> Ahead {
-    let image = with_ui(first_image).flatten();
+    let image = with_ui(|u| first_image(u)).flatten();
     let models = with_ui(|u| controls::selection(u).ok())
         .flatten()
         .map(|s| [s.models.0, s.models.1]);
@@ -291,7 +291,7 @@ fn first_set(m: &Manifest, params: &std::collections::HashMap<String, String>) -
 }
 
 /// First image: `?image=<gallery file or name>` (of the first set), else its first entry.
-fn first_image(u: &mut Ui) -> Option<(state::GalleryEntry, SetKind)> {
+fn first_image(u: &Ui) -> Option<(state::GalleryEntry, SetKind)> {
     let g = u.manifest.set(u.set).gallery;
     let e = u
         .params
@@ -313,7 +313,7 @@ async fn load_first_image() {
         }
         Some((_, _, Err(e))) => show_error(&e),
         None => {
-            if let Some((entry, set)) = with_ui(first_image).flatten() {
+            if let Some((entry, set)) = with_ui(|u| first_image(u)).flatten() {
                 load_gallery(entry, set).await;
             }
         }

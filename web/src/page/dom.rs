@@ -163,8 +163,20 @@ pub fn set_live_steps(n: u64) {
     }
 }
 
+/// A canvas of the page and its 2D context.
+fn canvas_2d(canvas_id: &str) -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
+    let c = el(canvas_id)?.dyn_into::<HtmlCanvasElement>().ok()?;
+    let ctx = c
+        .get_context("2d")
+        .ok()
+        .flatten()?
+        .dyn_into::<CanvasRenderingContext2d>()
+        .ok()?;
+    Some((c, ctx))
+}
+
 pub(crate) fn put_rgb(canvas_id: &str, img: &Rgb8) {
-    let Some(c) = el(canvas_id).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) else {
+    let Some((c, ctx)) = canvas_2d(canvas_id) else {
         return;
     };
     // Assigning a canvas size clears it and its context even when unchanged.
@@ -172,14 +184,6 @@ pub(crate) fn put_rgb(canvas_id: &str, img: &Rgb8) {
         c.set_width(img.width as u32);
         c.set_height(img.height as u32);
     }
-    let Some(ctx) = c
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|x| x.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
-        return;
-    };
     let mut rgba = Vec::with_capacity(img.width * img.height * 4);
     for px in img.data.chunks(3) {
         rgba.extend_from_slice(px);
@@ -196,15 +200,7 @@ pub(crate) fn put_rgb(canvas_id: &str, img: &Rgb8) {
 
 /// Clears a canvas (a map that has not arrived yet).
 pub(crate) fn clear_canvas(canvas_id: &str) {
-    let Some(c) = el(canvas_id).and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok()) else {
-        return;
-    };
-    if let Some(ctx) = c
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|x| x.dyn_into::<CanvasRenderingContext2d>().ok())
-    {
+    if let Some((c, ctx)) = canvas_2d(canvas_id) {
         ctx.clear_rect(0.0, 0.0, c.width() as f64, c.height() as f64);
     }
 }
