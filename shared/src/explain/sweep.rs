@@ -2,13 +2,13 @@
 //! forward tensor ops only (see the module above).
 
 use burn::tensor::Tensor;
-use burn::tensor::module::conv_transpose2d;
-use burn::tensor::ops::ConvTransposeOptions;
 
 use super::blocks;
 use super::rules::{self, BiasMode};
 use crate::model::{BatchNorm, Conv, Linear, Node, NodeTrace, Seq, SeqTrace};
 use crate::params::ParamStore;
+
+pub use crate::model::conv_input_grad;
 
 /// Options of the gradient sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -62,31 +62,6 @@ pub enum Sweep {
     Gradient(GradOptions),
     /// LRP-Composite relevance.
     Lrp(LrpOptions),
-}
-
-/// Gradient of a convolution with respect to its input: `convT(g, W)` with the same stride and
-/// padding and the output padding that restores the input size.
-///
-/// # Shapes
-/// `g`: `[N, Cout, Ho, Wo]`, `w`: `[Cout, Cin, k, k]`; returns `in_dims` = `[N, Cin, H, W]`.
-pub fn conv_input_grad(
-    g: Tensor<4>,
-    w: Tensor<4>,
-    stride: usize,
-    padding: usize,
-    in_dims: [usize; 4],
-) -> Tensor<4> {
-    let [_, _, ho, wo] = g.dims();
-    let k = w.dims()[2];
-    let out_pad = |inp: usize, out: usize| inp + 2 * padding - k - (out - 1) * stride;
-    let opts = ConvTransposeOptions::new(
-        [stride; 2],
-        [padding; 2],
-        [out_pad(in_dims[2], ho), out_pad(in_dims[3], wo)],
-        [1, 1],
-        1,
-    );
-    conv_transpose2d(g, w, None, opts)
 }
 
 /// Copies every value of `x` `[N, C, h, w]` to its `k×k` block; result cropped to `out_dims`.

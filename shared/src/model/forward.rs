@@ -2,8 +2,8 @@
 //! activations that the explicit backward passes of [`crate::explain`] walk over.
 
 use burn::tensor::activation::relu;
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::module::{avg_pool2d, max_pool2d, max_pool2d_with_indices};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Int, Tensor};
 
 use super::{BatchNorm, Conv, Fire, Linear, MaxPool, Node, Residual, Seq, Shortcut};
@@ -62,11 +62,12 @@ pub struct FireTrace {
 impl Conv {
     /// Forward with the given weights.
     pub fn apply(&self, p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
-        conv2d(
+        super::conv2d(
             x,
             p.get::<4>(self.weight),
             self.bias.map(|b| p.get::<1>(b)),
-            ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1),
+            self.stride,
+            self.padding,
         )
     }
 }

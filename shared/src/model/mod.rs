@@ -7,11 +7,15 @@
 //! layers act on `[N, F, 1, 1]`, so one sweep handles convolutional and dense parts alike.
 
 #[cfg(feature = "tensor")]
+mod conv;
+#[cfg(feature = "tensor")]
 mod forward;
 mod spec;
 
 use crate::params::ParamId;
 
+#[cfg(feature = "tensor")]
+pub use conv::{conv_input_grad, conv2d};
 #[cfg(feature = "tensor")]
 pub use forward::{FireTrace, NodeTrace, ResidualTrace, SeqTrace, option_a};
 pub use spec::SpecBuilder;

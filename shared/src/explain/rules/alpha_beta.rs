@@ -1,11 +1,9 @@
 //! LRP-α1β0 with signed inputs for every convolution (spec §4.1; fixtures README).
 
 use burn::tensor::Tensor;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 
 use super::sign_const;
-use crate::explain::conv_input_grad;
+use crate::model::{conv_input_grad, conv2d};
 
 /// How the convolution bias enters `Z` (spec §9 Q4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,16 +34,16 @@ pub fn alpha1_beta0(
     bias_mode: BiasMode,
     stabilizer: f64,
 ) -> Tensor<4> {
-    let opts = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
     let ap = a.clone().clamp_min(0.0);
     let an = a.sub(ap.clone());
     let wp = w.clone().clamp_min(0.0);
     let wn = w.sub(wp.clone());
-    let mut z = conv2d(ap.clone(), wp.clone(), None, opts.clone()).add(conv2d(
+    let mut z = conv2d(ap.clone(), wp.clone(), None, stride, padding).add(conv2d(
         an.clone(),
         wn.clone(),
         None,
-        opts,
+        stride,
+        padding,
     ));
     if let Some(b) = b {
         let c = b.dims()[0];
