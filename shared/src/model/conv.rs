@@ -123,6 +123,9 @@ mod tests {
         let w0 = Tensor::<4>::random([4, 5, 1, 1], Distribution::Normal(0.0, 1.0), &dev);
         let b = Tensor::<1>::random([4], Distribution::Normal(0.0, 1.0), &dev);
         let r = Tensor::<4>::random([3, 4, 7, 6], Distribution::Normal(0.0, 1.0), &dev);
+        // The product is taken with and without autodiff; other kernels keep Burn's.
+        assert!(as_product(&x0, [1, 1], 1, 0) && as_product(&x0.clone().inner(), [1, 1], 1, 0));
+        assert!(!as_product(&x0, [3, 3], 1, 1) && !as_product(&x0, [1, 1], 2, 0));
         let run = |lowered: bool| {
             let (x, w) = (x0.clone().require_grad(), w0.clone().require_grad());
             let y = if lowered {
