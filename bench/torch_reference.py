@@ -272,13 +272,16 @@ def peak_mib(device):
     return None
 
 
-def timed(fn, reps, warmup, device):
+def timed(fn, warmup, min_reps, max_reps, budget_s, device):
+    """Median seconds of one call: `warmup` untimed calls, then timed calls until there are
+    `max_reps`, or at least `min_reps` that took `budget_s` seconds together (the rule of
+    `foolmap bench`, trainer/src/bench/compare.rs)."""
     for _ in range(warmup):
         fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
     times = []
-    for _ in range(reps):
+    while len(times) < max_reps and (len(times) < min_reps or sum(times) < budget_s):
         t = time.perf_counter()
         fn()
         if device.type == "cuda":
@@ -299,8 +302,8 @@ def run_model(arch, batch, kinds, args, device):
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     mask_cache = {}
     rows = []
-    reps = args.reps if side <= 64 else max(2, args.reps // 3)
-    warmup = args.warmup if side <= 64 else 1
+    # 32² models: `--warmup` + `--reps` calls; 224² models: 1 + 3 to 10 calls, 3 s (foolmap's rule).
+    reps = (args.warmup, args.reps, args.reps, 0.0) if side <= 64 else (1, 3, 10, 3.0)
 
     def infer():
         with torch.no_grad():
@@ -343,7 +346,7 @@ def run_model(arch, batch, kinds, args, device):
         else:
             raise SystemExit(f"torch_reference.py: unknown row kind `{kind}`")
         reset_peak(device)
-        t = timed(fn, reps, warmup, device)
+        t = timed(fn, *reps, device)
         rows.append(dict(arch=arch, batch=batch, side=side, kind=kind, images_per_s=batch / t,
                          seconds_per_step=t, peak_mib=peak_mib(device), weights=weights))
         print(f"torch {arch} b{batch} {kind}: {batch / t:.1f} img/s", file=sys.stderr, flush=True)

@@ -27,12 +27,41 @@ use super::{peak_rss_mib, reset_peak_rss};
 use crate::io::data::{self, Sample};
 use crate::io::prefetch::Prefetch;
 
-/// Repetitions: (warm-up, timed) per case; 224² models get fewer.
-fn reps(case: Case) -> (usize, usize) {
-    if case.arch.dataset().input_size() > 64 {
-        (1, 2)
-    } else {
-        (2, 6)
+/// How many steps a row times: `warm` untimed steps, then timed steps until there are `max`, or
+/// at least `min` that took `budget_s` seconds together. `bench/torch_reference.py` follows the
+/// same rule, so both sides of a ratio rest on as many steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Reps {
+    warm: usize,
+    min: usize,
+    max: usize,
+    budget_s: f64,
+}
+
+impl Reps {
+    /// 32² models: 2 + 6 steps. 224² models (a step takes 0.1–7 s here): 1 + 3 to 10 steps, 3 s.
+    fn of(case: Case) -> Self {
+        if case.arch.dataset().input_size() > 64 {
+            Self {
+                warm: 1,
+                min: 3,
+                max: 10,
+                budget_s: 3.0,
+            }
+        } else {
+            Self {
+                warm: 2,
+                min: 6,
+                max: 6,
+                budget_s: 0.0,
+            }
+        }
+    }
+
+    /// Whether `times` (seconds of the timed steps so far) are enough.
+    fn done(&self, times: &[f64]) -> bool {
+        times.len() >= self.max
+            || (times.len() >= self.min && times.iter().sum::<f64>() >= self.budget_s)
     }
 }
 
@@ -118,7 +147,7 @@ pub fn measure_case(
     let net = case.arch.build();
     let p0 = params(&net, case.arch, root, device)?;
     let ad = device.clone().autodiff();
-    let (warm, timed) = reps(case);
+    let reps = Reps::of(case);
     let mut out = Vec::new();
     for &kind in kinds {
         reset_peak_rss();
@@ -127,11 +156,14 @@ pub fn measure_case(
         let mut p = p0.to_device(&ad).require_grad();
         let mut adam = Adam::new(&p, 1e-5);
         let mut times = Vec::new();
-        for r in 0..warm + timed {
+        for r in 0.. {
             let t = Instant::now();
             p = step(kind, &net, p, &p0, &mut adam, x.clone(), &labels)?;
-            if r >= warm {
+            if r >= reps.warm {
                 times.push(t.elapsed().as_secs_f64());
+            }
+            if reps.done(&times) {
+                break;
             }
         }
         let step_ips = case.batch as f64 / median(times);
@@ -141,7 +173,7 @@ pub fn measure_case(
         } else {
             let owned: Vec<Sample> = samples.to_vec();
             let (dataset, n) = (net.dataset, case.batch);
-            let total = (warm + timed) as u64;
+            let total = (reps.warm + reps.max) as u64;
             let mut pre = Prefetch::new(1..=total, 2, move |s| {
                 let mut rng = SplitMix::new(1000 + s);
                 crate::batches::train_batch(&owned, dataset, n, &mut rng)
@@ -155,8 +187,11 @@ pub fn measure_case(
                 let labels: Vec<usize> = labels.iter().map(|&l| l % net.num_classes).collect();
                 let x = foolmap::image::batch(&imgs, &ad)?;
                 p = step(kind, &net, p, &p0, &mut adam, x, &labels)?;
-                if s > warm as u64 {
+                if s > reps.warm as u64 {
                     times.push(t.elapsed().as_secs_f64());
+                }
+                if reps.done(&times) {
+                    break;
                 }
             }
             Some(case.batch as f64 / median(times))
@@ -226,7 +261,9 @@ pub fn table(
         Err(e) => md.push_str(&format!("No PyTorch reference: {e}.\n\n")),
     }
     md.push_str(
-        "Images/s, median of the timed steps after warm-up. *Step alone*: the input is a tensor already \
+        "Images/s, median of the timed steps after warm-up (32² models: 2 warm-up + 6 timed steps; 224² \
+         models: 1 warm-up, then at least 3 timed steps and up to 10 until they took 3 s; both sides \
+         follow this rule). *Step alone*: the input is a tensor already \
          (what the PyTorch script times). *End to end*: each step also decodes and augments real images \
          (CIFAR-10 training PNGs, or the ImageNet samples' JPEGs) through `foolmap fool`'s prefetch thread. \
          Fooling steps: Location, λ 1, Adam; models in eval mode. Peak memory: host `VmHWM` reset per row \
@@ -270,6 +307,23 @@ pub fn table(
 mod tests {
     use super::*;
     use foolmap::Interpreter;
+
+    #[test]
+    fn repetitions_stop_at_the_count_or_after_the_time_budget() {
+        let small = Reps::of(Case {
+            arch: Architecture::ResNet20,
+            batch: 32,
+        });
+        assert!(!small.done(&[10.0; 5]) && small.done(&[0.001; 6]));
+        let large = Reps::of(Case {
+            arch: Architecture::SqueezeNet1_0,
+            batch: 4,
+        });
+        // Slow steps: the minimum is enough; fast ones: until the budget or the maximum.
+        assert!(!large.done(&[7.0; 2]) && large.done(&[7.0; 3]));
+        assert!(!large.done(&[0.3; 9]) && large.done(&[0.3; 10]));
+        assert!(!large.done(&[0.5; 5]) && large.done(&[0.5; 6]));
+    }
 
     #[test]
     fn table_joins_the_reference_rows_and_says_why_one_is_missing() {
