@@ -63,6 +63,27 @@ impl Reps {
         times.len() >= self.max
             || (times.len() >= self.min && times.iter().sum::<f64>() >= self.budget_s)
     }
+
+    /// Runs `step(state, i)` for `i` = 1, 2, … (the warm-up steps first) until [`Reps::done`];
+    /// returns the median seconds of the timed steps.
+    fn median_seconds<S>(
+        &self,
+        mut state: S,
+        mut step: impl FnMut(S, u64) -> Result<S>,
+    ) -> Result<f64> {
+        let mut times = Vec::new();
+        for i in 1.. {
+            let t = Instant::now();
+            state = step(state, i)?;
+            if i > self.warm as u64 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+            if self.done(&times) {
+                break;
+            }
+        }
+        Ok(median(times))
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -153,20 +174,12 @@ pub fn measure_case(
         reset_peak_rss();
         // Step alone: the input is a tensor already.
         let (x, labels) = random_batch(&net, case.batch, 1, &ad);
-        let mut p = p0.to_device(&ad).require_grad();
+        let p = p0.to_device(&ad).require_grad();
         let mut adam = Adam::new(&p, 1e-5);
-        let mut times = Vec::new();
-        for r in 0.. {
-            let t = Instant::now();
-            p = step(kind, &net, p, &p0, &mut adam, x.clone(), &labels)?;
-            if r >= reps.warm {
-                times.push(t.elapsed().as_secs_f64());
-            }
-            if reps.done(&times) {
-                break;
-            }
-        }
-        let step_ips = case.batch as f64 / median(times);
+        let seconds = reps.median_seconds(p, |p, _| {
+            step(kind, &net, p, &p0, &mut adam, x.clone(), &labels)
+        })?;
+        let step_ips = case.batch as f64 / seconds;
         // End to end: decode + augmentation on the prefetch thread, as `foolmap fool` does.
         let e2e_ips = if samples.is_empty() {
             None
@@ -178,23 +191,15 @@ pub fn measure_case(
                 let mut rng = SplitMix::new(1000 + s);
                 crate::batches::train_batch(&owned, dataset, n, &mut rng)
             });
-            let mut p = p0.to_device(&ad).require_grad();
+            let p = p0.to_device(&ad).require_grad();
             let mut adam = Adam::new(&p, 1e-5);
-            let mut times = Vec::new();
-            for s in 1..=total {
-                let t = Instant::now();
+            let seconds = reps.median_seconds(p, |p, s| {
                 let (imgs, labels) = pre.take(s)?;
                 let labels: Vec<usize> = labels.iter().map(|&l| l % net.num_classes).collect();
                 let x = foolmap::image::batch(&imgs, &ad)?;
-                p = step(kind, &net, p, &p0, &mut adam, x, &labels)?;
-                if s > reps.warm as u64 {
-                    times.push(t.elapsed().as_secs_f64());
-                }
-                if reps.done(&times) {
-                    break;
-                }
-            }
-            Some(case.batch as f64 / median(times))
+                step(kind, &net, p, &p0, &mut adam, x, &labels)
+            })?;
+            Some(case.batch as f64 / seconds)
         };
         let m = Measured {
             case,
