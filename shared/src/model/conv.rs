@@ -61,12 +61,56 @@ pub fn conv2d(
             None => y,
         };
     }
+    #[cfg(feature = "flex")]
+    if let Some(y) = own_kernel(
+        &x,
+        &w,
+        stride,
+        padding,
+        x.dims(),
+        super::flex_conv::Op::Conv,
+    ) {
+        return match bias {
+            Some(b) => y.add(b.reshape([1, cout, 1, 1])),
+            None => y,
+        };
+    }
     burn_conv2d(
         x,
         w,
         bias,
         ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1),
     )
+}
+
+/// `op(a, W)` through foolmap's kernels when `a` is on flex (`None` elsewhere, or for a shape
+/// they do not take): `in_dims` is the convolution's input `[N, Cin, H, W]`.
+#[cfg(feature = "flex")]
+fn own_kernel(
+    a: &Tensor<4>,
+    w: &Tensor<4>,
+    stride: usize,
+    padding: usize,
+    in_dims: [usize; 4],
+    op: super::flex_conv::Op,
+) -> Option<Tensor<4>> {
+    let [n, cin, h, wd] = in_dims;
+    let [cout, _, kh, kw] = w.dims();
+    if !on_flex(a) || stride == 0 || h + 2 * padding < kh || wd + 2 * padding < kw {
+        return None;
+    }
+    let g = super::cpu_conv::ConvGeom {
+        n,
+        cin,
+        h,
+        w: wd,
+        cout,
+        kh,
+        kw,
+        stride,
+        padding,
+    };
+    super::flex_conv::run(op, &g, a, w)
 }
 
 /// Gradient of a convolution with respect to its input: `convT(g, W)` with the same stride and
@@ -91,6 +135,17 @@ pub fn conv_input_grad(
                 .transpose()
                 .reshape([cin, cout, 1, 1]),
         );
+    }
+    #[cfg(feature = "flex")]
+    if let Some(dx) = own_kernel(
+        &g,
+        &w,
+        stride,
+        padding,
+        in_dims,
+        super::flex_conv::Op::ConvT,
+    ) {
+        return dx;
     }
     let out_pad = |inp: usize, out: usize, k: usize| inp + 2 * padding - k - (out - 1) * stride;
     let opts = ConvTransposeOptions::new(
@@ -150,5 +205,109 @@ mod tests {
         // The explicit input gradient is the autodiff one.
         let gi = conv_input_grad(r.clone().inner(), w0.clone().inner(), 1, 0, [3, 5, 7, 6]);
         assert!(max_rel(gi, gx) < 1e-6);
+    }
+
+    /// foolmap's own kernels (every kernel but the pointwise product, on flex) equal Burn's
+    /// convolution and transposed convolution: values, and the autodiff gradients of both
+    /// operands, over strides, paddings, kernel sizes and non-square inputs. Both autodiff and
+    /// plain flex tensors take them.
+    #[test]
+    fn own_kernels_equal_burn_conv_and_transposed_conv_with_their_gradients() {
+        use super::super::flex_conv::{Op, run as own};
+        let dev = Device::flex().autodiff();
+        dev.seed(5);
+        let normal = Distribution::Normal(0.0, 1.0);
+        // (n, cin, h, w, cout, k, stride, padding)
+        let cases = [
+            (2, 3, 7, 6, 4, 3, 1, 1),
+            (2, 3, 9, 8, 5, 3, 2, 1),
+            (1, 2, 11, 11, 3, 7, 2, 3),
+            (3, 4, 5, 5, 2, 3, 1, 0),
+            (2, 3, 8, 7, 4, 1, 2, 0),
+            (2, 5, 6, 6, 3, 2, 2, 0),
+            (1, 3, 15, 13, 6, 7, 2, 0),
+            (2, 2, 4, 4, 3, 5, 1, 2),
+        ];
+        for (n, cin, h, wd, cout, k, s, p) in cases {
+            let what = format!("[{n},{cin},{h},{wd}] → {cout}, {k}×{k}, stride {s}, padding {p}");
+            let x0 = Tensor::<4>::random([n, cin, h, wd], normal, &dev);
+            let w0 = Tensor::<4>::random([cout, cin, k, k], normal, &dev);
+            let (ho, wo) = ((h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1);
+            let r = Tensor::<4>::random([n, cout, ho, wo], normal, &dev);
+            let r_in = Tensor::<4>::random([n, cin, h, wd], normal, &dev);
+            let g = super::super::cpu_conv::ConvGeom {
+                n,
+                cin,
+                h,
+                w: wd,
+                cout,
+                kh: k,
+                kw: k,
+                stride: s,
+                padding: p,
+            };
+            assert!(
+                own(Op::Conv, &g, &x0, &w0).is_some(),
+                "{what}: autodiff path"
+            );
+            assert!(
+                own(Op::Conv, &g, &x0.clone().inner(), &w0.clone().inner()).is_some(),
+                "{what}: plain path"
+            );
+            // Forward convolution and its gradients.
+            let fwd = |ours: bool| {
+                let (x, w) = (x0.clone().require_grad(), w0.clone().require_grad());
+                let y = if ours {
+                    conv2d(x.clone(), w.clone(), None, s, p)
+                } else {
+                    burn_conv2d(
+                        x.clone(),
+                        w.clone(),
+                        None,
+                        ConvOptions::new([s, s], [p, p], [1, 1], 1),
+                    )
+                };
+                let grads = y.clone().mul(r.clone()).sum().backward();
+                let (gx, gw) = (x.grad(&grads), w.grad(&grads));
+                (y.inner(), gx, gw)
+            };
+            let (y, gx, gw) = fwd(true);
+            let (y_ref, gx_ref, gw_ref) = fwd(false);
+            assert!(max_rel(y, y_ref) < 1e-5, "{what}: forward");
+            let (gx, gx_ref) = (gx.expect("dx"), gx_ref.expect("dx ref"));
+            assert!(max_rel(gx, gx_ref) < 1e-5, "{what}: dx");
+            let (gw, gw_ref) = (gw.expect("dW"), gw_ref.expect("dW ref"));
+            assert!(max_rel(gw, gw_ref) < 1e-5, "{what}: dW");
+            // Transposed convolution (the explicit input gradient) and its gradients.
+            let bwd = |ours: bool| {
+                let (gy, w) = (r.clone().require_grad(), w0.clone().require_grad());
+                let gi = if ours {
+                    conv_input_grad(gy.clone(), w.clone(), s, p, [n, cin, h, wd])
+                } else {
+                    let pad = |i: usize, o: usize| i + 2 * p - k - (o - 1) * s;
+                    conv_transpose2d(
+                        gy.clone(),
+                        w.clone(),
+                        None,
+                        ConvTransposeOptions::new(
+                            [s, s],
+                            [p, p],
+                            [pad(h, ho), pad(wd, wo)],
+                            [1, 1],
+                            1,
+                        ),
+                    )
+                };
+                let grads = gi.clone().mul(r_in.clone()).sum().backward();
+                (gi.inner(), gy.grad(&grads), w.grad(&grads))
+            };
+            let (gi, dgy, dw) = bwd(true);
+            let (gi_ref, dgy_ref, dw_ref) = bwd(false);
+            assert!(max_rel(gi, gi_ref) < 1e-5, "{what}: transposed");
+            let (dgy, dgy_ref) = (dgy.expect("dg"), dgy_ref.expect("dg ref"));
+            assert!(max_rel(dgy, dgy_ref) < 1e-5, "{what}: transposed, d input");
+            let (dw, dw_ref) = (dw.expect("dW"), dw_ref.expect("dW ref"));
+            assert!(max_rel(dw, dw_ref) < 1e-5, "{what}: transposed, dW");
+        }
     }
 }

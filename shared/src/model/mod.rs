@@ -8,6 +8,10 @@
 
 #[cfg(feature = "tensor")]
 mod conv;
+#[cfg(feature = "flex")]
+mod cpu_conv;
+#[cfg(feature = "flex")]
+mod flex_conv;
 #[cfg(feature = "tensor")]
 mod forward;
 mod spec;

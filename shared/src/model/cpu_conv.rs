@@ -1,0 +1,302 @@
+//! A 2-D convolution and its two gradients on plain `f32` slices (NCHW, one group, no dilation),
+//! as im2col + one matrix product per image (`docs/method.md` §9).
+//!
+//! For image `n`, `col[n]` is the `[Cin·kh·kw, Ho·Wo]` matrix of input patches (zero outside the
+//! padded input). Then, with `W` viewed as `[Cout, Cin·kh·kw]`:
+//!
+//! - forward: `y[n] = W · col[n]`                         (`[Cout, Ho·Wo]`);
+//! - input gradient: `dx[n] = col2im(Wᵀ · dy[n])`          (`[Cin, H·W]`, patches summed back);
+//! - weight gradient: `dW = Σₙ dy[n] · col[n]ᵀ`             (`[Cout, Cin·kh·kw]`).
+//!
+//! Images run in parallel on the rayon pool (feature `rayon`), each with its own patch buffer;
+//! the weight gradient sums one partial per worker. Patches are rebuilt in the backward pass
+//! instead of stored (they are `kh·kw` times the input).
+
+/// The geometry of one convolution.
+///
+/// # Shapes
+/// input `[n, cin, h, w]`, weight `[cout, cin, kh, kw]`, output `[n, cout, ho, wo]` with
+/// `ho = (h + 2·padding − kh) / stride + 1` (same for `wo`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvGeom {
+    pub fn ho(&self) -> usize {
+        (self.h + 2 * self.padding - self.kh) / self.stride + 1
+    }
+    pub fn wo(&self) -> usize {
+        (self.w + 2 * self.padding - self.kw) / self.stride + 1
+    }
+    /// Rows of a patch matrix: `Cin·kh·kw`.
+    fn k(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+    /// Columns of a patch matrix: `Ho·Wo`.
+    fn p(&self) -> usize {
+        self.ho() * self.wo()
+    }
+    fn in_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+    fn out_len(&self) -> usize {
+        self.cout * self.p()
+    }
+    /// For kernel column `kj`: the output columns `[lo, hi)` whose input column
+    /// `ow·stride + kj − padding` lies inside the image.
+    fn valid_cols(&self, kj: usize) -> (usize, usize) {
+        let wo = self.wo();
+        let lo = self.padding.saturating_sub(kj).div_ceil(self.stride);
+        let hi = if self.w + self.padding > kj {
+            ((self.w + self.padding - kj - 1) / self.stride + 1).min(wo)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// Fills `col` (`[Cin·kh·kw, Ho·Wo]`) with the patches of one image `x` (`[Cin, H, W]`).
+fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    let (ho, wo, p) = (g.ho(), g.wo(), g.p());
+    for ci in 0..g.cin {
+        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = ((ci * g.kh + ki) * g.kw + kj) * p;
+                let (lo, hi) = g.valid_cols(kj);
+                for oh in 0..ho {
+                    let dst = &mut col[row + oh * wo..row + (oh + 1) * wo];
+                    let ih = (oh * g.stride + ki) as isize - g.padding as isize;
+                    if ih < 0 || ih as usize >= g.h || lo >= hi {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[ih as usize * g.w..(ih as usize + 1) * g.w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    let iw0 = lo * g.stride + kj - g.padding;
+                    if g.stride == 1 {
+                        dst[lo..hi].copy_from_slice(&src[iw0..iw0 + (hi - lo)]);
+                    } else {
+                        for (o, d) in dst[lo..hi].iter_mut().enumerate() {
+                            *d = src[iw0 + o * g.stride];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the patches `col` (`[Cin·kh·kw, Ho·Wo]`) back onto one image `dx` (`[Cin, H, W]`),
+/// which must start at zero.
+fn col2im(g: &ConvGeom, col: &[f32], dx: &mut [f32]) {
+    let (ho, wo, p) = (g.ho(), g.wo(), g.p());
+    for ci in 0..g.cin {
+        let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = ((ci * g.kh + ki) * g.kw + kj) * p;
+                let (lo, hi) = g.valid_cols(kj);
+                if lo >= hi {
+                    continue;
+                }
+                for oh in 0..ho {
+                    let ih = (oh * g.stride + ki) as isize - g.padding as isize;
+                    if ih < 0 || ih as usize >= g.h {
+                        continue;
+                    }
+                    let src = &col[row + oh * wo + lo..row + oh * wo + hi];
+                    let iw0 = lo * g.stride + kj - g.padding;
+                    let dst = &mut plane[ih as usize * g.w..(ih as usize + 1) * g.w];
+                    if g.stride == 1 {
+                        for (d, s) in dst[iw0..iw0 + (hi - lo)].iter_mut().zip(src) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (o, s) in src.iter().enumerate() {
+                            dst[iw0 + o * g.stride] += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, every matrix given by its column and row strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (isize, isize),
+    rhs: &[f32],
+    rhs_strides: (isize, isize),
+) {
+    debug_assert!(dst.len() >= m * n);
+    // SAFETY: `dst` is row-major `m×n` and owned; the callers give operand strides that stay
+    // inside `lhs` (`m×k`) and `rhs` (`k×n`) (checked by the tests against Burn's convolution).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.0,
+            lhs_strides.1,
+            rhs.as_ptr(),
+            rhs_strides.0,
+            rhs_strides.1,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Runs `f(image, out_chunk, scratch)` for every image, in parallel where the rayon pool exists.
+fn per_image<F>(n: usize, out: &mut [f32], scratch_len: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut Vec<f32>) + Send + Sync,
+{
+    let chunk = out.len() / n.max(1);
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(chunk.max(1)).enumerate().for_each_init(
+            || vec![0.0f32; scratch_len],
+            |scratch, (i, o)| f(i, o, scratch),
+        );
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut scratch = vec![0.0f32; scratch_len];
+        for (i, o) in out.chunks_mut(chunk.max(1)).enumerate() {
+            f(i, o, &mut scratch);
+        }
+    }
+}
+
+/// `y = conv(x, W) [+ bias]`: `x` `[N, Cin, H, W]`, `w` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`;
+/// returns `[N, Cout, Ho, Wo]`.
+pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (k, p) = (g.k(), g.p());
+    let mut y = vec![0.0f32; g.n * g.out_len()];
+    per_image(g.n, &mut y, k * p, |i, out, col| {
+        im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
+        gemm(
+            g.cout,
+            p,
+            k,
+            out,
+            false,
+            w,
+            (1, k as isize),
+            col,
+            (1, p as isize),
+        );
+        if let Some(b) = bias {
+            for (row, bv) in out.chunks_mut(p).zip(b) {
+                row.iter_mut().for_each(|v| *v += *bv);
+            }
+        }
+    });
+    y
+}
+
+/// `dx = convT(dy, W)`: `dy` `[N, Cout, Ho, Wo]`, `w` `[Cout, Cin, kh, kw]`; returns
+/// `[N, Cin, H, W]`.
+pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let (k, p) = (g.k(), g.p());
+    let mut dx = vec![0.0f32; g.n * g.in_len()];
+    per_image(g.n, &mut dx, k * p, |i, out, col| {
+        let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+        // Wᵀ (k×cout): element (r, c) = w[c·k + r].
+        gemm(
+            k,
+            p,
+            g.cout,
+            col,
+            false,
+            w,
+            (k as isize, 1),
+            dyi,
+            (1, p as isize),
+        );
+        col2im(g, col, out);
+    });
+    dx
+}
+
+/// `dW = Σₙ dy[n] · col[n]ᵀ`: `x` `[N, Cin, H, W]`, `dy` `[N, Cout, Ho, Wo]`; returns
+/// `[Cout, Cin, kh, kw]`.
+pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (k, p) = (g.k(), g.p());
+    let wlen = g.cout * k;
+    let one = |i: usize, acc: &mut [f32], col: &mut Vec<f32>| {
+        im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
+        let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+        // colᵀ (p×k): element (r, c) = col[c·p + r].
+        gemm(
+            g.cout,
+            k,
+            p,
+            acc,
+            true,
+            dyi,
+            (1, p as isize),
+            col,
+            (p as isize, 1),
+        );
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        (0..g.n)
+            .into_par_iter()
+            .fold(
+                || (vec![0.0f32; wlen], vec![0.0f32; k * p]),
+                |(mut acc, mut col), i| {
+                    one(i, &mut acc, &mut col);
+                    (acc, col)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(
+                || vec![0.0f32; wlen],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
+                    a
+                },
+            )
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let (mut acc, mut col) = (vec![0.0f32; wlen], vec![0.0f32; k * p]);
+        for i in 0..g.n {
+            one(i, &mut acc, &mut col);
+        }
+        acc
+    }
+}

@@ -1,0 +1,193 @@
+//! The CPU backend's convolutions through foolmap's own kernels ([`super::cpu_conv`]), with and
+//! without autodiff (`docs/method.md` §9).
+//!
+//! Burn's flex backend runs a convolution as NHWC copies + tiled im2col + GEMM and its backward as
+//! a transposed convolution plus a convolution over the batch; at the shapes of foolmap's models
+//! that is 1.8–3.5× slower than im2col + one GEMM per image on NCHW data (BENCHMARKS.md,
+//! "Convolutions on the CPU"). Two operations are replaced, each with its own backward step in
+//! Burn's autodiff graph:
+//!
+//! - `Conv`: `y = conv(x, W)`; backward `dx = convT(dy, W)`, `dW = Σₙ dy[n] · col(x[n])ᵀ`;
+//! - `ConvT` (the interpreters' explicit input gradient): `g_in = convT(g, W)`; backward
+//!   `dg = conv(dg_in, W)`, `dW = Σₙ g[n] · col(dg_in[n])ᵀ`.
+//!
+//! Both are first-order: the backward steps run on plain flex tensors, as Burn's own do. A tensor
+//! that is not `f32` on flex gets `None`, and the caller keeps Burn's kernel.
+
+use super::cpu_conv::{self, ConvGeom};
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{Tensor, TensorData};
+
+/// `x`'s values, contiguous, if it is `f32`.
+fn values(t: &FlexTensor) -> Option<std::borrow::Cow<'_, [f32]>> {
+    if let Some(s) = t.as_slice::<f32>() {
+        return Some(std::borrow::Cow::Borrowed(s));
+    }
+    let c = t.to_contiguous();
+    c.as_slice::<f32>()
+        .map(|s| std::borrow::Cow::Owned(s.to_vec()))
+}
+
+fn flex_tensor(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape))
+}
+
+/// The kernels on flex tensors: `y = conv(x, W)`.
+fn conv_fwd(g: &ConvGeom, x: &FlexTensor, w: &FlexTensor) -> Option<FlexTensor> {
+    let y = cpu_conv::forward(g, &values(x)?, &values(w)?, None);
+    Some(flex_tensor(y, [g.n, g.cout, g.ho(), g.wo()]))
+}
+
+/// `dx = convT(dy, W)` (`[N, Cin, H, W]`).
+fn conv_dx(g: &ConvGeom, dy: &FlexTensor, w: &FlexTensor) -> Option<FlexTensor> {
+    let dx = cpu_conv::input_grad(g, &values(dy)?, &values(w)?);
+    Some(flex_tensor(dx, [g.n, g.cin, g.h, g.w]))
+}
+
+/// `dW = Σₙ dy[n] · col(x[n])ᵀ` (`[Cout, Cin, kh, kw]`).
+fn conv_dw(g: &ConvGeom, x: &FlexTensor, dy: &FlexTensor) -> Option<FlexTensor> {
+    let dw = cpu_conv::weight_grad(g, &values(x)?, &values(dy)?);
+    Some(flex_tensor(dw, [g.cout, g.cin, g.kh, g.kw]))
+}
+
+/// Which of the two operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    /// `conv(x, W)`: input `[N, Cin, H, W]`, output `[N, Cout, Ho, Wo]`.
+    Conv,
+    /// `convT(g, W)`: input `[N, Cout, Ho, Wo]`, output `[N, Cin, H, W]`.
+    ConvT,
+}
+
+impl Op {
+    fn apply(self, g: &ConvGeom, a: &FlexTensor, w: &FlexTensor) -> Option<FlexTensor> {
+        // Shapes were checked by `run`; a dtype other than f32 gives `None` here.
+        match self {
+            Op::Conv => conv_fwd(g, a, w),
+            Op::ConvT => conv_dx(g, a, w),
+        }
+    }
+}
+
+/// `op(a, W)` on flex with foolmap's kernels, through Burn's autodiff when `a` carries it;
+/// `None` when `a` or `w` is not an `f32` flex tensor (the caller then uses Burn's kernel).
+///
+/// # Shapes
+/// `g` is the geometry of the forward convolution; `a` is `[N, Cin, H, W]` for [`Op::Conv`] and
+/// `[N, Cout, Ho, Wo]` for [`Op::ConvT`]; `w` is `[Cout, Cin, kh, kw]`.
+pub(super) fn run(op: Op, g: &ConvGeom, a: &Tensor<4>, w: &Tensor<4>) -> Option<Tensor<4>> {
+    let a_dims = match op {
+        Op::Conv => [g.n, g.cin, g.h, g.w],
+        Op::ConvT => [g.n, g.cout, g.ho(), g.wo()],
+    };
+    if a.dims() != a_dims || w.dims() != [g.cout, g.cin, g.kh, g.kw] {
+        return None;
+    }
+    if let (Ok(ap), Ok(wp)) = (
+        a.clone().try_into_primitive::<Flex>(),
+        w.clone().try_into_primitive::<Flex>(),
+    ) {
+        if ap.dtype() != burn::tensor::DType::F32 || wp.dtype() != burn::tensor::DType::F32 {
+            return None;
+        }
+        return op.apply(g, &ap, &wp).map(Tensor::from_primitive::<Flex>);
+    }
+    #[cfg(feature = "autodiff")]
+    {
+        use burn::backend::autodiff::checkpoint::strategy::{
+            BalancedCheckpointing, NoCheckpointing,
+        };
+        if let Some(t) = autodiff::run::<NoCheckpointing>(op, g, a, w) {
+            return Some(t);
+        }
+        autodiff::run::<BalancedCheckpointing>(op, g, a, w)
+    }
+    #[cfg(not(feature = "autodiff"))]
+    None
+}
+
+#[cfg(feature = "autodiff")]
+mod autodiff {
+    use super::{ConvGeom, Op, conv_dw, conv_dx, conv_fwd};
+    use burn::backend::autodiff::NodeId;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Autodiff, DispatchKindConversion, Flex};
+    use burn::tensor::{DispatchTensor, Tensor};
+
+    /// The backward step of one replaced convolution; its state is the two checkpointed inputs
+    /// and the geometry.
+    #[derive(Debug)]
+    struct Step(Op);
+
+    impl Backward<Flex, 2> for Step {
+        type State = (NodeId, NodeId, ConvGeom);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 2>,
+            grads: &mut Gradients,
+            checkpointer: &mut Checkpointer,
+        ) {
+            let [node_a, node_w] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let (a_id, w_id, g) = ops.state;
+            let a = checkpointer.retrieve_node_output::<FlexTensor>(a_id);
+            let w = checkpointer.retrieve_node_output::<FlexTensor>(w_id);
+            // The forward accepted these f32 tensors, and the gradient has the output's dtype.
+            let missing = "f32 flex tensors checked in the forward pass";
+            if let Some(node) = node_a {
+                let da = match self.0 {
+                    Op::Conv => conv_dx(&g, &grad, &w),
+                    Op::ConvT => conv_fwd(&g, &grad, &w),
+                };
+                grads.register::<Flex>(node.id, da.expect(missing));
+            }
+            if let Some(node) = node_w {
+                let dw = match self.0 {
+                    Op::Conv => conv_dw(&g, &a, &grad),
+                    Op::ConvT => conv_dw(&g, &grad, &a),
+                };
+                grads.register::<Flex>(node.id, dw.expect(missing));
+            }
+        }
+    }
+
+    pub(super) fn run<C: CheckpointStrategy>(
+        op: Op,
+        g: &ConvGeom,
+        a: &Tensor<4>,
+        w: &Tensor<4>,
+    ) -> Option<Tensor<4>>
+    where
+        DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+    {
+        let ap = a.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?;
+        let wp = w.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?;
+        let f32s = |t: &FlexTensor| t.dtype() == burn::tensor::DType::F32;
+        if !f32s(ap.primitive()) || !f32s(wp.primitive()) {
+            return None;
+        }
+        let out = match Step(op)
+            .prepare::<C>([ap.node(), wp.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let a_id = prep.checkpoint(&ap);
+                let w_id = prep.checkpoint(&wp);
+                let y = op.apply(g, ap.primitive(), wp.primitive())?;
+                prep.finish((a_id, w_id, *g), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                let y = op.apply(g, ap.primitive(), wp.primitive())?;
+                prep.finish(y)
+            }
+        };
+        Some(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
+    }
+}
