@@ -34,8 +34,9 @@ step "the default build is the CPU backend with Burn's fast paths; --features gp
 # minutes to compile (BENCHMARKS.md, "The first run").
 tree() { cargo tree -p foolmap-trainer "$@" --offline 2>/dev/null || cargo tree -p foolmap-trainer "$@"; }
 flex=$(tree -e features -i burn-flex); cubecl=$(tree --features gpu -e features -i burn-cubecl)
-for f in 'burn-flex feature "simd"' 'burn-flex feature "rayon"'; do
-  grep -qF "$f" <<<"$flex" || { echo "missing in the default build: $f"; exit 1; }; echo "ok: $f"
+gemm=$(tree -e features -i gemm-common)
+for f in 'burn-flex feature "simd"' 'burn-flex feature "rayon"' 'gemm-common feature "x86-v4"'; do
+  grep -qF "$f" <<<"$flex$gemm" || { echo "missing in the default build: $f"; exit 1; }; echo "ok: $f"
 done
 for f in 'burn-cubecl feature "fusion"' 'burn-cubecl feature "autotune"'; do
   grep -qF "$f" <<<"$cubecl" || { echo "missing in the gpu build: $f"; exit 1; }; echo "ok (--features gpu): $f"

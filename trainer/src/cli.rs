@@ -25,7 +25,7 @@ pub struct Cli {
 }
 
 /// The backend features this binary was built with, e.g.
-/// `cpu: flex [simd, rayon]; gpu: wgpu [fusion, autotune]` (shown by `foolmap --version` and in
+/// `cpu: flex [simd, rayon, avx512]; gpu: wgpu [fusion, autotune]` (shown by `foolmap --version` and in
 /// every `foolmap bench` block, so a figure names the build it measured).
 pub fn build_features() -> String {
     let list = |v: &[(bool, &str)]| {
@@ -35,6 +35,7 @@ pub fn build_features() -> String {
     let cpu = list(&[
         (cfg!(feature = "simd"), "simd"),
         (cfg!(feature = "rayon"), "rayon"),
+        (cfg!(feature = "avx512"), "avx512"),
     ]);
     let fast = list(&[
         (cfg!(feature = "fusion"), "fusion"),

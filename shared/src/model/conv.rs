@@ -278,36 +278,46 @@ mod tests {
             assert!(max_rel(gx, gx_ref) < 1e-5, "{what}: dx");
             let (gw, gw_ref) = (gw.expect("dW"), gw_ref.expect("dW ref"));
             assert!(max_rel(gw, gw_ref) < 1e-5, "{what}: dW");
-            // Transposed convolution (the explicit input gradient) and its gradients.
-            let bwd = |ours: bool| {
-                let (gy, w) = (r.clone().require_grad(), w0.clone().require_grad());
-                let gi = if ours {
-                    conv_input_grad(gy.clone(), w.clone(), s, p, [n, cin, h, wd])
-                } else {
-                    let pad = |i: usize, o: usize| i + 2 * p - k - (o - 1) * s;
-                    conv_transpose2d(
-                        gy.clone(),
-                        w.clone(),
-                        None,
-                        ConvTransposeOptions::new(
+            // Transposed convolution (the explicit input gradient) and its gradients, with each
+            // operand tracked or not (both: one fused backward kernel).
+            for (track_g, track_w) in [(true, true), (true, false), (false, true)] {
+                let bwd = |ours: bool| {
+                    let (mut gy, mut w) = (r.clone(), w0.clone());
+                    if track_g {
+                        gy = gy.require_grad();
+                    }
+                    if track_w {
+                        w = w.require_grad();
+                    }
+                    let gi = if ours {
+                        conv_input_grad(gy.clone(), w.clone(), s, p, [n, cin, h, wd])
+                    } else {
+                        let pad = |i: usize, o: usize| i + 2 * p - k - (o - 1) * s;
+                        let opts = ConvTransposeOptions::new(
                             [s, s],
                             [p, p],
                             [pad(h, ho), pad(wd, wo)],
                             [1, 1],
                             1,
-                        ),
-                    )
+                        );
+                        conv_transpose2d(gy.clone(), w.clone(), None, opts)
+                    };
+                    let grads = gi.clone().mul(r_in.clone()).sum().backward();
+                    (gi.inner(), gy.grad(&grads), w.grad(&grads))
                 };
-                let grads = gi.clone().mul(r_in.clone()).sum().backward();
-                (gi.inner(), gy.grad(&grads), w.grad(&grads))
-            };
-            let (gi, dgy, dw) = bwd(true);
-            let (gi_ref, dgy_ref, dw_ref) = bwd(false);
-            assert!(max_rel(gi, gi_ref) < 1e-5, "{what}: transposed");
-            let (dgy, dgy_ref) = (dgy.expect("dg"), dgy_ref.expect("dg ref"));
-            assert!(max_rel(dgy, dgy_ref) < 1e-5, "{what}: transposed, d input");
-            let (dw, dw_ref) = (dw.expect("dW"), dw_ref.expect("dW ref"));
-            assert!(max_rel(dw, dw_ref) < 1e-5, "{what}: transposed, dW");
+                let what = format!("{what}, transposed, tracked (g, W) = ({track_g}, {track_w})");
+                let (gi, dgy, dw) = bwd(true);
+                let (gi_ref, dgy_ref, dw_ref) = bwd(false);
+                assert!(max_rel(gi, gi_ref) < 1e-5, "{what}");
+                assert_eq!(dgy.is_some(), track_g, "{what}");
+                assert_eq!(dw.is_some(), track_w, "{what}");
+                if let (Some(a), Some(b)) = (dgy, dgy_ref) {
+                    assert!(max_rel(a, b) < 1e-5, "{what}: d input");
+                }
+                if let (Some(a), Some(b)) = (dw, dw_ref) {
+                    assert!(max_rel(a, b) < 1e-5, "{what}: dW");
+                }
+            }
         }
     }
 }

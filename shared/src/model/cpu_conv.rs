@@ -146,6 +146,7 @@ fn gemm(
     lhs_strides: (isize, isize),
     rhs: &[f32],
     rhs_strides: (isize, isize),
+    par: gemm::Parallelism,
 ) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: `dst` is row-major `m×n` and owned; the callers give operand strides that stay
@@ -170,41 +171,98 @@ fn gemm(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            par,
         );
     }
 }
 
-/// Runs `f(image, out_chunk, scratch)` for every image, in parallel where the rayon pool exists.
+/// How the images of a batch share the threads: one image per worker when there are at least as
+/// many images as threads (each GEMM single-threaded), else one image after the other with
+/// multi-threaded GEMMs.
+fn split(n: usize) -> (bool, gemm::Parallelism) {
+    #[cfg(feature = "rayon")]
+    if n >= rayon::current_num_threads() {
+        return (true, gemm::Parallelism::None);
+    } else {
+        return (false, gemm::Parallelism::Rayon(0));
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = n;
+        (false, gemm::Parallelism::None)
+    }
+}
+
+/// Runs `f(image, out_chunk, scratch, gemm_parallelism)` for every image, the images in parallel
+/// where [`split`] says so.
 fn per_image<F>(n: usize, out: &mut [f32], scratch_len: usize, f: F)
 where
-    F: Fn(usize, &mut [f32], &mut Vec<f32>) + Send + Sync,
+    F: Fn(usize, &mut [f32], &mut Vec<f32>, gemm::Parallelism) + Send + Sync,
 {
-    let chunk = out.len() / n.max(1);
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(chunk.max(1)).enumerate().for_each_init(
-            || vec![0.0f32; scratch_len],
-            |scratch, (i, o)| f(i, o, scratch),
-        );
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        let mut scratch = vec![0.0f32; scratch_len];
-        for (i, o) in out.chunks_mut(chunk.max(1)).enumerate() {
-            f(i, o, &mut scratch);
+    let chunk = (out.len() / n.max(1)).max(1);
+    let (images_parallel, par) = split(n);
+    if images_parallel {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            out.par_chunks_mut(chunk).enumerate().for_each_init(
+                || vec![0.0f32; scratch_len],
+                |scratch, (i, o)| f(i, o, scratch, par),
+            );
+            return;
         }
+    }
+    let mut scratch = vec![0.0f32; scratch_len];
+    for (i, o) in out.chunks_mut(chunk).enumerate() {
+        f(i, o, &mut scratch, par);
     }
 }
 
-/// `y = conv(x, W) [+ bias]`: `x` `[N, Cin, H, W]`, `w` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`;
-/// returns `[N, Cout, Ho, Wo]`.
-pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// Sums `f(image, partial, scratch, gemm_parallelism)` over the images into one `len`-long
+/// vector: one partial per worker, added at the end.
+fn sum_over_images<F>(n: usize, len: usize, scratch_len: usize, f: F) -> Vec<f32>
+where
+    F: Fn(usize, &mut [f32], &mut Vec<f32>, gemm::Parallelism) + Send + Sync,
+{
+    let (images_parallel, par) = split(n);
+    if images_parallel {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            return (0..n)
+                .into_par_iter()
+                .fold(
+                    || (vec![0.0f32; len], vec![0.0f32; scratch_len]),
+                    |(mut acc, mut scratch), i| {
+                        f(i, &mut acc, &mut scratch, par);
+                        (acc, scratch)
+                    },
+                )
+                .map(|(acc, _)| acc)
+                .reduce(
+                    || vec![0.0f32; len],
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
+                        a
+                    },
+                );
+        }
+    }
+    let (mut acc, mut scratch) = (vec![0.0f32; len], vec![0.0f32; scratch_len]);
+    for i in 0..n {
+        f(i, &mut acc, &mut scratch, par);
+    }
+    acc
+}
+
+/// `y = conv(x, W)`: `x` `[N, Cin, H, W]`, `w` `[Cout, Cin, kh, kw]`; returns
+/// `[N, Cout, Ho, Wo]`.
+pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let mut y = vec![0.0f32; g.n * g.out_len()];
-    per_image(g.n, &mut y, k * p, |i, out, col| {
+    per_image(g.n, &mut y, k * p, |i, out, col, par| {
         im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
+        let w_mat = (1, k as isize);
         gemm(
             g.cout,
             p,
@@ -212,15 +270,11 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<
             out,
             false,
             w,
-            (1, k as isize),
+            w_mat,
             col,
             (1, p as isize),
+            par,
         );
-        if let Some(b) = bias {
-            for (row, bv) in out.chunks_mut(p).zip(b) {
-                row.iter_mut().for_each(|v| *v += *bv);
-            }
-        }
     });
     y
 }
@@ -230,20 +284,11 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<
 pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let mut dx = vec![0.0f32; g.n * g.in_len()];
-    per_image(g.n, &mut dx, k * p, |i, out, col| {
+    per_image(g.n, &mut dx, k * p, |i, out, col, par| {
         let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
         // Wᵀ (k×cout): element (r, c) = w[c·k + r].
-        gemm(
-            k,
-            p,
-            g.cout,
-            col,
-            false,
-            w,
-            (k as isize, 1),
-            dyi,
-            (1, p as isize),
-        );
+        let wt = (k as isize, 1);
+        gemm(k, p, g.cout, col, false, w, wt, dyi, (1, p as isize), par);
         col2im(g, col, out);
     });
     dx
@@ -253,50 +298,87 @@ pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// `[Cout, Cin, kh, kw]`.
 pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
-    let wlen = g.cout * k;
-    let one = |i: usize, acc: &mut [f32], col: &mut Vec<f32>| {
+    sum_over_images(g.n, g.cout * k, k * p, |i, acc, col, par| {
         im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
-        let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-        // colᵀ (p×k): element (r, c) = col[c·p + r].
+        accumulate_weight_grad(
+            g,
+            &dy[i * g.out_len()..(i + 1) * g.out_len()],
+            col,
+            acc,
+            par,
+        );
+    })
+}
+
+/// `acc += dy[n] · col[n]ᵀ` for one image.
+fn accumulate_weight_grad(
+    g: &ConvGeom,
+    dyi: &[f32],
+    col: &[f32],
+    acc: &mut [f32],
+    par: gemm::Parallelism,
+) {
+    let (k, p) = (g.k(), g.p());
+    // colᵀ (p×k): element (r, c) = col[c·p + r].
+    gemm(
+        g.cout,
+        k,
+        p,
+        acc,
+        true,
+        dyi,
+        (1, p as isize),
+        col,
+        (p as isize, 1),
+        par,
+    );
+}
+
+/// [`forward`] (no bias) and [`weight_grad`] of the same input `x` with one im2col per image:
+/// `(conv(x, W), Σₙ dy[n] · col(x[n])ᵀ)`. The backward step of a transposed convolution needs
+/// both for the same `x` (its incoming gradient).
+pub fn forward_and_weight_grad(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (k, p, olen) = (g.k(), g.p(), g.out_len());
+    let mut y = vec![0.0f32; g.n * olen];
+    // Each image writes its own output slice; the sum over images is the weight gradient.
+    let out = SharedOut(y.as_mut_ptr());
+    let dw = sum_over_images(g.n, g.cout * k, k * p, |i, acc, col, par| {
+        im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
+        // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside `y`
+        // (`n·olen` long), so no two calls write the same element.
+        let yi = unsafe { std::slice::from_raw_parts_mut(out.at(i * olen), olen) };
         gemm(
             g.cout,
-            k,
             p,
-            acc,
-            true,
-            dyi,
-            (1, p as isize),
+            k,
+            yi,
+            false,
+            w,
+            (1, k as isize),
             col,
-            (p as isize, 1),
+            (1, p as isize),
+            par,
         );
-    };
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        (0..g.n)
-            .into_par_iter()
-            .fold(
-                || (vec![0.0f32; wlen], vec![0.0f32; k * p]),
-                |(mut acc, mut col), i| {
-                    one(i, &mut acc, &mut col);
-                    (acc, col)
-                },
-            )
-            .map(|(acc, _)| acc)
-            .reduce(
-                || vec![0.0f32; wlen],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
-                    a
-                },
-            )
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        let (mut acc, mut col) = (vec![0.0f32; wlen], vec![0.0f32; k * p]);
-        for i in 0..g.n {
-            one(i, &mut acc, &mut col);
-        }
-        acc
+        accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], col, acc, par);
+    });
+    (y, dw)
+}
+
+/// A pointer to the output shared by the workers of [`forward_and_weight_grad`], each writing
+/// only its own image's slice.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: the workers write disjoint slices (see the use).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: callers keep `offset` inside the allocation.
+        unsafe { self.0.add(offset) }
     }
 }

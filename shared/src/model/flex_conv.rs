@@ -19,36 +19,54 @@ use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, TensorData};
 
-/// `x`'s values, contiguous, if it is `f32`.
-fn values(t: &FlexTensor) -> Option<std::borrow::Cow<'_, [f32]>> {
-    if let Some(s) = t.as_slice::<f32>() {
-        return Some(std::borrow::Cow::Borrowed(s));
+/// `t` with a contiguous layout (shares its buffer when it already has one).
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    if t.is_contiguous() {
+        t.clone()
+    } else {
+        t.to_contiguous()
     }
-    let c = t.to_contiguous();
-    c.as_slice::<f32>()
-        .map(|s| std::borrow::Cow::Owned(s.to_vec()))
 }
 
 fn flex_tensor(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape))
 }
 
-/// The kernels on flex tensors: `y = conv(x, W)`.
+/// `y = conv(x, W)`; `None` unless both are `f32`.
 fn conv_fwd(g: &ConvGeom, x: &FlexTensor, w: &FlexTensor) -> Option<FlexTensor> {
-    let y = cpu_conv::forward(g, &values(x)?, &values(w)?, None);
+    let (x, w) = (contiguous(x), contiguous(w));
+    let y = cpu_conv::forward(g, x.as_slice()?, w.as_slice()?);
     Some(flex_tensor(y, [g.n, g.cout, g.ho(), g.wo()]))
 }
 
 /// `dx = convT(dy, W)` (`[N, Cin, H, W]`).
 fn conv_dx(g: &ConvGeom, dy: &FlexTensor, w: &FlexTensor) -> Option<FlexTensor> {
-    let dx = cpu_conv::input_grad(g, &values(dy)?, &values(w)?);
+    let (dy, w) = (contiguous(dy), contiguous(w));
+    let dx = cpu_conv::input_grad(g, dy.as_slice()?, w.as_slice()?);
     Some(flex_tensor(dx, [g.n, g.cin, g.h, g.w]))
 }
 
 /// `dW = Σₙ dy[n] · col(x[n])ᵀ` (`[Cout, Cin, kh, kw]`).
 fn conv_dw(g: &ConvGeom, x: &FlexTensor, dy: &FlexTensor) -> Option<FlexTensor> {
-    let dw = cpu_conv::weight_grad(g, &values(x)?, &values(dy)?);
+    let (x, dy) = (contiguous(x), contiguous(dy));
+    let dw = cpu_conv::weight_grad(g, x.as_slice()?, dy.as_slice()?);
     Some(flex_tensor(dw, [g.cout, g.cin, g.kh, g.kw]))
+}
+
+/// `(conv(x, W), Σₙ dy[n] · col(x[n])ᵀ)` with one im2col of `x`.
+fn conv_fwd_dw(
+    g: &ConvGeom,
+    x: &FlexTensor,
+    w: &FlexTensor,
+    dy: &FlexTensor,
+) -> Option<(FlexTensor, FlexTensor)> {
+    let (x, w, dy) = (contiguous(x), contiguous(w), contiguous(dy));
+    let (y, dw) =
+        cpu_conv::forward_and_weight_grad(g, x.as_slice()?, w.as_slice()?, dy.as_slice()?);
+    Some((
+        flex_tensor(y, [g.n, g.cout, g.ho(), g.wo()]),
+        flex_tensor(dw, [g.cout, g.cin, g.kh, g.kw]),
+    ))
 }
 
 /// Which of the two operations.
@@ -109,7 +127,7 @@ pub(super) fn run(op: Op, g: &ConvGeom, a: &Tensor<4>, w: &Tensor<4>) -> Option<
 
 #[cfg(feature = "autodiff")]
 mod autodiff {
-    use super::{ConvGeom, Op, conv_dw, conv_dx, conv_fwd};
+    use super::{ConvGeom, Op, conv_dw, conv_dx, conv_fwd, conv_fwd_dw};
     use burn::backend::autodiff::NodeId;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -140,19 +158,35 @@ mod autodiff {
             let w = checkpointer.retrieve_node_output::<FlexTensor>(w_id);
             // The forward accepted these f32 tensors, and the gradient has the output's dtype.
             let missing = "f32 flex tensors checked in the forward pass";
-            if let Some(node) = node_a {
-                let da = match self.0 {
-                    Op::Conv => conv_dx(&g, &grad, &w),
-                    Op::ConvT => conv_fwd(&g, &grad, &w),
-                };
-                grads.register::<Flex>(node.id, da.expect(missing));
+            let (da, dw) = match (self.0, &node_a, &node_w) {
+                // The incoming gradient is the input of both of a transposed convolution's
+                // gradients: one im2col for the two.
+                (Op::ConvT, Some(_), Some(_)) => {
+                    let (da, dw) = conv_fwd_dw(&g, &grad, &w, &a).expect(missing);
+                    (Some(da), Some(dw))
+                }
+                (Op::Conv, _, _) => (
+                    node_a
+                        .as_ref()
+                        .map(|_| conv_dx(&g, &grad, &w).expect(missing)),
+                    node_w
+                        .as_ref()
+                        .map(|_| conv_dw(&g, &a, &grad).expect(missing)),
+                ),
+                (Op::ConvT, _, _) => (
+                    node_a
+                        .as_ref()
+                        .map(|_| conv_fwd(&g, &grad, &w).expect(missing)),
+                    node_w
+                        .as_ref()
+                        .map(|_| conv_dw(&g, &grad, &a).expect(missing)),
+                ),
+            };
+            if let (Some(node), Some(da)) = (node_a, da) {
+                grads.register::<Flex>(node.id, da);
             }
-            if let Some(node) = node_w {
-                let dw = match self.0 {
-                    Op::Conv => conv_dw(&g, &a, &grad),
-                    Op::ConvT => conv_dw(&g, &grad, &a),
-                };
-                grads.register::<Flex>(node.id, dw.expect(missing));
+            if let (Some(node), Some(dw)) = (node_w, dw) {
+                grads.register::<Flex>(node.id, dw);
             }
         }
     }
