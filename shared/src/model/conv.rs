@@ -209,7 +209,8 @@ mod tests {
 
     /// foolmap's own kernels (every kernel but the pointwise product, on flex) equal Burn's
     /// convolution and transposed convolution: values, and the autodiff gradients of both
-    /// operands, over strides, paddings, kernel sizes and non-square inputs. Both autodiff and
+    /// operands, over strides, paddings, kernel sizes, non-square inputs and both ways of the
+    /// weight gradient. Both autodiff and
     /// plain flex tensors take them.
     #[test]
     fn own_kernels_equal_burn_conv_and_transposed_conv_with_their_gradients() {
@@ -227,6 +228,8 @@ mod tests {
             (2, 5, 6, 6, 3, 2, 2, 0),
             (1, 3, 15, 13, 6, 7, 2, 0),
             (2, 2, 4, 4, 3, 5, 1, 2),
+            // Ho·Wo = 1,024: the weight gradient transposes its patches first.
+            (2, 2, 32, 32, 3, 3, 1, 1),
         ];
         for (n, cin, h, wd, cout, k, s, p) in cases {
             let what = format!("[{n},{cin},{h},{wd}] → {cout}, {k}×{k}, stride {s}, padding {p}");
