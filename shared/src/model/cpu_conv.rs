@@ -374,7 +374,7 @@ fn accumulate_weight_grad(
 
 /// Whether [`accumulate_weight_grad`] transposes the patches first.
 fn transposes(g: &ConvGeom) -> bool {
-    g.p() % 1024 == 0 && g.k() * g.p() <= 1 << 20
+    g.p().is_multiple_of(1024) && g.k() * g.p() <= 1 << 20
 }
 
 /// Scratch for one image's weight gradient: the patches, and their transpose where
