@@ -341,35 +341,15 @@ fn accumulate_weight_grad(
 ) {
     let (k, p) = (g.k(), g.p());
     let (col, col_t) = scratch.split_at_mut(k * p);
-    if transposes(g) {
+    // colᵀ (p×k), read in place: element (r, c) = col[c·p + r]; or the transposed copy.
+    let (col_tr, strides): (&[f32], _) = if transposes(g) {
         transpose(col, k, p, &mut col_t[..k * p]);
-        gemm(
-            g.cout,
-            k,
-            p,
-            acc,
-            true,
-            dyi,
-            (1, p as isize),
-            col_t,
-            (1, k as isize),
-            par,
-        );
+        (&col_t[..k * p], (1, k as isize))
     } else {
-        // colᵀ (p×k): element (r, c) = col[c·p + r].
-        gemm(
-            g.cout,
-            k,
-            p,
-            acc,
-            true,
-            dyi,
-            (1, p as isize),
-            col,
-            (p as isize, 1),
-            par,
-        );
-    }
+        (col, (p as isize, 1))
+    };
+    let dy_mat = (1, p as isize);
+    gemm(g.cout, k, p, acc, true, dyi, dy_mat, col_tr, strides, par);
 }
 
 /// Whether [`accumulate_weight_grad`] transposes the patches first.
