@@ -14,6 +14,9 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{conv_transpose2d, conv2d as burn_conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
+#[cfg(feature = "flex")]
+use super::flex_conv::Op as FlexOp;
+
 /// Whether `conv(x, W)` with kernel `k`, `stride` and `padding` runs as a matrix product on
 /// `x`'s device.
 fn as_product(x: &Tensor<4>, k: [usize; 2], stride: usize, padding: usize) -> bool {
@@ -54,33 +57,25 @@ pub fn conv2d(
     padding: usize,
 ) -> Tensor<4> {
     let [cout, _, kh, kw] = w.dims();
-    if as_product(&x, [kh, kw], stride, padding) {
-        let y = pointwise(x, w);
-        return match bias {
-            Some(b) => y.add(b.reshape([1, cout, 1, 1])),
-            None => y,
-        };
+    let y = if as_product(&x, [kh, kw], stride, padding) {
+        pointwise(x, w)
+    } else {
+        #[cfg(feature = "flex")]
+        let own = own_kernel(&x, &w, stride, padding, x.dims(), FlexOp::Conv);
+        #[cfg(not(feature = "flex"))]
+        let own = None;
+        match own {
+            Some(y) => y,
+            None => {
+                let opts = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+                return burn_conv2d(x, w, bias, opts);
+            }
+        }
+    };
+    match bias {
+        Some(b) => y.add(b.reshape([1, cout, 1, 1])),
+        None => y,
     }
-    #[cfg(feature = "flex")]
-    if let Some(y) = own_kernel(
-        &x,
-        &w,
-        stride,
-        padding,
-        x.dims(),
-        super::flex_conv::Op::Conv,
-    ) {
-        return match bias {
-            Some(b) => y.add(b.reshape([1, cout, 1, 1])),
-            None => y,
-        };
-    }
-    burn_conv2d(
-        x,
-        w,
-        bias,
-        ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1),
-    )
 }
 
 /// `op(a, W)` through foolmap's kernels when `a` is on flex (`None` elsewhere, or for a shape
@@ -92,7 +87,7 @@ fn own_kernel(
     stride: usize,
     padding: usize,
     in_dims: [usize; 4],
-    op: super::flex_conv::Op,
+    op: FlexOp,
 ) -> Option<Tensor<4>> {
     let [n, cin, h, wd] = in_dims;
     let [cout, _, kh, kw] = w.dims();
@@ -137,14 +132,7 @@ pub fn conv_input_grad(
         );
     }
     #[cfg(feature = "flex")]
-    if let Some(dx) = own_kernel(
-        &g,
-        &w,
-        stride,
-        padding,
-        in_dims,
-        super::flex_conv::Op::ConvT,
-    ) {
+    if let Some(dx) = own_kernel(&g, &w, stride, padding, in_dims, FlexOp::ConvT) {
         return dx;
     }
     let out_pad = |inp: usize, out: usize, k: usize| inp + 2 * padding - k - (out - 1) * stride;
@@ -210,8 +198,7 @@ mod tests {
     /// foolmap's own kernels (every kernel but the pointwise product, on flex) equal Burn's
     /// convolution and transposed convolution: values, and the autodiff gradients of both
     /// operands, over strides, paddings, kernel sizes, non-square inputs and both ways of the
-    /// weight gradient. Both autodiff and
-    /// plain flex tensors take them.
+    /// weight gradient. Both autodiff and plain flex tensors take them.
     #[test]
     fn own_kernels_equal_burn_conv_and_transposed_conv_with_their_gradients() {
         use super::super::flex_conv::{Op, run as own};

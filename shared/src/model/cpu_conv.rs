@@ -176,21 +176,22 @@ fn gemm(
     }
 }
 
-/// How the images of a batch share the threads: one image per worker when there are at least as
-/// many images as threads (each GEMM single-threaded), else one image after the other with
-/// multi-threaded GEMMs.
+/// How the images of a batch share the threads: contiguous runs of images, one per worker, when
+/// there are at least as many images as threads (each GEMM single-threaded), else one image after
+/// the other with multi-threaded GEMMs.
+#[cfg(feature = "rayon")]
 fn split(n: usize) -> (bool, gemm::Parallelism) {
-    #[cfg(feature = "rayon")]
     if n >= rayon::current_num_threads() {
-        return (true, gemm::Parallelism::None);
+        (true, gemm::Parallelism::None)
     } else {
-        return (false, gemm::Parallelism::Rayon(0));
+        (false, gemm::Parallelism::Rayon(0))
     }
-    #[allow(unreachable_code)]
-    {
-        let _ = n;
-        (false, gemm::Parallelism::None)
-    }
+}
+
+/// Without rayon: one image after the other.
+#[cfg(not(feature = "rayon"))]
+fn split(_n: usize) -> (bool, gemm::Parallelism) {
+    (false, gemm::Parallelism::None)
 }
 
 /// The images each worker takes: `n` split into as many contiguous runs as there are threads.

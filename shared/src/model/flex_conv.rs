@@ -80,6 +80,14 @@ pub(super) enum Op {
 }
 
 impl Op {
+    /// The operation whose result is this one's input gradient: `convT` for `conv`, and back.
+    fn adjoint(self) -> Op {
+        match self {
+            Op::Conv => Op::ConvT,
+            Op::ConvT => Op::Conv,
+        }
+    }
+
     fn apply(self, g: &ConvGeom, a: &FlexTensor, w: &FlexTensor) -> Option<FlexTensor> {
         // Shapes were checked by `run`; a dtype other than f32 gives `None` here.
         match self {
@@ -128,7 +136,7 @@ pub(super) fn run(op: Op, g: &ConvGeom, a: &Tensor<4>, w: &Tensor<4>) -> Option<
 
 #[cfg(feature = "autodiff")]
 mod autodiff {
-    use super::{ConvGeom, Op, conv_dw, conv_dx, conv_fwd, conv_fwd_dw};
+    use super::{ConvGeom, Op, conv_dw, conv_fwd_dw};
     use burn::backend::autodiff::NodeId;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -159,28 +167,28 @@ mod autodiff {
             let w = checkpointer.retrieve_node_output::<FlexTensor>(w_id);
             // The forward accepted these f32 tensors, and the gradient has the output's dtype.
             let missing = "f32 flex tensors checked in the forward pass";
+            // `a`'s gradient is the other operation applied to the incoming gradient; the weight
+            // gradient takes its patches from the convolution's input: `a` for `Conv`, the
+            // incoming gradient for `ConvT`.
+            let (patches, dy) = match self.0 {
+                Op::Conv => (&a, &grad),
+                Op::ConvT => (&grad, &a),
+            };
             let (da, dw) = match (self.0, &node_a, &node_w) {
-                // The incoming gradient is the input of both of a transposed convolution's
-                // gradients: one im2col for the two.
+                // Both gradients of a transposed convolution read the incoming gradient's
+                // patches: one im2col for the two.
                 (Op::ConvT, Some(_), Some(_)) => {
                     let (da, dw) = conv_fwd_dw(&g, &grad, &w, &a).expect(missing);
                     (Some(da), Some(dw))
                 }
-                (Op::Conv, _, _) => (
-                    node_a
-                        .as_ref()
-                        .map(|_| conv_dx(&g, &grad, &w).expect(missing)),
+                _ => (
+                    node_a.as_ref().map(|_| {
+                        let da = self.0.adjoint().apply(&g, &grad, &w);
+                        da.expect(missing)
+                    }),
                     node_w
                         .as_ref()
-                        .map(|_| conv_dw(&g, &a, &grad).expect(missing)),
-                ),
-                (Op::ConvT, _, _) => (
-                    node_a
-                        .as_ref()
-                        .map(|_| conv_fwd(&g, &grad, &w).expect(missing)),
-                    node_w
-                        .as_ref()
-                        .map(|_| conv_dw(&g, &grad, &a).expect(missing)),
+                        .map(|_| conv_dw(&g, patches, dy).expect(missing)),
                 ),
             };
             if let (Some(node), Some(da)) = (node_a, da) {

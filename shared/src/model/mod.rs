@@ -8,9 +8,12 @@
 
 #[cfg(feature = "tensor")]
 mod conv;
+// The kernels' gradients serve only the autodiff steps: unused in a build without autodiff.
 #[cfg(feature = "flex")]
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod cpu_conv;
 #[cfg(feature = "flex")]
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod flex_conv;
 #[cfg(feature = "tensor")]
 mod forward;
