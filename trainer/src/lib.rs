@@ -13,6 +13,7 @@ pub mod export_web;
 pub mod fool;
 pub mod fuzz;
 pub mod io;
+pub mod malloc;
 pub mod serve;
 pub mod site;
 pub mod split;

@@ -4,7 +4,13 @@ use clap::{CommandFactory, FromArgMatches};
 use foolmap_trainer::{Cli, build_features};
 
 fn main() {
-    let long = format!("{}\n{}", env!("CARGO_PKG_VERSION"), build_features());
+    // First, before any thread starts (BENCHMARKS.md, "The allocator keeps tensor buffers").
+    let allocator = foolmap_trainer::malloc::tune();
+    let long = format!(
+        "{}\n{}\nallocator: {allocator}",
+        env!("CARGO_PKG_VERSION"),
+        build_features()
+    );
     // One string for the life of the process: clap wants it `'static`.
     let long: &'static str = Box::leak(long.into_boxed_str());
     let matches = Cli::command().long_version(long).get_matches();

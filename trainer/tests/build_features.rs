@@ -22,3 +22,30 @@ fn version_reports_this_builds_backend_features() {
         "{v}"
     );
 }
+
+/// `foolmap --version` with `FOOLMAP_MALLOC` set to `value` (or unset).
+fn version_with_malloc(value: Option<&str>) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_foolmap"));
+    cmd.arg("--version")
+        .env_remove(foolmap_trainer::malloc::ENV);
+    if let Some(v) = value {
+        cmd.env(foolmap_trainer::malloc::ENV, v);
+    }
+    let out = cmd.output().expect("run foolmap --version");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// glibc accepted both thresholds (`mallopt` returns 1 only for a value it takes), and
+/// `FOOLMAP_MALLOC=default` leaves its defaults, as `--version` and the bench blocks say.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn version_reports_the_allocator_thresholds_glibc_accepted() {
+    let tuned = version_with_malloc(None);
+    assert!(
+        tuned.contains("allocator: glibc, buffers kept (mmap and trim thresholds 1024 MiB)"),
+        "{tuned}"
+    );
+    let off = version_with_malloc(Some("default"));
+    assert!(off.contains("allocator: glibc defaults"), "{off}");
+}

@@ -196,9 +196,10 @@ pub(super) fn run_device(
     let t0 = Instant::now();
     let mut md = String::new();
     md.push_str(&format!(
-        "## Device `{device_name}` (written by `foolmap bench`)\n\nMachine: {}; device: {device_name}; build: {}. Release build; figures are medians of repeated runs.\n\n",
+        "## Device `{device_name}` (written by `foolmap bench`)\n\nMachine: {}; device: {device_name}; build: {}; allocator: {}. Release build; figures are medians of repeated runs.\n\n",
         machine(),
-        crate::build_features()
+        crate::build_features(),
+        crate::malloc::current()
     ));
 
     // Accuracy throughput.

@@ -131,7 +131,12 @@ fn run_compare(
     }
     let md = compare::table(
         device_name,
-        &format!("{}; machine: {}", crate::build_features(), machine()),
+        &format!(
+            "{}; allocator: {}; machine: {}",
+            crate::build_features(),
+            crate::malloc::current(),
+            machine()
+        ),
         &measured,
         &torch,
         t0.elapsed().as_secs_f64(),
