@@ -45,6 +45,14 @@ impl ConvGeom {
     fn p(&self) -> usize {
         self.ho() * self.wo()
     }
+    /// Row stride of a patch matrix built by [`im2col`]: `Ho·Wo`, plus 16 floats where `Ho·Wo` is
+    /// a multiple of 256. Rows a multiple of 1 KiB apart map to the same few cache sets, and the
+    /// weight gradient's GEMM reads `colᵀ`, i.e. `col` down its columns: at ResNet-20's 32² stage
+    /// (4 KiB rows) that read measured 5–7× slower than the forward GEMM of the same size.
+    fn ld(&self) -> usize {
+        let p = self.p();
+        if p.is_multiple_of(256) { p + 16 } else { p }
+    }
     fn in_len(&self) -> usize {
         self.cin * self.h * self.w
     }
@@ -65,14 +73,15 @@ impl ConvGeom {
     }
 }
 
-/// Fills `col` (`[Cin·kh·kw, Ho·Wo]`) with the patches of one image `x` (`[Cin, H, W]`).
+/// Fills `col` (`[Cin·kh·kw, Ho·Wo]`, rows [`ConvGeom::ld`] apart) with the patches of one
+/// image `x` (`[Cin, H, W]`).
 fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
-    let (ho, wo, p) = (g.ho(), g.wo(), g.p());
+    let (ho, wo, ld) = (g.ho(), g.wo(), g.ld());
     for ci in 0..g.cin {
         let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ki in 0..g.kh {
             for kj in 0..g.kw {
-                let row = ((ci * g.kh + ki) * g.kw + kj) * p;
+                let row = ((ci * g.kh + ki) * g.kw + kj) * ld;
                 let (lo, hi) = g.valid_cols(kj);
                 for oh in 0..ho {
                     let dst = &mut col[row + oh * wo..row + (oh + 1) * wo];
@@ -271,9 +280,9 @@ where
 /// `y = conv(x, W)`: `x` `[N, Cin, H, W]`, `w` `[Cout, Cin, kh, kw]`; returns
 /// `[N, Cout, Ho, Wo]`.
 pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let (k, p) = (g.k(), g.p());
+    let (k, p, ld) = (g.k(), g.p(), g.ld());
     let mut y = vec![0.0f32; g.n * g.out_len()];
-    per_image(g.n, &mut y, k * p, |i, out, col, par| {
+    per_image(g.n, &mut y, k * ld, |i, out, col, par| {
         im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
         let w_mat = (1, k as isize);
         gemm(
@@ -285,7 +294,7 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
             w,
             w_mat,
             col,
-            (1, p as isize),
+            (1, ld as isize),
             par,
         );
     });
@@ -310,72 +319,25 @@ pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// `dW = Σₙ dy[n] · col[n]ᵀ`: `x` `[N, Cin, H, W]`, `dy` `[N, Cout, Ho, Wo]`; returns
 /// `[Cout, Cin, kh, kw]`.
 pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (k, p) = (g.k(), g.p());
-    sum_over_images(
-        g.n,
-        g.cout * k,
-        weight_grad_scratch(g),
-        |i, acc, scratch, par| {
-            im2col(
-                g,
-                &x[i * g.in_len()..(i + 1) * g.in_len()],
-                &mut scratch[..k * p],
-            );
-            let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-            accumulate_weight_grad(g, dyi, scratch, acc, par);
-        },
-    )
+    sum_over_images(g.n, g.cout * g.k(), g.k() * g.ld(), |i, acc, col, par| {
+        im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
+        let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+        accumulate_weight_grad(g, dyi, col, acc, par);
+    })
 }
 
-/// `acc += dy[n] · col[n]ᵀ` for one image. When the rows of `col` are a multiple of 4 KiB long
-/// (`Ho·Wo` a multiple of 1,024, e.g. 32²) and `col` is small, it is first transposed to
-/// `[Ho·Wo, Cin·kh·kw]` in the second half of `scratch`: read in place, the GEMM's packing of
-/// `colᵀ` then walks addresses 4 KiB apart (the same cache sets) and measured 5–7× slower than
-/// the forward GEMM of the same size at ResNet-20's first stage; the transposed copy halves the
-/// weight gradient there. For larger `col` (VGG-16 at 224²) the copy costs more than it saves.
+/// `acc += dy[n] · col[n]ᵀ` for one image, `col` built by [`im2col`].
 fn accumulate_weight_grad(
     g: &ConvGeom,
     dyi: &[f32],
-    scratch: &mut [f32],
+    col: &[f32],
     acc: &mut [f32],
     par: gemm::Parallelism,
 ) {
-    let (k, p) = (g.k(), g.p());
-    let (col, col_t) = scratch.split_at_mut(k * p);
-    // colᵀ (p×k), read in place: element (r, c) = col[c·p + r]; or the transposed copy.
-    let (col_tr, strides): (&[f32], _) = if transposes(g) {
-        transpose(col, k, p, &mut col_t[..k * p]);
-        (&col_t[..k * p], (1, k as isize))
-    } else {
-        (col, (p as isize, 1))
-    };
-    let dy_mat = (1, p as isize);
-    gemm(g.cout, k, p, acc, true, dyi, dy_mat, col_tr, strides, par);
-}
-
-/// Whether [`accumulate_weight_grad`] transposes the patches first.
-fn transposes(g: &ConvGeom) -> bool {
-    g.p().is_multiple_of(1024) && g.k() * g.p() <= 1 << 20
-}
-
-/// Scratch for one image's weight gradient: the patches, and their transpose where
-/// [`transposes`].
-fn weight_grad_scratch(g: &ConvGeom) -> usize {
-    g.k() * g.p() * if transposes(g) { 2 } else { 1 }
-}
-
-/// `dst (cols×rows) = srcᵀ` for a row-major `src` (rows×cols), in 32×32 blocks.
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const B: usize = 32;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
+    let (k, p, ld) = (g.k(), g.p(), g.ld());
+    // colᵀ (p×k), read in place: element (r, c) = col[c·ld + r].
+    let (dy_mat, col_t) = ((1, p as isize), (ld as isize, 1));
+    gemm(g.cout, k, p, acc, true, dyi, dy_mat, col, col_t, par);
 }
 
 /// [`forward`] (no bias) and [`weight_grad`] of the same input `x` with one im2col per image:
@@ -387,25 +349,19 @@ pub fn forward_and_weight_grad(
     w: &[f32],
     dy: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let (k, p, olen) = (g.k(), g.p(), g.out_len());
+    let (k, p, ld, olen) = (g.k(), g.p(), g.ld(), g.out_len());
     let mut y = vec![0.0f32; g.n * olen];
     // Each image writes its own output slice; the sum over images is the weight gradient.
     let out = SharedOut(y.as_mut_ptr());
-    let dw = sum_over_images(
-        g.n,
-        g.cout * k,
-        weight_grad_scratch(g),
-        |i, acc, scratch, par| {
-            let col = &mut scratch[..k * p];
-            im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
-            // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside `y`
-            // (`n·olen` long), so no two calls write the same element.
-            let yi = unsafe { std::slice::from_raw_parts_mut(out.at(i * olen), olen) };
-            let (w_mat, col_mat) = ((1, k as isize), (1, p as isize));
-            gemm(g.cout, p, k, yi, false, w, w_mat, col, col_mat, par);
-            accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], scratch, acc, par);
-        },
-    );
+    let dw = sum_over_images(g.n, g.cout * k, k * ld, |i, acc, col, par| {
+        im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
+        // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside `y`
+        // (`n·olen` long), so no two calls write the same element.
+        let yi = unsafe { std::slice::from_raw_parts_mut(out.at(i * olen), olen) };
+        let (w_mat, col_mat) = ((1, k as isize), (1, ld as isize));
+        gemm(g.cout, p, k, yi, false, w, w_mat, col, col_mat, par);
+        accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], col, acc, par);
+    });
     (y, dw)
 }
 
