@@ -215,7 +215,13 @@ mod tests {
             (2, 5, 6, 6, 3, 2, 2, 0),
             (1, 3, 15, 13, 6, 7, 2, 0),
             (2, 2, 4, 4, 3, 5, 1, 2),
-            // Ho·Wo = 1,024: the weight gradient transposes its patches first.
+            // Stride 1 with Wo = W: patches as one shifted copy of the plane; images one or two
+            // pixels high or wide (every tap partly outside).
+            (2, 3, 1, 5, 2, 3, 1, 1),
+            (1, 2, 3, 1, 2, 3, 1, 1),
+            (2, 2, 2, 3, 2, 5, 1, 2),
+            // Ho·Wo = 256 and 1,024: patch rows with a padded stride.
+            (2, 2, 16, 16, 3, 3, 1, 1),
             (2, 2, 32, 32, 3, 3, 1, 1),
         ];
         for (n, cin, h, wd, cout, k, s, p) in cases {

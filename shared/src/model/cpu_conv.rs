@@ -71,6 +71,81 @@ impl ConvGeom {
         };
         (lo.min(hi), hi)
     }
+    /// For kernel row `ki`: the output rows `[lo, hi)` whose input row lies inside the image.
+    fn valid_rows(&self, ki: usize) -> (usize, usize) {
+        let ho = self.ho();
+        let lo = self.padding.saturating_sub(ki).div_ceil(self.stride);
+        let hi = if self.h + self.padding > ki {
+            ((self.h + self.padding - ki - 1) / self.stride + 1).min(ho)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+    /// Stride 1 and `Wo = W` ("same" width, e.g. 3×3 with padding 1): a patch row is then the
+    /// input plane shifted by one flat offset, except for the `padding` columns at each edge.
+    fn flat_shift(&self) -> bool {
+        self.stride == 1 && self.wo() == self.w
+    }
+}
+
+/// For a [`ConvGeom::flat_shift`] geometry and kernel tap `(ki, kj)`: the offset `d` with
+/// `patch[q] = plane[q + d]` (`q = oh·W + ow`), and the range `[q0, q1)` of `q` whose rows are
+/// inside the image and whose `q + d` lies inside the plane. Outside it, and at the edge columns
+/// of [`ConvGeom::valid_cols`], the patch is zero.
+fn flat_range(g: &ConvGeom, ki: usize, kj: usize) -> (isize, usize, usize) {
+    let (w, hw) = (g.w as isize, (g.h * g.w) as isize);
+    let d = (ki as isize - g.padding as isize) * w + kj as isize - g.padding as isize;
+    let (r0, r1) = g.valid_rows(ki);
+    let (q0, q1) = ((r0 * g.w) as isize, (r1 * g.w) as isize);
+    let lo = q0.max(-d).min(q1);
+    let hi = q1.min(hw - d).max(lo);
+    (d, lo as usize, hi as usize)
+}
+
+/// [`im2col`] for one kernel tap of a [`ConvGeom::flat_shift`] geometry: one copy of the shifted
+/// plane into `dst` (`Ho·Wo` long), then zeros where the patch leaves the image.
+fn im2col_flat(g: &ConvGeom, plane: &[f32], ki: usize, kj: usize, dst: &mut [f32]) {
+    let (d, lo, hi) = flat_range(g, ki, kj);
+    dst[..lo].fill(0.0);
+    dst[hi..].fill(0.0);
+    if hi > lo {
+        let s0 = (lo as isize + d) as usize;
+        dst[lo..hi].copy_from_slice(&plane[s0..s0 + (hi - lo)]);
+    }
+    zero_edge_columns(g, ki, kj, dst);
+}
+
+/// Zeros the columns `ow < lo` and `ow ≥ hi` ([`ConvGeom::valid_cols`]) of the rows inside the
+/// image of one patch row `dst` (`Ho·Wo`, [`ConvGeom::flat_shift`]).
+fn zero_edge_columns(g: &ConvGeom, ki: usize, kj: usize, dst: &mut [f32]) {
+    let (lo, hi) = g.valid_cols(kj);
+    let (r0, r1) = g.valid_rows(ki);
+    if lo == 0 && hi == g.w {
+        return;
+    }
+    for row in dst[r0 * g.w..r1 * g.w].chunks_exact_mut(g.w) {
+        for v in &mut row[..lo] {
+            *v = 0.0;
+        }
+        for v in &mut row[hi..] {
+            *v = 0.0;
+        }
+    }
+}
+
+/// [`col2im`] for one kernel tap of a [`ConvGeom::flat_shift`] geometry: `src` (`Ho·Wo`) with its
+/// edge columns zeroed (they fall outside the image), then added onto the plane at one offset.
+fn col2im_flat(g: &ConvGeom, src: &mut [f32], ki: usize, kj: usize, plane: &mut [f32]) {
+    let (d, lo, hi) = flat_range(g, ki, kj);
+    if hi == lo {
+        return;
+    }
+    zero_edge_columns(g, ki, kj, src);
+    let s0 = (lo as isize + d) as usize;
+    for (o, v) in plane[s0..s0 + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+        *o += *v;
+    }
 }
 
 /// Fills `col` (`[Cin·kh·kw, Ho·Wo]`, rows [`ConvGeom::ld`] apart) with the patches of one
@@ -82,6 +157,10 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = ((ci * g.kh + ki) * g.kw + kj) * ld;
+                if g.flat_shift() {
+                    im2col_flat(g, plane, ki, kj, &mut col[row..row + g.p()]);
+                    continue;
+                }
                 let (lo, hi) = g.valid_cols(kj);
                 for oh in 0..ho {
                     let dst = &mut col[row + oh * wo..row + (oh + 1) * wo];
@@ -108,14 +187,18 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
 }
 
 /// Adds the patches `col` (`[Cin·kh·kw, Ho·Wo]`) back onto one image `dx` (`[Cin, H, W]`),
-/// which must start at zero.
-fn col2im(g: &ConvGeom, col: &[f32], dx: &mut [f32]) {
+/// which must start at zero. Entries of `col` that fall outside the image may be overwritten.
+fn col2im(g: &ConvGeom, col: &mut [f32], dx: &mut [f32]) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
     for ci in 0..g.cin {
         let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = ((ci * g.kh + ki) * g.kw + kj) * p;
+                if g.flat_shift() {
+                    col2im_flat(g, &mut col[row..row + p], ki, kj, plane);
+                    continue;
+                }
                 let (lo, hi) = g.valid_cols(kj);
                 if lo >= hi {
                     continue;
