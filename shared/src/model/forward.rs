@@ -207,6 +207,16 @@ impl Node {
 impl MaxPool {
     /// Max-pool forward; traced, it stores the flat argmax indices `[N, C, H_out·W_out]`.
     fn forward(&self, x: Tensor<4>, trace: Option<&mut NodeTrace>) -> Tensor<4> {
+        #[cfg(feature = "flex")]
+        if let Some(out) = self.own_kernel(&x, trace.is_some()) {
+            return match (out, trace) {
+                ((y, Some(idx)), Some(t)) => {
+                    *t = NodeTrace::Pool(idx);
+                    y
+                }
+                ((y, _), _) => y,
+            };
+        }
         match trace {
             None => max_pool2d(x, self.options()),
             Some(t) => {
@@ -216,6 +226,26 @@ impl MaxPool {
                 y
             }
         }
+    }
+}
+
+#[cfg(feature = "flex")]
+impl MaxPool {
+    /// The pool through foolmap's CPU loops where `x` is an `f32` flex tensor
+    /// ([`super::flex_pool`]); `None` elsewhere.
+    fn own_kernel(&self, x: &Tensor<4>, winners: bool) -> Option<super::flex_pool::Pooled> {
+        let [n, c, h, w] = x.dims();
+        let g = super::cpu_pool::PoolGeom {
+            n,
+            c,
+            h,
+            w,
+            k: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            ceil: self.ceil,
+        };
+        super::flex_pool::run(&g, x, winners)
     }
 }
 

@@ -14,7 +14,12 @@ mod conv;
 mod cpu_conv;
 #[cfg(feature = "flex")]
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
+mod cpu_pool;
+#[cfg(feature = "flex")]
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod flex_conv;
+#[cfg(feature = "flex")]
+mod flex_pool;
 #[cfg(feature = "tensor")]
 mod forward;
 mod spec;
