@@ -89,61 +89,78 @@ impl ConvGeom {
     }
 }
 
-/// For a [`ConvGeom::flat_shift`] geometry and kernel tap `(ki, kj)`: the offset `d` with
-/// `patch[q] = plane[q + d]` (`q = oh·W + ow`), and the range `[q0, q1)` of `q` whose rows are
-/// inside the image and whose `q + d` lies inside the plane. Outside it, and at the edge columns
-/// of [`ConvGeom::valid_cols`], the patch is zero.
-fn flat_range(g: &ConvGeom, ki: usize, kj: usize) -> (isize, usize, usize) {
+/// One kernel tap `(ki, kj)` of a [`ConvGeom::flat_shift`] geometry: `patch[q] = plane[q + d]`
+/// (`q = oh·W + ow`) for `q` in `[lo, hi)`, the positions whose rows lie inside the image and
+/// whose `q + d` lies inside the plane; elsewhere, and at the edge columns outside `cols` of the
+/// rows `rows`, the patch is zero. Computed once per call for all taps: the integer divisions
+/// behind these ranges, done per channel and tap, measured 9 % of a ResNet-20 fooling step.
+#[derive(Clone, Copy, Debug)]
+struct FlatTap {
+    d: isize,
+    lo: usize,
+    hi: usize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+/// The [`FlatTap`]s of a [`ConvGeom::flat_shift`] geometry, `kh·kw` of them in `(ki, kj)` order.
+fn flat_taps(g: &ConvGeom) -> Vec<FlatTap> {
     let (w, hw) = (g.w as isize, (g.h * g.w) as isize);
-    let d = (ki as isize - g.padding as isize) * w + kj as isize - g.padding as isize;
-    let (r0, r1) = g.valid_rows(ki);
-    let (q0, q1) = ((r0 * g.w) as isize, (r1 * g.w) as isize);
-    let lo = q0.max(-d).min(q1);
-    let hi = q1.min(hw - d).max(lo);
-    (d, lo as usize, hi as usize)
-}
-
-/// [`im2col`] for one kernel tap of a [`ConvGeom::flat_shift`] geometry: one copy of the shifted
-/// plane into `dst` (`Ho·Wo` long), then zeros where the patch leaves the image.
-fn im2col_flat(g: &ConvGeom, plane: &[f32], ki: usize, kj: usize, dst: &mut [f32]) {
-    let (d, lo, hi) = flat_range(g, ki, kj);
-    dst[..lo].fill(0.0);
-    dst[hi..].fill(0.0);
-    if hi > lo {
-        let s0 = (lo as isize + d) as usize;
-        dst[lo..hi].copy_from_slice(&plane[s0..s0 + (hi - lo)]);
-    }
-    zero_edge_columns(g, ki, kj, dst);
-}
-
-/// Zeros the columns `ow < lo` and `ow ≥ hi` ([`ConvGeom::valid_cols`]) of the rows inside the
-/// image of one patch row `dst` (`Ho·Wo`, [`ConvGeom::flat_shift`]).
-fn zero_edge_columns(g: &ConvGeom, ki: usize, kj: usize, dst: &mut [f32]) {
-    let (lo, hi) = g.valid_cols(kj);
-    let (r0, r1) = g.valid_rows(ki);
-    if lo == 0 && hi == g.w {
-        return;
-    }
-    for row in dst[r0 * g.w..r1 * g.w].chunks_exact_mut(g.w) {
-        for v in &mut row[..lo] {
-            *v = 0.0;
-        }
-        for v in &mut row[hi..] {
-            *v = 0.0;
+    let mut taps = Vec::with_capacity(g.kh * g.kw);
+    for ki in 0..g.kh {
+        let rows = g.valid_rows(ki);
+        let (q0, q1) = ((rows.0 * g.w) as isize, (rows.1 * g.w) as isize);
+        for kj in 0..g.kw {
+            let d = (ki as isize - g.padding as isize) * w + kj as isize - g.padding as isize;
+            let lo = q0.max(-d).min(q1);
+            let hi = q1.min(hw - d).max(lo);
+            taps.push(FlatTap {
+                d,
+                lo: lo as usize,
+                hi: hi as usize,
+                rows,
+                cols: g.valid_cols(kj),
+            });
         }
     }
+    taps
 }
 
-/// [`col2im`] for one kernel tap of a [`ConvGeom::flat_shift`] geometry: `src` (`Ho·Wo`) with its
-/// edge columns zeroed (they fall outside the image), then added onto the plane at one offset.
-fn col2im_flat(g: &ConvGeom, src: &mut [f32], ki: usize, kj: usize, plane: &mut [f32]) {
-    let (d, lo, hi) = flat_range(g, ki, kj);
-    if hi == lo {
+/// [`im2col`] for one [`FlatTap`]: one copy of the shifted plane into `dst` (`Ho·Wo` long), then
+/// zeros where the patch leaves the image.
+fn im2col_flat(t: &FlatTap, w: usize, plane: &[f32], dst: &mut [f32]) {
+    dst[..t.lo].fill(0.0);
+    dst[t.hi..].fill(0.0);
+    if t.hi > t.lo {
+        let s0 = (t.lo as isize + t.d) as usize;
+        dst[t.lo..t.hi].copy_from_slice(&plane[s0..s0 + (t.hi - t.lo)]);
+    }
+    zero_edge_columns(t, w, dst);
+}
+
+/// Zeros the edge columns (outside `t.cols`) of the rows `t.rows` of one patch row `dst`
+/// (`Ho·Wo`, rows `w` long), down each column.
+fn zero_edge_columns(t: &FlatTap, w: usize, dst: &mut [f32]) {
+    let rows = &mut dst[t.rows.0 * w..t.rows.1 * w];
+    for c in (0..t.cols.0).chain(t.cols.1..w) {
+        for v in rows.iter_mut().skip(c).step_by(w) {
+            *v = 0.0;
+        }
+    }
+}
+
+/// [`col2im`] for one [`FlatTap`]: `src` (`Ho·Wo`) with its edge columns zeroed (they fall
+/// outside the image), then added onto the plane at one offset.
+fn col2im_flat(t: &FlatTap, w: usize, src: &mut [f32], plane: &mut [f32]) {
+    if t.hi == t.lo {
         return;
     }
-    zero_edge_columns(g, ki, kj, src);
-    let s0 = (lo as isize + d) as usize;
-    for (o, v) in plane[s0..s0 + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+    zero_edge_columns(t, w, src);
+    let s0 = (t.lo as isize + t.d) as usize;
+    for (o, v) in plane[s0..s0 + (t.hi - t.lo)]
+        .iter_mut()
+        .zip(&src[t.lo..t.hi])
+    {
         *o += *v;
     }
 }
@@ -151,14 +168,16 @@ fn col2im_flat(g: &ConvGeom, src: &mut [f32], ki: usize, kj: usize, plane: &mut 
 /// Fills `col` (`[Cin·kh·kw, Ho·Wo]`, rows [`ConvGeom::ld`] apart) with the patches of one
 /// image `x` (`[Cin, H, W]`).
 fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
-    let (ho, wo, ld) = (g.ho(), g.wo(), g.ld());
+    let (ho, wo, ld, p) = (g.ho(), g.wo(), g.ld(), g.p());
+    let flat = g.flat_shift().then(|| flat_taps(g));
     for ci in 0..g.cin {
         let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = ((ci * g.kh + ki) * g.kw + kj) * ld;
-                if g.flat_shift() {
-                    im2col_flat(g, plane, ki, kj, &mut col[row..row + g.p()]);
+                if let Some(taps) = &flat {
+                    let t = &taps[ki * g.kw + kj];
+                    im2col_flat(t, g.w, plane, &mut col[row..row + p]);
                     continue;
                 }
                 let (lo, hi) = g.valid_cols(kj);
@@ -190,13 +209,15 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
 /// which must start at zero. Entries of `col` that fall outside the image may be overwritten.
 fn col2im(g: &ConvGeom, col: &mut [f32], dx: &mut [f32]) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
+    let flat = g.flat_shift().then(|| flat_taps(g));
     for ci in 0..g.cin {
         let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = ((ci * g.kh + ki) * g.kw + kj) * p;
-                if g.flat_shift() {
-                    col2im_flat(g, &mut col[row..row + p], ki, kj, plane);
+                if let Some(taps) = &flat {
+                    let t = &taps[ki * g.kw + kj];
+                    col2im_flat(t, g.w, &mut col[row..row + p], plane);
                     continue;
                 }
                 let (lo, hi) = g.valid_cols(kj);
