@@ -62,25 +62,11 @@ impl ConvGeom {
     /// For kernel column `kj`: the output columns `[lo, hi)` whose input column
     /// `ow·stride + kj − padding` lies inside the image.
     fn valid_cols(&self, kj: usize) -> (usize, usize) {
-        let wo = self.wo();
-        let lo = self.padding.saturating_sub(kj).div_ceil(self.stride);
-        let hi = if self.w + self.padding > kj {
-            ((self.w + self.padding - kj - 1) / self.stride + 1).min(wo)
-        } else {
-            0
-        };
-        (lo.min(hi), hi)
+        valid_range(kj, self.padding, self.stride, self.w, self.wo())
     }
     /// For kernel row `ki`: the output rows `[lo, hi)` whose input row lies inside the image.
     fn valid_rows(&self, ki: usize) -> (usize, usize) {
-        let ho = self.ho();
-        let lo = self.padding.saturating_sub(ki).div_ceil(self.stride);
-        let hi = if self.h + self.padding > ki {
-            ((self.h + self.padding - ki - 1) / self.stride + 1).min(ho)
-        } else {
-            0
-        };
-        (lo.min(hi), hi)
+        valid_range(ki, self.padding, self.stride, self.h, self.ho())
     }
     /// Stride 1 and `Wo = W` ("same" width, e.g. 3×3 with padding 1): a patch row is then the
     /// input plane shifted by one flat offset, except for the `padding` columns at each edge.
@@ -163,6 +149,24 @@ fn col2im_flat(t: &FlatTap, w: usize, src: &mut [f32], plane: &mut [f32]) {
     {
         *o += *v;
     }
+}
+
+/// Along one axis (input length `len`, `out` outputs): the outputs `[lo, hi)` whose input
+/// position `o·stride + tap − padding` lies inside `[0, len)`, for window offset `tap`.
+pub(super) fn valid_range(
+    tap: usize,
+    padding: usize,
+    stride: usize,
+    len: usize,
+    out: usize,
+) -> (usize, usize) {
+    let lo = padding.saturating_sub(tap).div_ceil(stride);
+    let hi = if len + padding > tap {
+        ((len + padding - tap - 1) / stride + 1).min(out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
 }
 
 /// Fills `col` (`[Cin·kh·kw, Ho·Wo]`, rows [`ConvGeom::ld`] apart) with the patches of one

@@ -54,13 +54,7 @@ impl PoolGeom {
     /// For window column `kj`: the output columns `[lo, hi)` whose input column
     /// `ow·stride + kj − padding` lies inside the image.
     fn valid_outputs(&self, kj: usize) -> (usize, usize) {
-        let lo = self.padding.saturating_sub(kj).div_ceil(self.stride);
-        let hi = if self.w + self.padding > kj {
-            ((self.w + self.padding - kj - 1) / self.stride + 1).min(self.wo())
-        } else {
-            0
-        };
-        (lo.min(hi), hi)
+        super::cpu_conv::valid_range(kj, self.padding, self.stride, self.w, self.wo())
     }
     /// The input positions `[lo, hi)` of window `o` along an axis of length `len`.
     fn window(&self, o: usize, len: usize) -> (usize, usize) {
