@@ -31,8 +31,10 @@ fn pool(g: &PoolGeom, x: &FlexTensor) -> Option<(FlexTensor, Arc<Vec<i32>>)> {
 
 /// The winners as an `Int` tensor on `x`'s device, if `wanted`.
 fn winners(g: &PoolGeom, idx: &[i32], like: &Tensor<4>, wanted: bool) -> Option<Tensor<3, Int>> {
-    let data = TensorData::new(idx.to_vec(), [g.n, g.c, g.ho() * g.wo()]);
-    wanted.then(|| Tensor::<3, Int>::from_data(data, &like.device()))
+    wanted.then(|| {
+        let data = TensorData::new(idx.to_vec(), [g.n, g.c, g.ho() * g.wo()]);
+        Tensor::<3, Int>::from_data(data, &like.device())
+    })
 }
 
 /// `maxpool(x)` (with its winners if `with_winners`) on flex, through Burn's autodiff when `x`
