@@ -197,8 +197,8 @@ mod tests {
 
     /// foolmap's own kernels (every kernel but the pointwise product, on flex) equal Burn's
     /// convolution and transposed convolution: values, and the autodiff gradients of both
-    /// operands, over strides, paddings, kernel sizes, non-square inputs and both ways of the
-    /// weight gradient. Both autodiff and plain flex tensors take them.
+    /// operands, over strides, paddings, kernel sizes, non-square inputs, padded patch rows and
+    /// shifted-copy patches. Both autodiff and plain flex tensors take them.
     #[test]
     fn own_kernels_equal_burn_conv_and_transposed_conv_with_their_gradients() {
         use super::super::flex_conv::{Op, run as own};

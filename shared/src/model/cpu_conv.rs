@@ -169,11 +169,22 @@ pub(super) fn valid_range(
     (lo.min(hi), hi)
 }
 
+/// What [`im2col`] and [`col2im`] need per kernel tap, computed once per call (integer
+/// divisions): the [`FlatTap`]s of a [`ConvGeom::flat_shift`] geometry, else each kernel
+/// column's valid output columns.
+fn taps(g: &ConvGeom) -> (Option<Vec<FlatTap>>, Vec<(usize, usize)>) {
+    if g.flat_shift() {
+        (Some(flat_taps(g)), Vec::new())
+    } else {
+        (None, (0..g.kw).map(|kj| g.valid_cols(kj)).collect())
+    }
+}
+
 /// Fills `col` (`[Cin·kh·kw, Ho·Wo]`, rows [`ConvGeom::ld`] apart) with the patches of one
 /// image `x` (`[Cin, H, W]`).
 fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
     let (ho, wo, ld, p) = (g.ho(), g.wo(), g.ld(), g.p());
-    let flat = g.flat_shift().then(|| flat_taps(g));
+    let (flat, cols) = taps(g);
     for ci in 0..g.cin {
         let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ki in 0..g.kh {
@@ -184,7 +195,7 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
                     im2col_flat(t, g.w, plane, &mut col[row..row + p]);
                     continue;
                 }
-                let (lo, hi) = g.valid_cols(kj);
+                let (lo, hi) = cols[kj];
                 for oh in 0..ho {
                     let dst = &mut col[row + oh * wo..row + (oh + 1) * wo];
                     let ih = (oh * g.stride + ki) as isize - g.padding as isize;
@@ -213,7 +224,7 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
 /// which must start at zero. Entries of `col` that fall outside the image may be overwritten.
 fn col2im(g: &ConvGeom, col: &mut [f32], dx: &mut [f32]) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
-    let flat = g.flat_shift().then(|| flat_taps(g));
+    let (flat, cols) = taps(g);
     for ci in 0..g.cin {
         let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ki in 0..g.kh {
@@ -224,7 +235,7 @@ fn col2im(g: &ConvGeom, col: &mut [f32], dx: &mut [f32]) {
                     col2im_flat(t, g.w, &mut col[row..row + p], plane);
                     continue;
                 }
-                let (lo, hi) = g.valid_cols(kj);
+                let (lo, hi) = cols[kj];
                 if lo >= hi {
                     continue;
                 }

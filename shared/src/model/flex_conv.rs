@@ -21,7 +21,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, TensorData};
 
 /// `t` with a contiguous layout (shares its buffer when it already has one).
-fn contiguous(t: &FlexTensor) -> FlexTensor {
+pub(super) fn contiguous(t: &FlexTensor) -> FlexTensor {
     if t.is_contiguous() {
         t.clone()
     } else {

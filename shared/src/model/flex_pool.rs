@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use super::cpu_pool::{self, PoolGeom};
+use super::flex_conv::contiguous;
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -19,11 +20,7 @@ pub(super) type Pooled = (Tensor<4>, Option<Tensor<3, Int>>);
 
 /// Pools one `f32` flex tensor; `None` for another dtype.
 fn pool(g: &PoolGeom, x: &FlexTensor) -> Option<(FlexTensor, Arc<Vec<i32>>)> {
-    let x = if x.is_contiguous() {
-        x.clone()
-    } else {
-        x.to_contiguous()
-    };
+    let x = contiguous(x);
     let (y, idx) = cpu_pool::max_pool(g, x.as_slice()?);
     let y = FlexTensor::from_data(TensorData::new(y, [g.n, g.c, g.ho(), g.wo()]));
     Some((y, Arc::new(idx)))
@@ -69,7 +66,7 @@ pub(super) fn run(g: &PoolGeom, x: &Tensor<4>, with_winners: bool) -> Option<Poo
 mod autodiff {
     use std::sync::Arc;
 
-    use super::{PoolGeom, Pooled, pool, winners};
+    use super::{PoolGeom, Pooled, contiguous, pool, winners};
     use crate::model::cpu_pool;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -96,11 +93,7 @@ mod autodiff {
             let grad = grads.consume::<Flex>(&ops.node);
             let Some(node) = node_x else { return };
             let (g, idx) = ops.state;
-            let grad = if grad.is_contiguous() {
-                grad
-            } else {
-                grad.to_contiguous()
-            };
+            let grad = contiguous(&grad);
             // The forward pooled an f32 tensor, and the gradient has the output's dtype.
             let dy = grad
                 .as_slice::<f32>()
