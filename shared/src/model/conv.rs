@@ -197,8 +197,9 @@ mod tests {
 
     /// foolmap's own kernels (every kernel but the pointwise product, on flex) equal Burn's
     /// convolution and transposed convolution: values, and the autodiff gradients of both
-    /// operands, over strides, paddings, kernel sizes, non-square inputs, padded patch rows and
-    /// shifted-copy patches. Both autodiff and plain flex tensors take them.
+    /// operands, over strides, paddings, kernel sizes, non-square inputs, padded patch rows,
+    /// shifted-copy patches and (from 8,192 output pixels) shifted planes without patches. Both
+    /// autodiff and plain flex tensors take them.
     #[test]
     fn own_kernels_equal_burn_conv_and_transposed_conv_with_their_gradients() {
         use super::super::flex_conv::{Op, run as own};
@@ -223,7 +224,13 @@ mod tests {
             // Ho·Wo = 256 and 1,024: patch rows with a padded stride.
             (2, 2, 16, 16, 3, 3, 1, 1),
             (2, 2, 32, 32, 3, 3, 1, 1),
+            // At least 8,192 output pixels: shifted planes instead of patches (one image with
+            // multi-threaded GEMMs, two in parallel; a 5×5 kernel, so two copies per side).
+            (1, 2, 96, 96, 3, 3, 1, 1),
+            (2, 3, 64, 130, 4, 3, 1, 1),
+            (1, 2, 91, 92, 2, 5, 1, 2),
         ];
+        let mut shifted = 0;
         for (n, cin, h, wd, cout, k, s, p) in cases {
             let what = format!("[{n},{cin},{h},{wd}] → {cout}, {k}×{k}, stride {s}, padding {p}");
             let x0 = Tensor::<4>::random([n, cin, h, wd], normal, &dev);
@@ -242,6 +249,7 @@ mod tests {
                 stride: s,
                 padding: p,
             };
+            shifted += usize::from(g.shifted());
             assert!(
                 own(Op::Conv, &g, &x0, &w0).is_some(),
                 "{what}: autodiff path"
@@ -315,5 +323,6 @@ mod tests {
                 }
             }
         }
+        assert_eq!(shifted, 3, "cases on shifted planes");
     }
 }

@@ -12,6 +12,8 @@
 //! the weight gradient sums one partial per worker. Patches are rebuilt in the backward pass
 //! instead of stored (they are `kh·kw` times the input).
 
+mod shifted;
+
 /// The geometry of one convolution.
 ///
 /// # Shapes
@@ -72,6 +74,19 @@ impl ConvGeom {
     /// input plane shifted by one flat offset, except for the `padding` columns at each edge.
     fn flat_shift(&self) -> bool {
         self.stride == 1 && self.wo() == self.w
+    }
+    /// A [`ConvGeom::flat_shift`] geometry with at least [`shifted::SHIFTED_MIN_PIXELS`] output
+    /// pixels per plane: it runs without a patch matrix ([`shifted`]).
+    pub(super) fn shifted(&self) -> bool {
+        self.flat_shift() && self.p() >= shifted::SHIFTED_MIN_PIXELS
+    }
+    /// Scratch floats per image for [`patches`].
+    fn patch_len(&self) -> usize {
+        if self.shifted() {
+            self.planes_len()
+        } else {
+            self.k() * self.ld()
+        }
     }
 }
 
@@ -180,6 +195,17 @@ fn taps(g: &ConvGeom) -> (Option<Vec<FlatTap>>, Vec<(usize, usize)>) {
     }
 }
 
+/// The patches of one image `x` (`[Cin, H, W]`) into `buf` ([`ConvGeom::patch_len`] floats):
+/// the shifted planes of [`shifted::planes`] where [`ConvGeom::shifted`], else the patch matrix
+/// of [`im2col`].
+fn patches(g: &ConvGeom, x: &[f32], buf: &mut [f32]) {
+    if g.shifted() {
+        shifted::planes(g, x, buf);
+    } else {
+        im2col(g, x, buf);
+    }
+}
+
 /// Fills `col` (`[Cin·kh·kw, Ho·Wo]`, rows [`ConvGeom::ld`] apart) with the patches of one
 /// image `x` (`[Cin, H, W]`).
 fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
@@ -262,38 +288,65 @@ fn col2im(g: &ConvGeom, col: &mut [f32], dx: &mut [f32]) {
     }
 }
 
-/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, every matrix given by its column and row strides.
+/// A matrix inside a slice: element `(r, c)` at `offset + r·rs + c·cs`.
+#[derive(Clone, Copy, Debug)]
+struct Mat {
+    offset: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl Mat {
+    /// A row-major matrix with `cols` columns, from the slice's start.
+    fn rows(cols: usize) -> Mat {
+        Mat::at(0, cols, 1)
+    }
+    fn at(offset: usize, rs: usize, cs: usize) -> Mat {
+        Mat { offset, rs, cs }
+    }
+    /// Whether a `rows × cols` matrix with these strides lies inside a slice of `len` elements.
+    fn fits(&self, rows: usize, cols: usize, len: usize) -> bool {
+        rows == 0 || cols == 0 || self.offset + (rows - 1) * self.rs + (cols - 1) * self.cs < len
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, every matrix a [`Mat`] inside its slice.
+///
+/// # Panics
+/// If a matrix does not lie inside its slice (a bug of the caller's strides).
 #[allow(clippy::too_many_arguments)]
 fn gemm(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
+    d: Mat,
     accumulate: bool,
     lhs: &[f32],
-    lhs_strides: (isize, isize),
+    l: Mat,
     rhs: &[f32],
-    rhs_strides: (isize, isize),
+    r: Mat,
     par: gemm::Parallelism,
 ) {
-    debug_assert!(dst.len() >= m * n);
-    // SAFETY: `dst` is row-major `m×n` and owned; the callers give operand strides that stay
-    // inside `lhs` (`m×k`) and `rhs` (`k×n`) (checked by the tests against Burn's convolution).
+    assert!(
+        d.fits(m, n, dst.len()) && l.fits(m, k, lhs.len()) && r.fits(k, n, rhs.len()),
+        "GEMM operands outside their buffers: {m}×{n}×{k}, {d:?} {l:?} {r:?}"
+    );
+    // SAFETY: the assertion keeps every element the GEMM reads or writes inside its slice, and
+    // `dst` is borrowed mutably, so it aliases neither operand.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst.as_mut_ptr().add(d.offset),
+            d.cs as isize,
+            d.rs as isize,
             accumulate,
-            lhs.as_ptr(),
-            lhs_strides.0,
-            lhs_strides.1,
-            rhs.as_ptr(),
-            rhs_strides.0,
-            rhs_strides.1,
+            lhs.as_ptr().add(l.offset),
+            l.cs as isize,
+            l.rs as isize,
+            rhs.as_ptr().add(r.offset),
+            r.cs as isize,
+            r.rs as isize,
             if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
@@ -399,25 +452,32 @@ where
 /// `y = conv(x, W)`: `x` `[N, Cin, H, W]`, `w` `[Cout, Cin, kh, kw]`; returns
 /// `[N, Cout, Ho, Wo]`.
 pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let (k, p, ld) = (g.k(), g.p(), g.ld());
     let mut y = vec![0.0f32; g.n * g.out_len()];
-    per_image(g.n, &mut y, k * ld, |i, out, col, par| {
-        im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
-        let w_mat = (1, k as isize);
-        gemm(
-            g.cout,
-            p,
-            k,
-            out,
-            false,
-            w,
-            w_mat,
-            col,
-            (1, ld as isize),
-            par,
-        );
+    per_image(g.n, &mut y, g.patch_len(), |i, out, buf, par| {
+        patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
+        forward_image(g, w, buf, out, par);
     });
     y
+}
+
+/// `out = W · col` for one image whose [`patches`] are in `buf`.
+fn forward_image(g: &ConvGeom, w: &[f32], buf: &[f32], out: &mut [f32], par: gemm::Parallelism) {
+    if g.shifted() {
+        return shifted::forward(g, w, buf, out, par);
+    }
+    let (k, p) = (g.k(), g.p());
+    let col = Mat::at(0, g.ld(), 1);
+    gemm(
+        (g.cout, p, k),
+        out,
+        Mat::rows(p),
+        false,
+        w,
+        Mat::rows(k),
+        buf,
+        col,
+        par,
+    );
 }
 
 /// `dx = convT(dy, W)`: `dy` `[N, Cout, Ho, Wo]`, `w` `[Cout, Cin, kh, kw]`; returns
@@ -425,12 +485,30 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
 pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let mut dx = vec![0.0f32; g.n * g.in_len()];
-    per_image(g.n, &mut dx, k * p, |i, out, col, par| {
+    let scratch = if g.shifted() {
+        g.input_grad_len()
+    } else {
+        k * p
+    };
+    per_image(g.n, &mut dx, scratch, |i, out, buf, par| {
         let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+        if g.shifted() {
+            return shifted::input_grad(g, dyi, w, buf, out, par);
+        }
         // Wᵀ (k×cout): element (r, c) = w[c·k + r].
-        let wt = (k as isize, 1);
-        gemm(k, p, g.cout, col, false, w, wt, dyi, (1, p as isize), par);
-        col2im(g, col, out);
+        let (wt, dy_mat) = (Mat::at(0, 1, k), Mat::rows(p));
+        gemm(
+            (k, p, g.cout),
+            buf,
+            Mat::rows(p),
+            false,
+            w,
+            wt,
+            dyi,
+            dy_mat,
+            par,
+        );
+        col2im(g, buf, out);
     });
     dx
 }
@@ -438,48 +516,60 @@ pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// `dW = Σₙ dy[n] · col[n]ᵀ`: `x` `[N, Cin, H, W]`, `dy` `[N, Cout, Ho, Wo]`; returns
 /// `[Cout, Cin, kh, kw]`.
 pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    sum_over_images(g.n, g.cout * g.k(), g.k() * g.ld(), |i, acc, col, par| {
-        im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
+    sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
+        patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
         let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-        accumulate_weight_grad(g, dyi, col, acc, par);
+        accumulate_weight_grad(g, dyi, buf, acc, par);
     })
 }
 
-/// `acc += dy[n] · col[n]ᵀ` for one image, `col` built by [`im2col`].
+/// `acc += dy[n] · col[n]ᵀ` for one image whose [`patches`] are in `buf`.
 fn accumulate_weight_grad(
     g: &ConvGeom,
     dyi: &[f32],
-    col: &[f32],
+    buf: &[f32],
     acc: &mut [f32],
     par: gemm::Parallelism,
 ) {
-    let (k, p, ld) = (g.k(), g.p(), g.ld());
+    if g.shifted() {
+        return shifted::accumulate_weight_grad(g, dyi, buf, acc, par);
+    }
+    let (k, p) = (g.k(), g.p());
     // colᵀ (p×k), read in place: element (r, c) = col[c·ld + r].
-    let (dy_mat, col_t) = ((1, p as isize), (ld as isize, 1));
-    gemm(g.cout, k, p, acc, true, dyi, dy_mat, col, col_t, par);
+    let col_t = Mat::at(0, 1, g.ld());
+    gemm(
+        (g.cout, k, p),
+        acc,
+        Mat::rows(k),
+        true,
+        dyi,
+        Mat::rows(p),
+        buf,
+        col_t,
+        par,
+    );
 }
 
-/// [`forward`] (no bias) and [`weight_grad`] of the same input `x` with one im2col per image:
-/// `(conv(x, W), Σₙ dy[n] · col(x[n])ᵀ)`. The backward step of a transposed convolution needs
-/// both for the same `x` (its incoming gradient).
+/// [`forward`] (no bias) and [`weight_grad`] of the same input `x` with one set of patches per
+/// image: `(conv(x, W), Σₙ dy[n] · col(x[n])ᵀ)`. The backward step of a transposed convolution
+/// needs both for the same `x` (its incoming gradient).
 pub fn forward_and_weight_grad(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
     dy: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let (k, p, ld, olen) = (g.k(), g.p(), g.ld(), g.out_len());
+    let olen = g.out_len();
     let mut y = vec![0.0f32; g.n * olen];
     // Each image writes its own output slice; the sum over images is the weight gradient.
     let out = SharedOut(y.as_mut_ptr());
-    let dw = sum_over_images(g.n, g.cout * k, k * ld, |i, acc, col, par| {
-        im2col(g, &x[i * g.in_len()..(i + 1) * g.in_len()], col);
+    let dw = sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
+        patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
         // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside `y`
         // (`n·olen` long), so no two calls write the same element.
         let yi = unsafe { std::slice::from_raw_parts_mut(out.at(i * olen), olen) };
-        let (w_mat, col_mat) = ((1, k as isize), (1, ld as isize));
-        gemm(g.cout, p, k, yi, false, w, w_mat, col, col_mat, par);
-        accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], col, acc, par);
+        forward_image(g, w, buf, yi, par);
+        accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], buf, acc, par);
     });
     (y, dw)
 }
