@@ -10,7 +10,8 @@
 //!
 //! Images run in parallel on the rayon pool (feature `rayon`), each with its own patch buffer;
 //! the weight gradient sums one partial per worker. Patches are rebuilt in the backward pass
-//! instead of stored (they are `kh·kw` times the input).
+//! instead of stored (they are `kh·kw` times the input). A stride-1 "same" convolution on a large
+//! plane builds no patch matrix at all: see [`shifted`].
 
 mod shifted;
 
@@ -304,9 +305,13 @@ impl Mat {
     fn at(offset: usize, rs: usize, cs: usize) -> Mat {
         Mat { offset, rs, cs }
     }
-    /// Whether a `rows × cols` matrix with these strides lies inside a slice of `len` elements.
+    /// Whether a `rows × cols` matrix with these strides lies inside a slice of `len` elements
+    /// (an empty one: whether its offset does).
     fn fits(&self, rows: usize, cols: usize, len: usize) -> bool {
-        rows == 0 || cols == 0 || self.offset + (rows - 1) * self.rs + (cols - 1) * self.cs < len
+        if rows == 0 || cols == 0 {
+            return self.offset <= len;
+        }
+        self.offset + (rows - 1) * self.rs + (cols - 1) * self.cs < len
     }
 }
 
