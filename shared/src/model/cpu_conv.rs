@@ -592,3 +592,66 @@ impl SharedOut {
         unsafe { self.0.add(offset) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Mat, gemm};
+
+    /// A strided view fits its slice exactly up to its last element; an empty one where its offset
+    /// does.
+    #[test]
+    fn views_fit_up_to_their_last_element() {
+        // 3×4 row-major from offset 2: last element at 2 + 2·4 + 3 = 13.
+        let m = Mat::at(2, 4, 1);
+        assert!(m.fits(3, 4, 14));
+        assert!(!m.fits(3, 4, 13));
+        // Transposed strides: last element at 2 + 2·1 + 3·5 = 19.
+        let t = Mat::at(2, 1, 5);
+        assert!(t.fits(3, 4, 20) && !t.fits(3, 4, 19));
+        assert!(Mat::at(7, 9, 9).fits(0, 5, 7) && !Mat::at(8, 1, 1).fits(5, 0, 7));
+    }
+
+    /// The GEMM computes `dst = [dst +] lhs · rhs` on strided views, and refuses views outside
+    /// their buffers with a message instead of reading out of bounds.
+    #[test]
+    fn gemm_on_views_and_its_bounds_check() {
+        // lhs 2×3 row-major, rhs 3×2 read transposed from a row-major 2×3 buffer.
+        let (lhs, rhs) = (
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            [1.0, 0.0, 2.0, 0.5, 1.0, -1.0],
+        );
+        let mut dst = [10.0f32; 4];
+        let par = gemm::Parallelism::None;
+        let (l, r) = (Mat::rows(3), Mat::at(0, 1, 3));
+        gemm(
+            (2, 2, 3),
+            &mut dst,
+            Mat::rows(2),
+            true,
+            &lhs,
+            l,
+            &rhs,
+            r,
+            par,
+        );
+        // Row 0: [1,2,3]·[1,0,2] = 7, [1,2,3]·[0.5,1,−1] = −0.5; row 1: 16, 1.0; plus 10.
+        assert_eq!(dst, [17.0, 9.5, 26.0, 11.0]);
+        let short = std::panic::catch_unwind(|| {
+            let mut dst = [0.0f32; 4];
+            gemm(
+                (2, 2, 3),
+                &mut dst,
+                Mat::rows(2),
+                false,
+                &lhs,
+                l,
+                &rhs[..5],
+                r,
+                par,
+            );
+        });
+        let msg = short.expect_err("a short rhs must be refused");
+        let msg = msg.downcast_ref::<String>().map_or("", String::as_str);
+        assert!(msg.contains("GEMM operands outside their buffers"), "{msg}");
+    }
+}
