@@ -17,8 +17,9 @@
 //! Used from [`SHIFTED_MIN_PIXELS`] output pixels per plane on: at VGG-16's 224² and 112² layers
 //! forward, input and weight gradient measured 1.6–2.3× faster than im2col + one GEMM, whose
 //! patch matrix (up to 115 MB per image) no cache holds; at 56² about even, and at 32² and below
-//! (ResNet-20, SqueezeNet, ResNet-50) 10–30 % slower, where one GEMM with `K = Cin·kh·kw` beats
-//! `kh·kw` GEMMs with `K = Cin` (BENCHMARKS.md, "Large planes without a patch matrix").
+//! (ResNet-20, SqueezeNet, ResNet-50) mostly 5–30 % slower (a weight gradient at 7² 2× slower, one
+//! at 32² with 16 channels 1.5× faster), where one GEMM with `K = Cin·kh·kw` beats `kh·kw` GEMMs
+//! with `K = Cin` (BENCHMARKS.md, "Large planes without a patch matrix").
 
 use super::{ConvGeom, Mat, gemm};
 
