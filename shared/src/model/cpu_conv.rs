@@ -89,6 +89,15 @@ impl ConvGeom {
             self.k() * self.ld()
         }
     }
+    /// Scratch floats per image for [`input_grad`]: its patch matrix before [`col2im`], or what
+    /// [`shifted::input_grad`] needs.
+    fn input_grad_len(&self) -> usize {
+        if self.shifted() {
+            self.shifted_input_grad_len()
+        } else {
+            self.k() * self.p()
+        }
+    }
 }
 
 /// One kernel tap `(ki, kj)` of a [`ConvGeom::flat_shift`] geometry: `patch[q] = plane[q + d]`
@@ -490,12 +499,7 @@ fn forward_image(g: &ConvGeom, w: &[f32], buf: &[f32], out: &mut [f32], par: gem
 pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
     let mut dx = vec![0.0f32; g.n * g.in_len()];
-    let scratch = if g.shifted() {
-        g.input_grad_len()
-    } else {
-        k * p
-    };
-    per_image(g.n, &mut dx, scratch, |i, out, buf, par| {
+    per_image(g.n, &mut dx, g.input_grad_len(), |i, out, buf, par| {
         let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
         if g.shifted() {
             return shifted::input_grad(g, dyi, w, buf, out, par);
@@ -620,36 +624,25 @@ mod tests {
             [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
             [1.0, 0.0, 2.0, 0.5, 1.0, -1.0],
         );
-        let mut dst = [10.0f32; 4];
-        let par = gemm::Parallelism::None;
-        let (l, r) = (Mat::rows(3), Mat::at(0, 1, 3));
-        gemm(
-            (2, 2, 3),
-            &mut dst,
-            Mat::rows(2),
-            true,
-            &lhs,
-            l,
-            &rhs,
-            r,
-            par,
-        );
-        // Row 0: [1,2,3]·[1,0,2] = 7, [1,2,3]·[0.5,1,−1] = −0.5; row 1: 16, 1.0; plus 10.
-        assert_eq!(dst, [17.0, 9.5, 26.0, 11.0]);
-        let short = std::panic::catch_unwind(|| {
-            let mut dst = [0.0f32; 4];
+        let (l, r, par) = (Mat::rows(3), Mat::at(0, 1, 3), gemm::Parallelism::None);
+        let run = |dst: &mut [f32], accumulate: bool, rhs: &[f32]| {
             gemm(
                 (2, 2, 3),
-                &mut dst,
+                dst,
                 Mat::rows(2),
-                false,
+                accumulate,
                 &lhs,
                 l,
-                &rhs[..5],
+                rhs,
                 r,
                 par,
             );
-        });
+        };
+        let mut dst = [10.0f32; 4];
+        run(&mut dst, true, &rhs);
+        // Row 0: [1,2,3]·[1,0,2] = 7, [1,2,3]·[0.5,1,−1] = −0.5; row 1: 16, 1.0; plus 10.
+        assert_eq!(dst, [17.0, 9.5, 26.0, 11.0]);
+        let short = std::panic::catch_unwind(|| run(&mut [0.0f32; 4], false, &rhs[..5]));
         let msg = short.expect_err("a short rhs must be refused");
         let msg = msg.downcast_ref::<String>().map_or("", String::as_str);
         assert!(msg.contains("GEMM operands outside their buffers"), "{msg}");

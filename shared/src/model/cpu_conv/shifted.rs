@@ -28,7 +28,7 @@ pub(super) const SHIFTED_MIN_PIXELS: usize = 8192;
 
 impl ConvGeom {
     /// The kernel taps `(ki, kj)`, in the weight's order.
-    fn taps(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+    fn kernel_taps(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
         let kw = self.kw;
         (0..self.kh * kw).map(move |t| (t / kw, t % kw))
     }
@@ -49,7 +49,7 @@ impl ConvGeom {
     }
     /// Scratch floats per image for [`input_grad`]: `kw − 1` copies of `dy` and the padded
     /// planes of `dx`.
-    pub(super) fn input_grad_len(&self) -> usize {
+    pub(super) fn shifted_input_grad_len(&self) -> usize {
         (self.kw - 1) * self.out_len() + self.cin * self.shifted_ld()
     }
     /// Which copy kernel column `kj` reads (of the planes, and of `dy` without its middle one):
@@ -122,7 +122,7 @@ pub(super) fn forward(
     par: gemm::Parallelism,
 ) {
     let (k, p, taps) = (g.k(), g.p(), g.kh * g.kw);
-    for (t, (ki, kj)) in g.taps().enumerate() {
+    for (t, (ki, kj)) in g.kernel_taps().enumerate() {
         // W_tap (Cout × Cin): element (co, ci) = w[co·k + ci·taps + t].
         let (w_tap, x_tap) = (Mat::at(t, k, taps), g.shifted_tap(ki, kj, false));
         let dims = (g.cout, p, g.cin);
@@ -155,7 +155,7 @@ pub(super) fn input_grad(
         }
     }
     padded.fill(0.0);
-    for (t, (ki, kj)) in g.taps().enumerate() {
+    for (t, (ki, kj)) in g.kernel_taps().enumerate() {
         let src = match g.variant(kj) {
             None => dy,
             Some(v) => &copies[v * olen..(v + 1) * olen],
@@ -191,7 +191,7 @@ pub(super) fn accumulate_weight_grad(
     par: gemm::Parallelism,
 ) {
     let (k, p, taps) = (g.k(), g.p(), g.kh * g.kw);
-    for (t, (ki, kj)) in g.taps().enumerate() {
+    for (t, (ki, kj)) in g.kernel_taps().enumerate() {
         // dW_tap (Cout × Cin): element (co, ci) at co·k + ci·taps + t.
         let (dw_tap, x_tap_t) = (Mat::at(t, k, taps), g.shifted_tap(ki, kj, true));
         let dims = (g.cout, g.cin, p);
