@@ -4,7 +4,7 @@
 use burn::tensor::Tensor;
 
 use super::{Sweep, back_seq, option_a_back, rules};
-use crate::model::{Fire, FireTrace, Residual, ResidualTrace, Seq, SeqTrace, Shortcut};
+use crate::model::{Fire, FireTrace, Residual, ResidualTrace, Seq, SeqTrace, Shortcut, relu_mask};
 use crate::params::ParamStore;
 
 impl Residual {
@@ -23,7 +23,7 @@ impl Residual {
                 rules::residual_split(b.clone(), s.clone(), r, o.residual_code_faithful)
             }
             Sweep::Gradient(_) => {
-                let g = r.mul(b.clone().add(s.clone()).detach().greater_elem(0.0).float());
+                let g = relu_mask(r, b, Some(s));
                 (g.clone(), g)
             }
         };

@@ -5,7 +5,9 @@ use burn::tensor::Tensor;
 
 use super::blocks;
 use super::rules::{self, BiasMode};
-use crate::model::{BatchNorm, Conv, Linear, Node, NodeTrace, Seq, SeqTrace};
+use crate::model::{
+    BatchNorm, Conv, Linear, Node, NodeTrace, Seq, SeqTrace, channel_affine, relu_mask,
+};
 use crate::params::ParamStore;
 
 pub use crate::model::conv_input_grad;
@@ -223,7 +225,7 @@ fn back_node(
             if lrp {
                 r
             } else {
-                r.mul(a.clone().detach().greater_elem(0.0).float())
+                relu_mask(r, a, None)
             }
         }
         Node::MaxPool(_) => match inner {
@@ -284,8 +286,7 @@ impl BatchNorm {
                 } else {
                     self.scale_shift(p).0
                 };
-                let c = scale.dims()[0];
-                r.mul(scale.reshape([1, c, 1, 1]))
+                channel_affine(r, Some(scale), None)
             }
         }
     }

@@ -56,7 +56,7 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    let [cout, _, kh, kw] = w.dims();
+    let [_, _, kh, kw] = w.dims();
     let y = if as_product(&x, [kh, kw], stride, padding) {
         pointwise(x, w)
     } else {
@@ -73,7 +73,7 @@ pub fn conv2d(
         }
     };
     match bias {
-        Some(b) => y.add(b.reshape([1, cout, 1, 1])),
+        Some(b) => super::channel_affine(y, None, Some(b)),
         None => y,
     }
 }

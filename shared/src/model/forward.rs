@@ -1,7 +1,6 @@
 //! The forward pass of a [`Seq`], plain or traced: the traced pass stores in a [`SeqTrace`] the
 //! activations that the explicit backward passes of [`crate::explain`] walk over.
 
-use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Int, Tensor};
@@ -87,9 +86,7 @@ impl BatchNorm {
     /// Eval-mode forward.
     pub fn apply(&self, p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
         let (scale, shift) = self.scale_shift(p);
-        let c = scale.dims()[0];
-        x.mul(scale.reshape([1, c, 1, 1]))
-            .add(shift.reshape([1, c, 1, 1]))
+        super::channel_affine(x, Some(scale), Some(shift))
     }
 }
 
@@ -187,7 +184,7 @@ impl Node {
         match self {
             Node::Conv(c) => c.apply(p, x),
             Node::BatchNorm(b) => b.apply(p, x),
-            Node::Relu => relu(x),
+            Node::Relu => super::relu_of_sum(x, None),
             Node::MaxPool(m) => m.forward(x, trace),
             Node::AvgPool(k) => avg_pool2d(x, AvgPoolOptions::new([*k; 2]).with_stride([*k; 2])),
             Node::GlobalAvgPool => x.mean_dim(3).mean_dim(2),
@@ -260,7 +257,7 @@ impl Residual {
                     Shortcut::OptionA { pad } => option_a(x, *pad),
                     Shortcut::Projection(seq) => seq.forward(p, x),
                 };
-                relu(b.add(s))
+                super::relu_of_sum(b, Some(s))
             }
             Some(t) => {
                 let branch = self.branch.trace(p, x.clone());
@@ -273,7 +270,7 @@ impl Residual {
                     }
                 };
                 let b = branch.output.clone();
-                let y = relu(b.clone().add(s.clone()));
+                let y = super::relu_of_sum(b.clone(), Some(s.clone()));
                 *t = NodeTrace::Residual(Box::new(ResidualTrace {
                     branch,
                     shortcut,

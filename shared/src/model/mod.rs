@@ -11,10 +11,17 @@ mod conv;
 // The kernels' gradients serve only the autodiff steps: unused in a build without autodiff.
 #[cfg(feature = "flex")]
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
+mod cpu_channel;
+#[cfg(feature = "flex")]
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod cpu_conv;
 #[cfg(feature = "flex")]
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod cpu_pool;
+#[cfg(feature = "tensor")]
+mod elementwise;
+#[cfg(feature = "flex")]
+mod flex_channel;
 #[cfg(feature = "flex")]
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod flex_conv;
@@ -28,6 +35,8 @@ use crate::params::ParamId;
 
 #[cfg(feature = "tensor")]
 pub use conv::{conv_input_grad, conv2d};
+#[cfg(feature = "tensor")]
+pub use elementwise::{channel_affine, relu_mask, relu_of_sum};
 #[cfg(feature = "tensor")]
 pub use forward::{FireTrace, NodeTrace, ResidualTrace, SeqTrace, option_a};
 pub use spec::SpecBuilder;

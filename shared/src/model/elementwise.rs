@@ -1,0 +1,64 @@
+//! The element-wise steps that the CPU backend runs through foolmap's own loops
+//! ([`super::flex_channel`], `docs/method.md` §9) and every other backend through Burn's
+//! operations: a per-channel affine map (eval-mode BatchNorm, a convolution's bias, BatchNorm's
+//! gradient), the ReLU of one tensor or of a residual sum, and the gradient sweeps' ReLU masks.
+//! Both paths give the same values (tests in [`super::flex_channel`]).
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
+
+/// `x · scale[c] + shift[c]` per channel; a missing part is left out.
+///
+/// # Shapes
+/// `x` `[N, C, H, W]`, `scale` and `shift` `[C]` → `[N, C, H, W]`.
+pub fn channel_affine(
+    x: Tensor<4>,
+    scale: Option<Tensor<1>>,
+    shift: Option<Tensor<1>>,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = super::flex_channel::affine(&x, scale.as_ref(), shift.as_ref()) {
+        return y;
+    }
+    let c = x.dims()[1];
+    let x = match scale {
+        Some(s) => x.mul(s.reshape([1, c, 1, 1])),
+        None => x,
+    };
+    match shift {
+        Some(b) => x.add(b.reshape([1, c, 1, 1])),
+        None => x,
+    }
+}
+
+/// `ReLU(a)`, or `ReLU(a + b)` (a residual block's output).
+///
+/// # Shapes
+/// `a`, `b` `[N, C, H, W]` → `[N, C, H, W]`.
+pub fn relu_of_sum(a: Tensor<4>, b: Option<Tensor<4>>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = super::flex_channel::relu_sum(&a, b.as_ref()) {
+        return y;
+    }
+    match b {
+        Some(b) => relu(a.add(b)),
+        None => relu(a),
+    }
+}
+
+/// `r · [a > 0]`, or `r · [a + b > 0]`: a ReLU's mask in a gradient sweep, with the ReLU's input
+/// `a` (or the residual sum `a + b`) a constant.
+///
+/// # Shapes
+/// `r`, `a`, `b` `[N, C, H, W]` → `[N, C, H, W]`.
+pub fn relu_mask(r: Tensor<4>, a: &Tensor<4>, b: Option<&Tensor<4>>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = super::flex_channel::mask(&r, a, b) {
+        return y;
+    }
+    let t = match b {
+        Some(b) => a.clone().add(b.clone()),
+        None => a.clone(),
+    };
+    r.mul(t.detach().greater_elem(0.0).float())
+}
