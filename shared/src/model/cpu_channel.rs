@@ -72,13 +72,13 @@ pub fn affine(
     scale: Option<&[f32]>,
     shift: Option<&[f32]>,
 ) -> Vec<f32> {
-    let per = planes_per_task(plane);
-    let block = per * plane.max(1);
+    let plane = plane.max(1);
+    let block = planes_per_task(plane) * plane;
     filled(x.len(), block, |start, out| {
-        let first = start / plane.max(1);
+        let first = start / plane;
         for (j, (o, xs)) in out
-            .chunks_mut(plane.max(1))
-            .zip(x[start..].chunks(plane.max(1)))
+            .chunks_mut(plane)
+            .zip(x[start..].chunks(plane))
             .enumerate()
         {
             let ch = (first + j) % c;

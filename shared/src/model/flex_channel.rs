@@ -27,6 +27,11 @@ fn f32s(t: &FlexTensor) -> Option<FlexTensor> {
     (t.dtype() == DType::F32).then(|| contiguous(t))
 }
 
+/// `f` of an optional part: `Some(None)` without the part, `None` where `f` fails on it.
+fn optional<T, U>(part: Option<T>, f: impl FnOnce(T) -> Option<U>) -> Option<Option<U>> {
+    part.map_or(Some(None), |p| f(p).map(Some))
+}
+
 /// Channels and plane size of a rank-4 shape.
 fn planes(dims: [usize; 4]) -> (usize, usize) {
     (dims[1], dims[2] * dims[3])
@@ -41,8 +46,7 @@ fn affine_fwd(
 ) -> Option<FlexTensor> {
     let (c, plane) = planes(dims);
     let x = f32s(x)?;
-    let scale = scale.map(f32s).map_or(Some(None), |s| s.map(Some))?;
-    let shift = shift.map(f32s).map_or(Some(None), |s| s.map(Some))?;
+    let (scale, shift) = (optional(scale, f32s)?, optional(shift, f32s)?);
     let y = cpu_channel::affine(
         x.as_slice()?,
         c,
@@ -98,19 +102,12 @@ pub(super) fn affine(
     }
     let plain = |t: &Tensor<1>| t.clone().try_into_primitive::<Flex>().ok();
     if let Ok(xp) = x.clone().try_into_primitive::<Flex>() {
-        let sp = scale.map(plain).map_or(Some(None), |s| s.map(Some))?;
-        let bp = shift.map(plain).map_or(Some(None), |s| s.map(Some))?;
+        let (sp, bp) = (optional(scale, plain)?, optional(shift, plain)?);
         return affine_fwd(dims, &xp, sp.as_ref(), bp.as_ref()).map(Tensor::from_primitive::<Flex>);
     }
     #[cfg(feature = "autodiff")]
     {
-        use burn::backend::autodiff::checkpoint::strategy::{
-            BalancedCheckpointing, NoCheckpointing,
-        };
-        if let Some(t) = autodiff::affine::<NoCheckpointing>(x, scale, shift) {
-            return Some(t);
-        }
-        autodiff::affine::<BalancedCheckpointing>(x, scale, shift)
+        under_either_checkpointing!(C => autodiff::affine::<C>(x, scale, shift))
     }
     #[cfg(not(feature = "autodiff"))]
     None
@@ -138,20 +135,10 @@ pub(super) fn relu_sum(a: &Tensor<4>, b: Option<&Tensor<4>>) -> Option<Tensor<4>
     }
     #[cfg(feature = "autodiff")]
     {
-        use burn::backend::autodiff::checkpoint::strategy::{
-            BalancedCheckpointing, NoCheckpointing,
-        };
-        let t = match b {
-            None => autodiff::relu_sum::<NoCheckpointing, 1>([a]),
-            Some(b) => autodiff::relu_sum::<NoCheckpointing, 2>([a, b]),
-        };
-        if t.is_some() {
-            return t;
-        }
-        match b {
-            None => autodiff::relu_sum::<BalancedCheckpointing, 1>([a]),
-            Some(b) => autodiff::relu_sum::<BalancedCheckpointing, 2>([a, b]),
-        }
+        under_either_checkpointing!(C => match b {
+            None => autodiff::relu_sum::<C, 1>([a]),
+            Some(b) => autodiff::relu_sum::<C, 2>([a, b]),
+        })
     }
     #[cfg(not(feature = "autodiff"))]
     None
@@ -184,13 +171,7 @@ pub(super) fn mask(r: &Tensor<4>, a: &Tensor<4>, b: Option<&Tensor<4>>) -> Optio
     }
     #[cfg(feature = "autodiff")]
     {
-        use burn::backend::autodiff::checkpoint::strategy::{
-            BalancedCheckpointing, NoCheckpointing,
-        };
-        if let Some(t) = autodiff::mask::<NoCheckpointing>(r, parts.clone()) {
-            return Some(t);
-        }
-        autodiff::mask::<BalancedCheckpointing>(r, parts)
+        under_either_checkpointing!(C => autodiff::mask::<C>(r, parts.clone()))
     }
     #[cfg(not(feature = "autodiff"))]
     None
@@ -238,8 +219,10 @@ mod autodiff {
                 None => (None, None),
             };
             let g = f32s(&grad).expect(CHECKED);
-            let (x, scale) = (x.map(|t| f32s(&t)), scale.map(|t| f32s(&t)));
-            let (x, scale) = (x.flatten(), scale.flatten());
+            let (x, scale) = (
+                x.map(|t| f32s(&t).expect(CHECKED)),
+                scale.map(|t| f32s(&t).expect(CHECKED)),
+            );
             let gs = g.as_slice::<f32>().expect(CHECKED);
             let want_params = node_s.is_some() || node_b.is_some();
             // Without a scale there is no `dscale` to want, and `Σ dy·x` reads `dy` in place

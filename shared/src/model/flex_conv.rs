@@ -122,13 +122,7 @@ pub(super) fn run(op: Op, g: &ConvGeom, a: &Tensor<4>, w: &Tensor<4>) -> Option<
     }
     #[cfg(feature = "autodiff")]
     {
-        use burn::backend::autodiff::checkpoint::strategy::{
-            BalancedCheckpointing, NoCheckpointing,
-        };
-        if let Some(t) = autodiff::run::<NoCheckpointing>(op, g, a, w) {
-            return Some(t);
-        }
-        autodiff::run::<BalancedCheckpointing>(op, g, a, w)
+        under_either_checkpointing!(C => autodiff::run::<C>(op, g, a, w))
     }
     #[cfg(not(feature = "autodiff"))]
     None

@@ -50,13 +50,7 @@ pub(super) fn run(g: &PoolGeom, x: &Tensor<4>, with_winners: bool) -> Option<Poo
     }
     #[cfg(feature = "autodiff")]
     {
-        use burn::backend::autodiff::checkpoint::strategy::{
-            BalancedCheckpointing, NoCheckpointing,
-        };
-        if let Some(t) = autodiff::run::<NoCheckpointing>(g, x, with_winners) {
-            return Some(t);
-        }
-        autodiff::run::<BalancedCheckpointing>(g, x, with_winners)
+        under_either_checkpointing!(C => autodiff::run::<C>(g, x, with_winners))
     }
     #[cfg(not(feature = "autodiff"))]
     None

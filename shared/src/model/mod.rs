@@ -6,6 +6,23 @@
 //! the input of one top-level node. All activations are rank-4 `[N, C, H, W]`; fully connected
 //! layers act on `[N, F, 1, 1]`, so one sweep handles convolutional and dense parts alike.
 
+/// `$call` with the autodiff checkpointing strategy `$c` = `NoCheckpointing`, then, if that gave
+/// `None` (the tensors carry the other strategy), with `BalancedCheckpointing`: how the CPU
+/// backend's own kernels find the autodiff backend their tensors are on.
+#[cfg(all(feature = "flex", feature = "autodiff"))]
+macro_rules! under_either_checkpointing {
+    ($c:ident => $call:expr) => {{
+        let first = {
+            type $c = burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+            $call
+        };
+        first.or_else(|| {
+            type $c = burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+            $call
+        })
+    }};
+}
+
 #[cfg(feature = "tensor")]
 mod conv;
 // The kernels' gradients serve only the autodiff steps: unused in a build without autodiff.
