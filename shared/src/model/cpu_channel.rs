@@ -4,17 +4,17 @@
 //! `ReLU(b + s)`), the gradient sweeps' ReLU masks, and the gradients of all three.
 //!
 //! Burn's CPU backend runs every element-wise operation on the calling thread, one operation
-//! (one pass, one new buffer) after the other, while the rayon pool waits: in a `perf` profile of
-//! the ResNet-20 batch-128 Grad-CAM fooling step a fifth of the CPU time was on the main thread
-//! alone (BENCHMARKS.md, "Element-wise steps on the pool"). Here each step is one pass over its
-//! inputs, planes or blocks in parallel, and writes its output once (no zero fill first).
+//! (one pass) after the other, while the rayon pool waits: in a `perf` profile of the ResNet-20
+//! batch-128 Grad-CAM fooling step a fifth of the CPU time was on the main thread alone
+//! (BENCHMARKS.md, "Element-wise steps on the pool"). Here each step is one pass over its inputs,
+//! blocks in parallel. Like Burn's, a step overwrites its first input when the caller owns that
+//! buffer alone ([`First::Overwrite`]); otherwise it writes a new vector, each block copied from
+//! the first input just before its step, while the block is in cache ([`First::Read`]).
 //!
 //! The values are Burn's, bit for bit: the same `f32` operations in the same order (`x·s + b`
 //! without a fused multiply-add; a sum of two tensors rounded before the ReLU; a NaN passes a
 //! ReLU and its gradient, as in Burn and PyTorch; a mask multiplies, so `NaN · 0` stays NaN).
 //! Only the reductions of the affine map's parameter gradients sum in another order.
-
-use std::mem::MaybeUninit;
 
 /// Elements below which a call stays on the calling thread.
 #[cfg(feature = "rayon")]
@@ -23,36 +23,66 @@ const PARALLEL_MIN: usize = 1 << 14;
 /// Elements per task of the flat (plane-free) steps.
 const BLOCK: usize = 1 << 13;
 
-/// Lanes of the partial sums in [`affine_grad`] (one AVX-512 register of `f32`).
+/// Lanes of the partial sums in [`affine_param_grads`] (one AVX-512 register of `f32`).
 const LANES: usize = 16;
 
-/// A `len`-long vector written by `fill(start, block)` for consecutive blocks of `block_len`
-/// elements (`start` = index of the block's first element), blocks in parallel where the vector
-/// is large enough. `fill` must write every element of its block.
-fn filled<F>(len: usize, block_len: usize, fill: F) -> Vec<f32>
+/// The first input of a step, whose place its output takes.
+pub enum First<'a> {
+    /// Shared with others: the step writes a new vector.
+    Read(&'a [f32]),
+    /// Owned by the caller alone: the step overwrites it.
+    Overwrite(&'a mut [f32]),
+}
+
+/// Runs `step(start, block)` over consecutive blocks of `block_len` elements (`start` = index
+/// of the block's first element), blocks in parallel where the input is large enough. Each
+/// block holds the first input's values when `step` starts and must hold the output when it
+/// returns. Returns the new vector for [`First::Read`], `None` after overwriting
+/// [`First::Overwrite`].
+fn run<F>(first: First<'_>, block_len: usize, step: F) -> Option<Vec<f32>>
 where
-    F: Fn(usize, &mut [MaybeUninit<f32>]) + Send + Sync,
+    F: Fn(usize, &mut [f32]) + Send + Sync,
 {
-    let mut out = Vec::with_capacity(len);
-    let spare = &mut out.spare_capacity_mut()[..len];
     let block_len = block_len.max(1);
+    match first {
+        First::Overwrite(buf) => {
+            for_blocks(buf, block_len, |i, b| step(i * block_len, b));
+            None
+        }
+        First::Read(src) => {
+            let len = src.len();
+            let mut out = Vec::with_capacity(len);
+            for_blocks(&mut out.spare_capacity_mut()[..len], block_len, |i, b| {
+                let start = i * block_len;
+                for (o, &v) in b.iter_mut().zip(&src[start..]) {
+                    o.write(v);
+                }
+                // SAFETY: every element of the block was written just above, and
+                // `MaybeUninit<f32>` has the layout of `f32`.
+                let b = unsafe { &mut *(std::ptr::from_mut(b) as *mut [f32]) };
+                step(start, b);
+            });
+            // SAFETY: every block of the first `len` elements was written above.
+            unsafe { out.set_len(len) };
+            Some(out)
+        }
+    }
+}
+
+/// `f(i, block)` for the consecutive `block_len`-long blocks of `buf`, in parallel where `buf`
+/// is large enough.
+fn for_blocks<T: Send>(buf: &mut [T], block_len: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
     #[cfg(feature = "rayon")]
-    if len >= PARALLEL_MIN {
+    if buf.len() >= PARALLEL_MIN {
         use rayon::prelude::*;
-        spare
-            .par_chunks_mut(block_len)
+        buf.par_chunks_mut(block_len)
             .enumerate()
-            .for_each(|(i, b)| fill(i * block_len, b));
-        // SAFETY: every block of the first `len` elements was written by `fill`.
-        unsafe { out.set_len(len) };
-        return out;
+            .for_each(|(i, b)| f(i, b));
+        return;
     }
-    for (i, b) in spare.chunks_mut(block_len).enumerate() {
-        fill(i * block_len, b);
+    for (i, b) in buf.chunks_mut(block_len).enumerate() {
+        f(i, b);
     }
-    // SAFETY: as above, on this thread.
-    unsafe { out.set_len(len) };
-    out
 }
 
 /// Planes per task for per-channel steps: whole planes, about [`BLOCK`] elements per task.
@@ -61,115 +91,88 @@ fn planes_per_task(plane: usize) -> usize {
 }
 
 /// `y[n, c, :, :] = x[n, c, :, :] · scale[c] + shift[c]` (a missing scale is 1, a missing shift
-/// 0, as if the operation were not there).
+/// 0, as if the operation were not there); `x` is the first input ([`run`] says what returns).
 ///
 /// # Shapes
 /// `x`: `[N, C, H, W]` flat with `c = C` and `plane = H·W`; `scale`, `shift`: `[C]`.
 pub fn affine(
-    x: &[f32],
+    x: First<'_>,
     c: usize,
     plane: usize,
     scale: Option<&[f32]>,
     shift: Option<&[f32]>,
-) -> Vec<f32> {
+) -> Option<Vec<f32>> {
     let plane = plane.max(1);
-    let block = planes_per_task(plane) * plane;
-    filled(x.len(), block, |start, out| {
+    run(x, planes_per_task(plane) * plane, |start, out| {
         let first = start / plane;
-        for (j, (o, xs)) in out
-            .chunks_mut(plane)
-            .zip(x[start..].chunks(plane))
-            .enumerate()
-        {
+        for (j, o) in out.chunks_mut(plane).enumerate() {
             let ch = (first + j) % c;
             match (scale.map(|s| s[ch]), shift.map(|b| b[ch])) {
-                (Some(s), Some(b)) => write(o, xs, |v| v * s + b),
-                (Some(s), None) => write(o, xs, |v| v * s),
-                (None, Some(b)) => write(o, xs, |v| v + b),
-                (None, None) => write(o, xs, |v| v),
+                (Some(s), Some(b)) => o.iter_mut().for_each(|v| *v = *v * s + b),
+                (Some(s), None) => o.iter_mut().for_each(|v| *v *= s),
+                (None, Some(b)) => o.iter_mut().for_each(|v| *v += b),
+                (None, None) => {}
             }
         }
     })
 }
 
-/// `o[i] = f(x[i])` for every element of `o`.
-#[inline(always)]
-fn write(o: &mut [MaybeUninit<f32>], x: &[f32], f: impl Fn(f32) -> f32) {
-    for (o, &v) in o.iter_mut().zip(x) {
-        o.write(f(v));
-    }
-}
-
-/// `(dscale, dshift)` of [`affine_grad`], both `[C]`.
+/// `(dscale, dshift)` of [`affine_param_grads`], both `[C]`.
 pub type ParamGrads = (Vec<f32>, Vec<f32>);
 
-/// The gradients of [`affine`] for the output gradient `g`: `dx = g · scale[c]` (if `want_dx`),
-/// `dscale[c] = Σ g·x` and `dshift[c] = Σ g` over images and pixels (if `want_params`).
+/// The parameter gradients of [`affine`] for the output gradient `g`: `dscale[c] = Σ g·x` and
+/// `dshift[c] = Σ g` over images and pixels. (The input's gradient `g · scale[c]` is
+/// [`affine`] of `g`.)
 ///
 /// # Shapes
-/// `g`, `x`: `[N, C, H, W]` flat; `scale`: `[C]`; returns `([N, C, H, W], [C], [C])`.
-pub fn affine_grad(
-    g: &[f32],
-    x: &[f32],
-    c: usize,
-    plane: usize,
-    scale: Option<&[f32]>,
-    want_dx: bool,
-    want_params: bool,
-) -> (Option<Vec<f32>>, Option<ParamGrads>) {
+/// `g`, `x`: `[N, C, H, W]` flat; returns `([C], [C])`.
+pub fn affine_param_grads(g: &[f32], x: &[f32], c: usize, plane: usize) -> ParamGrads {
     let plane = plane.max(1);
-    let dx = want_dx.then(|| match scale {
-        Some(s) => affine(g, c, plane, Some(s), None),
-        None => g.to_vec(),
-    });
-    let params = want_params.then(|| {
-        // Per plane: (Σ g·x, Σ g), in lanes, each plane's total in f64.
-        let sums = |p: usize| {
-            let (gp, xp) = (&g[p * plane..][..plane], &x[p * plane..][..plane]);
-            let (mut gx, mut gs) = ([0.0f32; LANES], [0.0f32; LANES]);
-            let (gc, xc) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
-            let (gr, xr) = (gc.remainder(), xc.remainder());
-            for (gl, xl) in gc.zip(xc) {
-                for k in 0..LANES {
-                    gx[k] += gl[k] * xl[k];
-                    gs[k] += gl[k];
-                }
+    // Per plane: (Σ g·x, Σ g), in lanes, each plane's total in f64.
+    let sums = |p: usize| {
+        let (gp, xp) = (&g[p * plane..][..plane], &x[p * plane..][..plane]);
+        let (mut gx, mut gs) = ([0.0f32; LANES], [0.0f32; LANES]);
+        let (gc, xc) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
+        let (gr, xr) = (gc.remainder(), xc.remainder());
+        for (gl, xl) in gc.zip(xc) {
+            for k in 0..LANES {
+                gx[k] += gl[k] * xl[k];
+                gs[k] += gl[k];
             }
-            let mut tot = (
-                gx.iter().map(|&v| f64::from(v)).sum::<f64>(),
-                gs.iter().map(|&v| f64::from(v)).sum::<f64>(),
-            );
-            for (&a, &b) in gr.iter().zip(xr) {
-                tot.0 += f64::from(a * b);
-                tot.1 += f64::from(a);
-            }
-            tot
-        };
-        let planes = g.len() / plane;
-        #[cfg(feature = "rayon")]
-        let per_plane: Vec<(f64, f64)> = if g.len() >= PARALLEL_MIN {
-            use rayon::prelude::*;
-            (0..planes)
-                .into_par_iter()
-                .with_min_len(planes_per_task(plane))
-                .map(sums)
-                .collect()
-        } else {
-            (0..planes).map(sums).collect()
-        };
-        #[cfg(not(feature = "rayon"))]
-        let per_plane: Vec<(f64, f64)> = (0..planes).map(sums).collect();
-        let (mut ds, mut db) = (vec![0.0f64; c], vec![0.0f64; c]);
-        for (p, (a, b)) in per_plane.into_iter().enumerate() {
-            ds[p % c] += a;
-            db[p % c] += b;
         }
-        (
-            ds.into_iter().map(|v| v as f32).collect(),
-            db.into_iter().map(|v| v as f32).collect(),
-        )
-    });
-    (dx, params)
+        let mut tot = (
+            gx.iter().map(|&v| f64::from(v)).sum::<f64>(),
+            gs.iter().map(|&v| f64::from(v)).sum::<f64>(),
+        );
+        for (&a, &b) in gr.iter().zip(xr) {
+            tot.0 += f64::from(a * b);
+            tot.1 += f64::from(a);
+        }
+        tot
+    };
+    let planes = g.len() / plane;
+    #[cfg(feature = "rayon")]
+    let per_plane: Vec<(f64, f64)> = if g.len() >= PARALLEL_MIN {
+        use rayon::prelude::*;
+        (0..planes)
+            .into_par_iter()
+            .with_min_len(planes_per_task(plane))
+            .map(sums)
+            .collect()
+    } else {
+        (0..planes).map(sums).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let per_plane: Vec<(f64, f64)> = (0..planes).map(sums).collect();
+    let (mut ds, mut db) = (vec![0.0f64; c], vec![0.0f64; c]);
+    for (p, (a, b)) in per_plane.into_iter().enumerate() {
+        ds[p % c] += a;
+        db[p % c] += b;
+    }
+    (
+        ds.into_iter().map(|v| v as f32).collect(),
+        db.into_iter().map(|v| v as f32).collect(),
+    )
 }
 
 /// Whether a ReLU passes its input `t`: positive or NaN (Burn's and PyTorch's convention).
@@ -178,65 +181,66 @@ fn passes(t: f32) -> bool {
     t.is_nan() || t > 0.0
 }
 
-/// `out[k] = f(t[start + k], other[start + k])` for the block at `start`, where `t` is the sum
-/// of the parts (one part, or two added in `f32`). Branches once per block, not per element.
+/// `out[k] = f(out[k], t[start + k])` for the block at `start`, where `t` is the sum of the
+/// parts (one part, or two added in `f32`). Branches once per block, not per element.
 #[inline(always)]
-fn with_sum(
-    parts: &[&[f32]],
-    other: &[f32],
-    start: usize,
-    out: &mut [MaybeUninit<f32>],
-    f: impl Fn(f32, f32) -> f32,
-) {
-    let other = &other[start..];
+fn with_sum(parts: &[&[f32]], start: usize, out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
     match parts {
         [a] => {
-            for ((o, &t), &v) in out.iter_mut().zip(&a[start..]).zip(other) {
-                o.write(f(t, v));
+            for (o, &t) in out.iter_mut().zip(&a[start..]) {
+                *o = f(*o, t);
             }
         }
         [a, b] => {
-            for (((o, &x), &y), &v) in out.iter_mut().zip(&a[start..]).zip(&b[start..]).zip(other) {
-                o.write(f(x + y, v));
+            for ((o, &x), &y) in out.iter_mut().zip(&a[start..]).zip(&b[start..]) {
+                *o = f(*o, x + y);
             }
         }
         _ => {
-            for (k, (o, &v)) in out.iter_mut().zip(other).enumerate() {
-                o.write(f(parts.iter().map(|p| p[start + k]).sum(), v));
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = f(*o, parts.iter().map(|p| p[start + k]).sum());
             }
         }
     }
 }
 
-/// `ReLU(Σ parts)` element by element.
+/// `ReLU(a + Σ others)` element by element, `a` the first input ([`run`] says what returns);
+/// the sum adds in the order `a`, then the others.
 ///
 /// # Shapes
-/// every part and the result have the same length.
-pub fn relu_sum(parts: &[&[f32]]) -> Vec<f32> {
-    let first = parts.first().copied().unwrap_or(&[]);
-    filled(first.len(), BLOCK, |start, out| {
-        with_sum(
-            parts,
-            first,
-            start,
-            out,
-            |t, _| if passes(t) { t } else { 0.0 },
-        )
+/// `a`, every other part and the result have the same length.
+pub fn relu_sum(a: First<'_>, others: &[&[f32]]) -> Option<Vec<f32>> {
+    let relu = |t: f32| if passes(t) { t } else { 0.0 };
+    run(a, BLOCK, |start, out| match others {
+        [] => out.iter_mut().for_each(|v| *v = relu(*v)),
+        [b] => {
+            for (o, &y) in out.iter_mut().zip(&b[start..]) {
+                *o = relu(*o + y);
+            }
+        }
+        _ => {
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = relu(others.iter().fold(*o, |t, p| t + p[start + k]));
+            }
+        }
     })
 }
 
-/// The gradient of [`relu_sum`] for each part: `g` where `Σ parts` passes the ReLU, else 0.
-pub fn relu_sum_grad(g: &[f32], parts: &[&[f32]]) -> Vec<f32> {
-    filled(g.len(), BLOCK, |start, out| {
-        with_sum(parts, g, start, out, |t, d| if passes(t) { d } else { 0.0 })
+/// The gradient of [`relu_sum`] for each part: `g` where `Σ parts` passes the ReLU, else 0
+/// (`parts` may as well be the ReLU's output, which passes where its input does); `g` is the
+/// first input ([`run`] says what returns).
+pub fn relu_sum_grad(g: First<'_>, parts: &[&[f32]]) -> Option<Vec<f32>> {
+    run(g, BLOCK, |start, out| {
+        with_sum(parts, start, out, |d, t| if passes(t) { d } else { 0.0 })
     })
 }
 
 /// `r · [Σ parts > 0]`: the gradient sweeps' ReLU mask (the mask is `1.0` or `0.0` and
-/// multiplies, so a NaN of `r` stays NaN, and a NaN of the sum masks).
-pub fn mask_positive(r: &[f32], parts: &[&[f32]]) -> Vec<f32> {
-    filled(r.len(), BLOCK, |start, out| {
-        with_sum(parts, r, start, out, |t, d| {
+/// multiplies, so a NaN of `r` stays NaN, and a NaN of the sum masks); `r` is the first input
+/// ([`run`] says what returns).
+pub fn mask_positive(r: First<'_>, parts: &[&[f32]]) -> Option<Vec<f32>> {
+    run(r, BLOCK, |start, out| {
+        with_sum(parts, start, out, |d, t| {
             d * if t > 0.0 { 1.0 } else { 0.0 }
         })
     })
@@ -285,6 +289,23 @@ mod tests {
         (64, 32, 17),
     ];
 
+    /// `step` on `first` both ways, a new vector and in place, equals `want` bit for bit.
+    fn both_ways(
+        first: &[f32],
+        want: &[f32],
+        what: &str,
+        step: impl Fn(First<'_>) -> Option<Vec<f32>>,
+    ) {
+        let new = step(First::Read(first)).expect("a new vector for a shared input");
+        same_bits(&new, want, &format!("{what} (new vector)"));
+        let mut own = first.to_vec();
+        assert!(
+            step(First::Overwrite(&mut own)).is_none(),
+            "{what}: no new vector in place"
+        );
+        same_bits(&own, want, &format!("{what} (in place)"));
+    }
+
     #[test]
     fn affine_and_its_gradients_equal_the_plain_loops() {
         for (n, c, plane) in SHAPES {
@@ -292,19 +313,24 @@ mod tests {
             let (x, g) = (values(len, 1, Some(len / 2)), values(len, 2, None));
             let (s, b) = (values(c, 3, None), values(c, 4, None));
             let at = |i: usize| (i / plane) % c;
+            let what = format!("[{n},{c},{plane}]");
             let want: Vec<f32> = x
                 .iter()
                 .enumerate()
                 .map(|(i, &v)| v * s[at(i)] + b[at(i)])
                 .collect();
-            let what = format!("[{n},{c},{plane}]");
-            same_bits(&affine(&x, c, plane, Some(&s), Some(&b)), &want, &what);
+            both_ways(&x, &want, &what, |f| {
+                affine(f, c, plane, Some(&s), Some(&b))
+            });
             let shift_only: Vec<f32> = x.iter().enumerate().map(|(i, &v)| v + b[at(i)]).collect();
-            same_bits(&affine(&x, c, plane, None, Some(&b)), &shift_only, &what);
-            let (dx, params) = affine_grad(&g, &x, c, plane, Some(&s), true, true);
+            both_ways(&x, &shift_only, &format!("{what} shift"), |f| {
+                affine(f, c, plane, None, Some(&b))
+            });
             let want_dx: Vec<f32> = g.iter().enumerate().map(|(i, &v)| v * s[at(i)]).collect();
-            same_bits(&dx.expect("asked for"), &want_dx, &format!("{what} dx"));
-            let (ds, db) = params.expect("asked for");
+            both_ways(&g, &want_dx, &format!("{what} dx"), |f| {
+                affine(f, c, plane, Some(&s), None)
+            });
+            let (ds, db) = affine_param_grads(&g, &x, c, plane);
             for ch in 0..c {
                 let (mut es, mut eb) = (0.0f64, 0.0f64);
                 for i in (0..len).filter(|&i| at(i) == ch) {
@@ -324,11 +350,6 @@ mod tests {
                     db[ch]
                 );
             }
-            let (none, none_p) = affine_grad(&g, &x, c, plane, Some(&s), false, false);
-            assert!(
-                none.is_none() && none_p.is_none(),
-                "{what}: nothing asked for"
-            );
         }
     }
 
@@ -342,36 +363,45 @@ mod tests {
                 values(len, 7, Some(2)),
             );
             let what = format!("[{n},{c},{plane}]");
-            for parts in [vec![a.as_slice()], vec![a.as_slice(), b.as_slice()]] {
-                let t: Vec<f32> = match parts.as_slice() {
-                    [p] => p.to_vec(),
-                    _ => (0..len).map(|i| a[i] + b[i]).collect(),
+            for two in [false, true] {
+                let parts = if two {
+                    vec![&a[..], &b[..]]
+                } else {
+                    vec![&a[..]]
                 };
+                let t: Vec<f32> = (0..len)
+                    .map(|i| if two { a[i] + b[i] } else { a[i] })
+                    .collect();
                 let relu: Vec<f32> = t
                     .iter()
                     .map(|&v| if v.is_nan() || v > 0.0 { v } else { 0.0 })
                     .collect();
-                same_bits(
-                    &relu_sum(&parts),
-                    &relu,
-                    &format!("{what} relu, {} parts", parts.len()),
-                );
+                let what = format!("{what}, two parts {two}");
+                both_ways(&a, &relu, &format!("{what} relu"), |f| {
+                    relu_sum(f, &parts[1..])
+                });
                 let grad: Vec<f32> = t
                     .iter()
                     .zip(&g)
                     .map(|(&v, &d)| if v.is_nan() || v > 0.0 { d } else { 0.0 })
                     .collect();
-                same_bits(
-                    &relu_sum_grad(&g, &parts),
+                both_ways(&g, &grad, &format!("{what} relu grad"), |f| {
+                    relu_sum_grad(f, &parts)
+                });
+                both_ways(
+                    &g,
                     &grad,
-                    &format!("{what} relu grad"),
+                    &format!("{what} relu grad from the output"),
+                    |f| relu_sum_grad(f, &[&relu]),
                 );
                 let mask: Vec<f32> = t
                     .iter()
                     .zip(&g)
                     .map(|(&v, &d)| d * if v > 0.0 { 1.0 } else { 0.0 })
                     .collect();
-                same_bits(&mask_positive(&g, &parts), &mask, &format!("{what} mask"));
+                both_ways(&g, &mask, &format!("{what} mask"), |f| {
+                    mask_positive(f, &parts)
+                });
             }
         }
     }

@@ -2,7 +2,9 @@
 //! ([`super::flex_channel`], `docs/method.md` §9) and every other backend through Burn's
 //! operations: a per-channel affine map (eval-mode BatchNorm, a convolution's bias, BatchNorm's
 //! gradient), the ReLU of one tensor or of a residual sum, and the gradient sweeps' ReLU masks.
-//! Both paths give the same values (tests in [`super::flex_channel`]).
+//! Both paths give the same values (tests in [`super::flex_channel`]). Each takes its first
+//! tensor by value: on the CPU, as in Burn's own operations, a step overwrites it when nothing
+//! else holds its buffer.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
@@ -17,9 +19,10 @@ pub fn channel_affine(
     shift: Option<Tensor<1>>,
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if let Some(y) = super::flex_channel::affine(&x, scale.as_ref(), shift.as_ref()) {
-        return y;
-    }
+    let x = match super::flex_channel::affine(x, scale.as_ref(), shift.as_ref()) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     let c = x.dims()[1];
     let x = match scale {
         Some(s) => x.mul(s.reshape([1, c, 1, 1])),
@@ -37,9 +40,10 @@ pub fn channel_affine(
 /// `a`, `b` `[N, C, H, W]` → `[N, C, H, W]`.
 pub fn relu_of_sum(a: Tensor<4>, b: Option<Tensor<4>>) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if let Some(y) = super::flex_channel::relu_sum(&a, b.as_ref()) {
-        return y;
-    }
+    let a = match super::flex_channel::relu_sum(a, b.as_ref()) {
+        Ok(y) => return y,
+        Err(a) => a,
+    };
     match b {
         Some(b) => relu(a.add(b)),
         None => relu(a),
@@ -53,9 +57,10 @@ pub fn relu_of_sum(a: Tensor<4>, b: Option<Tensor<4>>) -> Tensor<4> {
 /// `r`, `a`, `b` `[N, C, H, W]` → `[N, C, H, W]`.
 pub fn relu_mask(r: Tensor<4>, a: &Tensor<4>, b: Option<&Tensor<4>>) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if let Some(y) = super::flex_channel::mask(&r, a, b) {
-        return y;
-    }
+    let r = match super::flex_channel::mask(r, a, b) {
+        Ok(y) => return y,
+        Err(r) => r,
+    };
     let t = match b {
         Some(b) => a.clone().add(b.clone()),
         None => a.clone(),

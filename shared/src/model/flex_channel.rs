@@ -5,14 +5,20 @@
 //!
 //! - `Affine`: `y = x · scale[c] + shift[c]`; backward `dx = dy · scale[c]`,
 //!   `dscale[c] = Σ dy·x`, `dshift[c] = Σ dy`;
-//! - `ReluSum`: `y = ReLU(a)` or `ReLU(a + b)`; backward `dy` where the sum passes, else 0, to
-//!   each part;
+//! - `ReluSum`: `y = ReLU(a)` or `ReLU(a + b)`; backward `dy` where `y` passes, else 0, to
+//!   each part (the output, not the parts, is kept for it, as Burn's ReLU does);
 //! - `Mask`: `y = r · [a > 0]` or `r · [a + b > 0]` with constant `a`, `b` (the gradient sweeps'
 //!   ReLU masks); backward `dy · [a > 0]`.
 //!
-//! A tensor that is not `f32` on flex gets `None`, and the caller keeps Burn's operations.
+//! Each takes its first input (`x`, `a`, `r`, and in the backward steps `dy`) by value and, as
+//! Burn's operations do, overwrites it when nothing else holds its buffer. A tensor that is not
+//! `f32` on flex is handed back (`Err`), and the caller keeps Burn's operations.
 
-use super::cpu_channel;
+// The `Err` of these steps is the caller's own tensor handed back unchanged (as large as the
+// `Ok`): boxing it would allocate on every call for nothing.
+#![allow(clippy::result_large_err)]
+
+use super::cpu_channel::{self, First};
 use super::flex_conv::contiguous;
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -22,9 +28,39 @@ fn flex_tensor<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape))
 }
 
-/// The contiguous `f32` copy (or view) of `t`; `None` for another dtype.
-fn f32s(t: &FlexTensor) -> Option<FlexTensor> {
-    (t.dtype() == DType::F32).then(|| contiguous(t))
+fn is_f32(t: &FlexTensor) -> bool {
+    t.dtype() == DType::F32
+}
+
+/// The values of a contiguous `f32` tensor (checked by the caller).
+fn vals(t: &FlexTensor) -> &[f32] {
+    t.as_slice()
+        .expect("a contiguous f32 flex tensor (checked by the caller)")
+}
+
+/// `step` over the values of the `f32` tensor `t` of shape `dims`, as its first input: in place
+/// when `t` (or its contiguous copy, when it is strided) owns its whole buffer alone, else into
+/// a new tensor.
+fn over<const D: usize>(
+    t: FlexTensor,
+    dims: [usize; D],
+    step: impl FnOnce(First<'_>) -> Option<Vec<f32>>,
+) -> FlexTensor {
+    let mut t = if t.is_contiguous() {
+        t
+    } else {
+        t.to_contiguous()
+    };
+    let len = dims.iter().product::<usize>();
+    if t.is_unique()
+        && t.layout().contiguous_offsets() == Some((0, len))
+        && let Some(buf) = t.try_storage_mut::<f32>().filter(|b| b.len() == len)
+    {
+        step(First::Overwrite(buf));
+        return t;
+    }
+    let new = step(First::Read(vals(&t))).expect("a new vector for a shared input");
+    flex_tensor(new, dims)
 }
 
 /// `f` of an optional part: `Some(None)` without the part, `None` where `f` fails on it.
@@ -37,48 +73,38 @@ fn planes(dims: [usize; 4]) -> (usize, usize) {
     (dims[1], dims[2] * dims[3])
 }
 
-/// `x · scale + shift` per channel on plain `f32` flex tensors.
+/// `x · scale + shift` per channel on plain `f32` flex tensors, over `x`.
 fn affine_fwd(
     dims: [usize; 4],
-    x: &FlexTensor,
+    x: FlexTensor,
     scale: Option<&FlexTensor>,
     shift: Option<&FlexTensor>,
-) -> Option<FlexTensor> {
+) -> FlexTensor {
     let (c, plane) = planes(dims);
-    let x = f32s(x)?;
-    let (scale, shift) = (optional(scale, f32s)?, optional(shift, f32s)?);
-    let y = cpu_channel::affine(
-        x.as_slice()?,
-        c,
-        plane,
-        scale.as_ref().and_then(|s| s.as_slice()),
-        shift.as_ref().and_then(|s| s.as_slice()),
-    );
-    Some(flex_tensor(y, dims))
+    let (scale, shift) = (scale.map(contiguous), shift.map(contiguous));
+    over(x, dims, |f| {
+        cpu_channel::affine(
+            f,
+            c,
+            plane,
+            scale.as_ref().map(vals),
+            shift.as_ref().map(vals),
+        )
+    })
 }
 
-/// `ReLU(Σ parts)` on plain `f32` flex tensors.
-fn relu_sum_fwd(dims: [usize; 4], parts: &[&FlexTensor]) -> Option<FlexTensor> {
-    let parts = parts.iter().map(|p| f32s(p)).collect::<Option<Vec<_>>>()?;
-    let slices = parts
-        .iter()
-        .map(|p| p.as_slice())
-        .collect::<Option<Vec<_>>>()?;
-    Some(flex_tensor(cpu_channel::relu_sum(&slices), dims))
+/// `ReLU(a + Σ others)` on plain `f32` flex tensors, over `a`.
+fn relu_sum_fwd(dims: [usize; 4], a: FlexTensor, others: &[&FlexTensor]) -> FlexTensor {
+    let others: Vec<FlexTensor> = others.iter().map(|p| contiguous(p)).collect();
+    let slices: Vec<&[f32]> = others.iter().map(vals).collect();
+    over(a, dims, |f| cpu_channel::relu_sum(f, &slices))
 }
 
-/// `r · [Σ parts > 0]` on plain `f32` flex tensors.
-fn mask_fwd(dims: [usize; 4], r: &FlexTensor, parts: &[FlexTensor]) -> Option<FlexTensor> {
-    let r = f32s(r)?;
-    let parts = parts.iter().map(f32s).collect::<Option<Vec<_>>>()?;
-    let slices = parts
-        .iter()
-        .map(|p| p.as_slice())
-        .collect::<Option<Vec<_>>>()?;
-    Some(flex_tensor(
-        cpu_channel::mask_positive(r.as_slice()?, &slices),
-        dims,
-    ))
+/// `r · [Σ parts > 0]` on plain `f32` flex tensors, over `r`.
+fn mask_fwd(dims: [usize; 4], r: FlexTensor, parts: &[FlexTensor]) -> FlexTensor {
+    let parts: Vec<FlexTensor> = parts.iter().map(contiguous).collect();
+    let slices: Vec<&[f32]> = parts.iter().map(vals).collect();
+    over(r, dims, |f| cpu_channel::mask_positive(f, &slices))
 }
 
 /// Whether `t` is `[C]` for `C` channels.
@@ -86,73 +112,83 @@ fn per_channel(t: Option<&Tensor<1>>, c: usize) -> bool {
     t.is_none_or(|t| t.dims() == [c])
 }
 
+/// The plain `f32` flex tensor of `t`; `None` for another backend, autodiff or dtype.
+fn plain<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    t.clone().try_into_primitive::<Flex>().ok().filter(is_f32)
+}
+
 /// `x · scale[c] + shift[c]` (a missing part is left out) on flex, through Burn's autodiff when
-/// the tensors carry it; `None` when one is not an `f32` flex tensor of matching shape.
+/// the tensors carry it, overwriting `x` where nothing else holds it; `x` back in `Err` when a
+/// tensor is not an `f32` flex tensor of matching shape.
 ///
 /// # Shapes
 /// `x` `[N, C, H, W]`, `scale` and `shift` `[C]` → `[N, C, H, W]`.
 pub(super) fn affine(
-    x: &Tensor<4>,
+    x: Tensor<4>,
     scale: Option<&Tensor<1>>,
     shift: Option<&Tensor<1>>,
-) -> Option<Tensor<4>> {
+) -> Result<Tensor<4>, Tensor<4>> {
     let dims = x.dims();
     if !per_channel(scale, dims[1]) || !per_channel(shift, dims[1]) {
-        return None;
+        return Err(x);
     }
-    let plain = |t: &Tensor<1>| t.clone().try_into_primitive::<Flex>().ok();
-    if let Ok(xp) = x.clone().try_into_primitive::<Flex>() {
-        let (sp, bp) = (optional(scale, plain)?, optional(shift, plain)?);
-        return affine_fwd(dims, &xp, sp.as_ref(), bp.as_ref()).map(Tensor::from_primitive::<Flex>);
+    if let Some(xp) = plain(&x) {
+        let (Some(sp), Some(bp)) = (optional(scale, plain), optional(shift, plain)) else {
+            return Err(x);
+        };
+        drop(x);
+        let y = affine_fwd(dims, xp, sp.as_ref(), bp.as_ref());
+        return Ok(Tensor::from_primitive::<Flex>(y));
     }
     #[cfg(feature = "autodiff")]
     {
-        under_either_checkpointing!(C => autodiff::affine::<C>(x, scale, shift))
+        under_either_checkpointing_owned!(C, x => autodiff::affine::<C>(x, scale, shift))
     }
     #[cfg(not(feature = "autodiff"))]
-    None
+    Err(x)
 }
 
-/// `ReLU(a)` or `ReLU(a + b)` on flex, through Burn's autodiff when the tensors carry it;
-/// `None` when one is not an `f32` flex tensor or the shapes differ.
+/// `ReLU(a)` or `ReLU(a + b)` on flex, through Burn's autodiff when the tensors carry it,
+/// overwriting `a` where nothing else holds it; `a` back in `Err` when a tensor is not an `f32`
+/// flex tensor or the shapes differ.
 ///
 /// # Shapes
 /// `a`, `b`: `[N, C, H, W]` → `[N, C, H, W]`.
-pub(super) fn relu_sum(a: &Tensor<4>, b: Option<&Tensor<4>>) -> Option<Tensor<4>> {
+pub(super) fn relu_sum(a: Tensor<4>, b: Option<&Tensor<4>>) -> Result<Tensor<4>, Tensor<4>> {
     let dims = a.dims();
     if b.is_some_and(|b| b.dims() != dims) {
-        return None;
+        return Err(a);
     }
-    if let Ok(ap) = a.clone().try_into_primitive::<Flex>() {
-        let y = match b {
-            None => relu_sum_fwd(dims, &[&ap]),
-            Some(b) => {
-                let bp = b.clone().try_into_primitive::<Flex>().ok()?;
-                relu_sum_fwd(dims, &[&ap, &bp])
-            }
+    if let Some(ap) = plain(&a) {
+        let Some(bp) = optional(b, plain) else {
+            return Err(a);
         };
-        return y.map(Tensor::from_primitive::<Flex>);
+        drop(a);
+        let y = relu_sum_fwd(dims, ap, bp.as_ref().as_slice());
+        return Ok(Tensor::from_primitive::<Flex>(y));
     }
     #[cfg(feature = "autodiff")]
     {
-        under_either_checkpointing!(C => match b {
-            None => autodiff::relu_sum::<C, 1>([a]),
-            Some(b) => autodiff::relu_sum::<C, 2>([a, b]),
-        })
+        under_either_checkpointing_owned!(C, a => autodiff::relu_sum::<C>(a, b))
     }
     #[cfg(not(feature = "autodiff"))]
-    None
+    Err(a)
 }
 
 /// `r · [a > 0]` or `r · [a + b > 0]` with `a`, `b` constants, on flex, through Burn's autodiff
-/// when `r` carries it; `None` when one is not an `f32` flex tensor or the shapes differ.
+/// when `r` carries it, overwriting `r` where nothing else holds it; `r` back in `Err` when a
+/// tensor is not an `f32` flex tensor or the shapes differ.
 ///
 /// # Shapes
 /// `r`, `a`, `b`: `[N, C, H, W]` → `[N, C, H, W]`.
-pub(super) fn mask(r: &Tensor<4>, a: &Tensor<4>, b: Option<&Tensor<4>>) -> Option<Tensor<4>> {
+pub(super) fn mask(
+    r: Tensor<4>,
+    a: &Tensor<4>,
+    b: Option<&Tensor<4>>,
+) -> Result<Tensor<4>, Tensor<4>> {
     let dims = r.dims();
     if a.dims() != dims || b.is_some_and(|b| b.dims() != dims) {
-        return None;
+        return Err(r);
     }
     // The parts are constants: their flex tensors, whether or not they came with autodiff.
     let constant = |t: &Tensor<4>| {
@@ -160,26 +196,30 @@ pub(super) fn mask(r: &Tensor<4>, a: &Tensor<4>, b: Option<&Tensor<4>>) -> Optio
         let t = t.clone().inner();
         #[cfg(not(feature = "autodiff"))]
         let t = t.clone();
-        t.try_into_primitive::<Flex>().ok()
+        t.try_into_primitive::<Flex>().ok().filter(is_f32)
     };
-    let parts = std::iter::once(a)
+    let Some(parts) = std::iter::once(a)
         .chain(b)
         .map(constant)
-        .collect::<Option<Vec<_>>>()?;
-    if let Ok(rp) = r.clone().try_into_primitive::<Flex>() {
-        return mask_fwd(dims, &rp, &parts).map(Tensor::from_primitive::<Flex>);
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Err(r);
+    };
+    if let Some(rp) = plain(&r) {
+        drop(r);
+        return Ok(Tensor::from_primitive::<Flex>(mask_fwd(dims, rp, &parts)));
     }
     #[cfg(feature = "autodiff")]
     {
-        under_either_checkpointing!(C => autodiff::mask::<C>(r, parts.clone()))
+        under_either_checkpointing_owned!(C, r => autodiff::mask::<C>(r, parts.clone()))
     }
     #[cfg(not(feature = "autodiff"))]
-    None
+    Err(r)
 }
 
 #[cfg(feature = "autodiff")]
 mod autodiff {
-    use super::{affine_fwd, f32s, flex_tensor, mask_fwd, planes, relu_sum_fwd};
+    use super::{affine_fwd, contiguous, is_f32, mask_fwd, over, planes, relu_sum_fwd, vals};
     use crate::model::cpu_channel;
     use burn::backend::autodiff::NodeId;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -190,8 +230,18 @@ mod autodiff {
     use burn::backend::{Autodiff, DispatchKindConversion, Flex};
     use burn::tensor::{DispatchTensor, Tensor};
 
-    /// The forward accepted these f32 tensors, and a gradient has its output's dtype.
-    const CHECKED: &str = "f32 flex tensors checked in the forward pass";
+    type Tracked<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
+
+    /// The `f32` autodiff tensor of `t` on flex with strategy `C`; `None` otherwise.
+    fn tracked<C: CheckpointStrategy, const D: usize>(t: &Tensor<D>) -> Option<Tracked<C>>
+    where
+        DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+    {
+        t.clone()
+            .try_into_primitive::<Autodiff<Flex, C>>()
+            .ok()
+            .filter(|p| is_f32(p.primitive()))
+    }
 
     /// The backward step of [`super::affine`]. State: the output shape, and the checkpointed
     /// input and scale where there is a scale (a missing scale or shift is a constant parent).
@@ -208,76 +258,71 @@ mod autodiff {
             checkpointer: &mut Checkpointer,
         ) {
             let [node_x, node_s, node_b] = ops.parents;
-            let grad = grads.consume::<Flex>(&ops.node);
+            let g = contiguous(&grads.consume::<Flex>(&ops.node));
             let (dims, saved) = ops.state;
             let (c, plane) = planes(dims);
             let (x, scale) = match saved {
                 Some((x, s)) => (
-                    Some(checkpointer.retrieve_node_output::<FlexTensor>(x)),
-                    Some(checkpointer.retrieve_node_output::<FlexTensor>(s)),
+                    Some(contiguous(
+                        &checkpointer.retrieve_node_output::<FlexTensor>(x),
+                    )),
+                    Some(contiguous(
+                        &checkpointer.retrieve_node_output::<FlexTensor>(s),
+                    )),
                 ),
                 None => (None, None),
             };
-            let g = f32s(&grad).expect(CHECKED);
-            let (x, scale) = (
-                x.map(|t| f32s(&t).expect(CHECKED)),
-                scale.map(|t| f32s(&t).expect(CHECKED)),
-            );
-            let gs = g.as_slice::<f32>().expect(CHECKED);
-            let want_params = node_s.is_some() || node_b.is_some();
-            // Without a scale there is no `dscale` to want, and `Σ dy·x` reads `dy` in place
-            // of the (unsaved) input.
-            let xs = x
-                .as_ref()
-                .map_or(gs, |x| x.as_slice::<f32>().expect(CHECKED));
-            let (dx, params) = cpu_channel::affine_grad(
-                gs,
-                xs,
-                c,
-                plane,
-                scale.as_ref().and_then(|s| s.as_slice::<f32>()),
-                node_x.is_some(),
-                want_params,
-            );
-            if let (Some(node), Some(dx)) = (node_x, dx) {
-                grads.register::<Flex>(node.id, flex_tensor(dx, dims));
-            }
-            if let Some((ds, db)) = params {
+            if node_s.is_some() || node_b.is_some() {
+                // Without a scale there is no `dscale` to want, and `Σ dy·x` reads `dy` in
+                // place of the (unsaved) input.
+                let gs = vals(&g);
+                let (ds, db) =
+                    cpu_channel::affine_param_grads(gs, x.as_ref().map_or(gs, vals), c, plane);
                 if let Some(node) = node_s {
-                    grads.register::<Flex>(node.id, flex_tensor(ds, [c]));
+                    grads.register::<Flex>(node.id, super::flex_tensor(ds, [c]));
                 }
                 if let Some(node) = node_b {
-                    grads.register::<Flex>(node.id, flex_tensor(db, [c]));
+                    grads.register::<Flex>(node.id, super::flex_tensor(db, [c]));
                 }
+            }
+            if let Some(node) = node_x {
+                // `dx = dy · scale`, over `dy`; without a scale, `dy` itself.
+                let dx = match &scale {
+                    Some(s) => over(g, dims, |f| {
+                        cpu_channel::affine(f, c, plane, Some(vals(s)), None)
+                    }),
+                    None => g,
+                };
+                grads.register::<Flex>(node.id, dx);
             }
         }
     }
 
     pub(super) fn affine<C: CheckpointStrategy>(
-        x: &Tensor<4>,
+        x: Tensor<4>,
         scale: Option<&Tensor<1>>,
         shift: Option<&Tensor<1>>,
-    ) -> Option<Tensor<4>>
+    ) -> Result<Tensor<4>, Tensor<4>>
     where
         DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
     {
         let dims = x.dims();
         let c = dims[1];
-        let xp = x.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?;
         // A missing part is an untracked constant parent that the kernel leaves out.
-        let part = |t: Option<&Tensor<1>>, fill: f32| {
-            let t = t
-                .cloned()
-                .unwrap_or_else(|| Tensor::full([c], fill, &x.device()));
-            t.try_into_primitive::<Autodiff<Flex, C>>().ok()
+        let part = |t: Option<&Tensor<1>>, fill: f32| match t {
+            Some(t) => tracked::<C, 1>(t),
+            None => tracked::<C, 1>(&Tensor::full([c], fill, &x.device())),
         };
-        let (sp, bp) = (part(scale, 1.0)?, part(shift, 0.0)?);
-        let y = affine_fwd(
-            dims,
-            xp.primitive(),
+        let (Some(xp), Some(sp), Some(bp)) =
+            (tracked::<C, 4>(&x), part(scale, 1.0), part(shift, 0.0))
+        else {
+            return Err(x);
+        };
+        drop(x);
+        let (sv, bv) = (
             scale.is_some().then(|| sp.primitive()),
             shift.is_some().then(|| bp.primitive()),
-        )?;
+        );
         let out = match Affine
             .prepare::<C>([xp.node(), sp.node(), bp.node()])
             .compute_bound()
@@ -287,68 +332,90 @@ mod autodiff {
                 let saved = scale
                     .is_some()
                     .then(|| (prep.checkpoint(&xp), prep.checkpoint(&sp)));
+                let y = affine_fwd(dims, xp.into_primitive(), sv, bv);
                 prep.finish((dims, saved), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(y),
+            OpsKind::UnTracked(prep) => prep.finish(affine_fwd(dims, xp.into_primitive(), sv, bv)),
         };
-        Some(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
+        Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
     }
 
     /// The backward step of [`super::relu_sum`] over `K` parts; its state is the output shape
-    /// and the checkpointed parts.
+    /// and the output.
     #[derive(Debug)]
     struct ReluSum<const K: usize>;
 
     impl<const K: usize> Backward<Flex, K> for ReluSum<K> {
-        type State = ([usize; 4], [NodeId; K]);
+        type State = ([usize; 4], FlexTensor);
 
         fn backward(
             self,
             ops: Ops<Self::State, K>,
             grads: &mut Gradients,
-            checkpointer: &mut Checkpointer,
+            _checkpointer: &mut Checkpointer,
         ) {
             let grad = grads.consume::<Flex>(&ops.node);
-            let (dims, ids) = ops.state;
-            let parts = ids.map(|id| checkpointer.retrieve_node_output::<FlexTensor>(id));
             if ops.parents.iter().all(Option::is_none) {
                 return;
             }
-            let parts = parts.each_ref().map(|p| f32s(p).expect(CHECKED));
-            let slices = parts
-                .each_ref()
-                .map(|p| p.as_slice::<f32>().expect(CHECKED));
-            let g = f32s(&grad).expect(CHECKED);
-            let dx = cpu_channel::relu_sum_grad(g.as_slice::<f32>().expect(CHECKED), &slices);
-            let dx = flex_tensor(dx, dims);
+            let (dims, y) = ops.state;
+            let y = contiguous(&y);
+            let dx = over(grad, dims, |f| cpu_channel::relu_sum_grad(f, &[vals(&y)]));
             for node in ops.parents.into_iter().flatten() {
                 grads.register::<Flex>(node.id, dx.clone());
             }
         }
     }
 
-    pub(super) fn relu_sum<C: CheckpointStrategy, const K: usize>(
-        parts: [&Tensor<4>; K],
-    ) -> Option<Tensor<4>>
+    /// The tracked step of `ReLU(a)` or `ReLU(a + b)`, `K` the number of parts.
+    fn relu_step<C: CheckpointStrategy, const K: usize>(
+        dims: [usize; 4],
+        parts: [Tracked<C>; K],
+    ) -> Tensor<4>
     where
         DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
     {
-        let dims = parts[0].dims();
-        let ps = parts
-            .map(|p| p.clone().try_into_primitive::<Autodiff<Flex, C>>().ok())
-            .into_iter()
-            .collect::<Option<Vec<_>>>()?;
-        let prims: Vec<&FlexTensor> = ps.iter().map(|p| p.primitive()).collect();
-        let y = relu_sum_fwd(dims, &prims)?;
-        let nodes: [_; K] = std::array::from_fn(|k| ps[k].node());
+        let nodes = parts.each_ref().map(|p| p.node());
+        let mut parts = parts.into_iter();
+        let Some(a) = parts.next() else {
+            unreachable!("K ≥ 1 parts")
+        };
+        let others: Vec<FlexTensor> = parts.map(Tracked::<C>::into_primitive).collect();
+        let y = relu_sum_fwd(dims, a.into_primitive(), &others.iter().collect::<Vec<_>>());
         let out = match ReluSum::<K>.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let ids: [NodeId; K] = std::array::from_fn(|k| prep.checkpoint(&ps[k]));
-                prep.finish((dims, ids), y)
+            OpsKind::Tracked(prep) => {
+                let kept = y.clone();
+                prep.finish((dims, kept), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
-        Some(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
+        Tensor::from_primitive::<Autodiff<Flex, C>>(out)
+    }
+
+    pub(super) fn relu_sum<C: CheckpointStrategy>(
+        a: Tensor<4>,
+        b: Option<&Tensor<4>>,
+    ) -> Result<Tensor<4>, Tensor<4>>
+    where
+        DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+    {
+        let dims = a.dims();
+        let Some(ap) = tracked::<C, 4>(&a) else {
+            return Err(a);
+        };
+        match b {
+            None => {
+                drop(a);
+                Ok(relu_step::<C, 1>(dims, [ap]))
+            }
+            Some(b) => {
+                let Some(bp) = tracked::<C, 4>(b) else {
+                    return Err(a);
+                };
+                drop(a);
+                Ok(relu_step::<C, 2>(dims, [ap, bp]))
+            }
+        }
     }
 
     /// The backward step of [`super::mask`]; its state is the output shape and the constant
@@ -369,26 +436,29 @@ mod autodiff {
             let grad = grads.consume::<Flex>(&ops.node);
             let Some(node) = node_r else { return };
             let (dims, parts) = ops.state;
-            let dr = mask_fwd(dims, &grad, &parts).expect(CHECKED);
-            grads.register::<Flex>(node.id, dr);
+            grads.register::<Flex>(node.id, mask_fwd(dims, grad, &parts));
         }
     }
 
     pub(super) fn mask<C: CheckpointStrategy>(
-        r: &Tensor<4>,
+        r: Tensor<4>,
         parts: Vec<FlexTensor>,
-    ) -> Option<Tensor<4>>
+    ) -> Result<Tensor<4>, Tensor<4>>
     where
         DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
     {
         let dims = r.dims();
-        let rp = r.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?;
-        let y = mask_fwd(dims, rp.primitive(), &parts)?;
-        let out = match Mask.prepare::<C>([rp.node()]).compute_bound().stateful() {
+        let Some(rp) = tracked::<C, 4>(&r) else {
+            return Err(r);
+        };
+        drop(r);
+        let node = rp.node();
+        let y = mask_fwd(dims, rp.into_primitive(), &parts);
+        let out = match Mask.prepare::<C>([node]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((dims, parts), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
-        Some(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
+        Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
     }
 }
 
@@ -437,26 +507,44 @@ mod tests {
     /// Shapes below and above the parallel threshold and with one-pixel planes.
     const SHAPES: [[usize; 4]; 3] = [[2, 3, 4, 5], [8, 16, 16, 16], [16, 8, 1, 1]];
 
+    /// How a step's first input reaches it: held elsewhere too (the step writes a new buffer),
+    /// held by the step alone (overwritten in place), or a strided view (copied, then
+    /// overwritten). The values, and the gradients back to `x`, are `x`'s in every case.
+    const WAYS: [&str; 3] = ["shared", "owned", "strided"];
+
+    fn passed(x: &Tensor<4>, way: &str) -> Tensor<4> {
+        match way {
+            "owned" => x.clone().mul_scalar(1.0),
+            "strided" => {
+                let c = x.dims()[1];
+                Tensor::cat(vec![x.clone(), x.clone()], 1).narrow(1, c, c)
+            }
+            _ => x.clone(),
+        }
+    }
+
     /// The affine map and its three gradients equal Burn's `x·s + b` (broadcast) with autodiff,
-    /// with scale and shift, scale only and shift only, tracked and plain.
+    /// with scale and shift, scale only and shift only, tracked and plain, for every way the
+    /// input arrives.
     #[test]
     fn own_affine_equals_burns_with_gradients() {
         let dev = Device::flex().autodiff();
         dev.seed(11);
-        for dims in SHAPES {
+        for (dims, way) in SHAPES.into_iter().flat_map(|d| WAYS.map(|w| (d, w))) {
             let c = dims[1];
             let x0 = input(dims, &dev, 7);
             let s0 = Tensor::<1>::random([c], Distribution::Normal(1.0, 0.5), &dev);
             let b0 = Tensor::<1>::random([c], Distribution::Normal(0.0, 0.5), &dev);
             let r = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &dev);
             for (with_s, with_b) in [(true, true), (true, false), (false, true)] {
-                let what = format!("{dims:?} scale {with_s} shift {with_b}");
+                let what = format!("{dims:?} {way} scale {with_s} shift {with_b}");
                 let (x, s, b) = (
                     x0.clone().require_grad(),
                     s0.clone().require_grad(),
                     b0.clone().require_grad(),
                 );
-                let own = affine(&x, with_s.then_some(&s), with_b.then_some(&b)).expect("flex f32");
+                let own = affine(passed(&x, way), with_s.then_some(&s), with_b.then_some(&b))
+                    .expect("flex f32");
                 let mut burn = x.clone();
                 if with_s {
                     burn = burn.mul(s.clone().reshape([1, c, 1, 1]));
@@ -465,8 +553,9 @@ mod tests {
                     burn = burn.add(b.clone().reshape([1, c, 1, 1]));
                 }
                 close(own.clone(), burn.clone(), 0.0, &format!("{what}: values"));
+                // `r·1` is a tensor of its own, so the backward steps may overwrite it.
                 let (go, gb) = (
-                    own.mul(r.clone()).sum().backward(),
+                    own.mul(r.clone().mul_scalar(1.0)).sum().backward(),
                     burn.clone().mul(r.clone()).sum().backward(),
                 );
                 close(grad(&x, &go), grad(&x, &gb), 0.0, &format!("{what}: dx"));
@@ -490,7 +579,7 @@ mod tests {
                     );
                 }
                 let plain = affine(
-                    &x0.clone().inner(),
+                    passed(&x0.clone().inner(), way),
                     with_s.then(|| s0.clone().inner()).as_ref(),
                     with_b.then(|| b0.clone().inner()).as_ref(),
                 )
@@ -501,28 +590,29 @@ mod tests {
                     0.0,
                     &format!("{what}: plain"),
                 );
+                // The input was read, not overwritten, where it is held elsewhere.
+                close(x.clone(), x0.clone(), 0.0, &format!("{what}: input kept"));
             }
-            assert!(
-                affine(&x0, Some(&Tensor::<1>::ones([c + 1], &dev)), None).is_none(),
-                "a scale of the wrong length is left to Burn"
-            );
+            let wrong = affine(x0.clone(), Some(&Tensor::<1>::ones([c + 1], &dev)), None);
+            let back = wrong.expect_err("a scale of the wrong length is left to Burn");
+            close(back, x0.clone(), 0.0, "the input handed back");
         }
     }
 
     /// `ReLU(a)`, `ReLU(a + b)` and the sweeps' mask equal Burn's operations, with the gradient
-    /// to every part, NaNs and exact zeros included.
+    /// to every part, NaNs and exact zeros included, for every way the first input arrives.
     #[test]
     fn own_relu_of_a_sum_and_mask_equal_burns_with_gradients() {
         let dev = Device::flex().autodiff();
         dev.seed(12);
-        for dims in SHAPES {
+        for (dims, way) in SHAPES.into_iter().flat_map(|d| WAYS.map(|w| (d, w))) {
             let (a0, b0) = (input(dims, &dev, 3), input(dims, &dev, 5));
             let r0 = input(dims, &dev, 9);
             let w = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &dev);
             for two in [false, true] {
-                let what = format!("{dims:?} two parts {two}");
+                let what = format!("{dims:?} {way} two parts {two}");
                 let (a, b) = (a0.clone().require_grad(), b0.clone().require_grad());
-                let own = relu_sum(&a, two.then_some(&b)).expect("flex f32");
+                let own = relu_sum(passed(&a, way), two.then_some(&b)).expect("flex f32");
                 let burn = if two {
                     relu(a.clone().add(b.clone()))
                 } else {
@@ -530,7 +620,7 @@ mod tests {
                 };
                 close(own.clone(), burn.clone(), 0.0, &format!("{what}: relu"));
                 let (go, gb) = (
-                    own.mul(w.clone()).sum().backward(),
+                    own.mul(w.clone().mul_scalar(1.0)).sum().backward(),
                     burn.mul(w.clone()).sum().backward(),
                 );
                 close(
@@ -547,8 +637,15 @@ mod tests {
                         &format!("{what}: relu db"),
                     );
                 }
+                let plain = relu_sum(passed(&a0.clone().inner(), way), None).expect("plain");
+                close(
+                    Tensor::from_inner(plain),
+                    relu(a0.clone()),
+                    0.0,
+                    &format!("{what}: plain relu"),
+                );
                 let r = r0.clone().require_grad();
-                let own = mask(&r, &a0, two.then_some(&b0)).expect("flex f32");
+                let own = mask(passed(&r, way), &a0, two.then_some(&b0)).expect("flex f32");
                 let t = if two {
                     a0.clone().add(b0.clone())
                 } else {
@@ -557,7 +654,7 @@ mod tests {
                 let burn = r.clone().mul(t.detach().greater_elem(0.0).float());
                 close(own.clone(), burn.clone(), 0.0, &format!("{what}: mask"));
                 let (go, gb) = (
-                    own.mul(w.clone()).sum().backward(),
+                    own.mul(w.clone().mul_scalar(1.0)).sum().backward(),
                     burn.mul(w.clone()).sum().backward(),
                 );
                 close(
@@ -566,14 +663,17 @@ mod tests {
                     0.0,
                     &format!("{what}: mask dr"),
                 );
-                let plain = mask(&r0.clone().inner(), &a0.clone().inner(), None).expect("plain");
+                let plain = mask(passed(&r0.clone().inner(), way), &a0.clone().inner(), None)
+                    .expect("plain");
                 let burn = r0.clone().mul(a0.clone().greater_elem(0.0).float());
                 close(
                     Tensor::from_inner(plain),
                     burn,
                     0.0,
-                    &format!("{dims:?}: plain mask"),
+                    &format!("{what}: plain mask"),
                 );
+                close(a.clone(), a0.clone(), 0.0, &format!("{what}: a kept"));
+                close(r.clone(), r0.clone(), 0.0, &format!("{what}: r kept"));
             }
         }
     }

@@ -23,6 +23,26 @@ macro_rules! under_either_checkpointing {
     }};
 }
 
+/// [`under_either_checkpointing`] for a call that takes its tensor `$x` by value and hands it
+/// back in `Err` when it is not on that autodiff backend (the own element-wise steps, which
+/// overwrite a tensor that nothing else holds).
+#[cfg(all(feature = "flex", feature = "autodiff"))]
+macro_rules! under_either_checkpointing_owned {
+    ($c:ident, $x:ident => $call:expr) => {{
+        let first = {
+            type $c = burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+            $call
+        };
+        match first {
+            Ok(y) => Ok(y),
+            Err($x) => {
+                type $c = burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+                $call
+            }
+        }
+    }};
+}
+
 #[cfg(feature = "tensor")]
 mod conv;
 // The kernels' gradients serve only the autodiff steps: unused in a build without autodiff.
