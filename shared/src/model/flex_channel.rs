@@ -273,12 +273,11 @@ mod autodiff {
                 None => (None, None),
             };
             if node_s.is_some() || node_b.is_some() {
-                // Without a scale there is no `dscale` to want, and `Σ dy·x` reads `dy` in
-                // place of the (unsaved) input.
-                let gs = vals(&g);
+                // `dscale` (with a scale, whose input was saved) and `dshift`, before `dy` is
+                // overwritten below.
                 let (ds, db) =
-                    cpu_channel::affine_param_grads(gs, x.as_ref().map_or(gs, vals), c, plane);
-                if let Some(node) = node_s {
+                    cpu_channel::affine_param_grads(vals(&g), x.as_ref().map(vals), c, plane);
+                if let (Some(node), Some(ds)) = (node_s, ds) {
                     grads.register::<Flex>(node.id, super::flex_tensor(ds, [c]));
                 }
                 if let Some(node) = node_b {
