@@ -16,6 +16,8 @@
 //! ReLU and its gradient, as in Burn and PyTorch; a mask multiplies, so `NaN · 0` stays NaN).
 //! Only the reductions of the affine map's parameter gradients sum in another order.
 
+use super::cpu_wide::{Wide, wide};
+
 /// Elements below which a call stays on the calling thread.
 #[cfg(feature = "rayon")]
 const PARALLEL_MIN: usize = 1 << 14;
@@ -89,12 +91,6 @@ fn for_blocks<T: Send>(buf: &mut [T], block_len: usize, f: impl Fn(usize, &mut [
     }
 }
 
-/// Work that [`wide`] compiles for the vector unit at hand; `go` must be `#[inline(always)]`.
-trait Wide {
-    type Out;
-    fn go(self) -> Self::Out;
-}
-
 /// A step on one block.
 struct Block<'a, S>(&'a S, usize, &'a mut [f32]);
 
@@ -104,40 +100,6 @@ impl<S: Step> Wide for Block<'_, S> {
     fn go(self) {
         self.0.apply(self.1, self.2);
     }
-}
-
-/// `w.go()` compiled for the widest vector unit this CPU has: AVX-512 or AVX2 on x86-64,
-/// picked at run time, as Burn's element-wise kernels and `gemm` pick theirs. The crate itself
-/// is built for baseline x86-64, whose SSE2 handles 4 lanes at a time: the SqueezeNet fooling
-/// step spent ~35 % more CPU time in these passes than in Burn's AVX-512 ones before they were
-/// compiled this way (BENCHMARKS.md). Values do not change: the same operations lane by lane,
-/// and Rust never fuses `x·s + b` into a multiply-add.
-#[inline(always)]
-fn wide<W: Wide>(w: W) -> W::Out {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { avx512(w) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { avx2(w) };
-        }
-    }
-    w.go()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512<W: Wide>(w: W) -> W::Out {
-    w.go()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn avx2<W: Wide>(w: W) -> W::Out {
-    w.go()
 }
 
 /// Planes per task for per-channel steps: whole planes, about [`BLOCK`] elements per task.

@@ -15,6 +15,8 @@
 
 mod shifted;
 
+use super::cpu_wide::{Wide, wide};
+
 /// The geometry of one convolution.
 ///
 /// # Shapes
@@ -139,6 +141,7 @@ fn flat_taps(g: &ConvGeom) -> Vec<FlatTap> {
 
 /// [`im2col`] for one [`FlatTap`]: one copy of the shifted plane into `dst` (`Ho·Wo` long), then
 /// zeros where the patch leaves the image.
+#[inline(always)]
 fn im2col_flat(t: &FlatTap, w: usize, plane: &[f32], dst: &mut [f32]) {
     dst[..t.lo].fill(0.0);
     dst[t.hi..].fill(0.0);
@@ -151,6 +154,7 @@ fn im2col_flat(t: &FlatTap, w: usize, plane: &[f32], dst: &mut [f32]) {
 
 /// Zeros the edge columns (outside `t.cols`) of the rows `t.rows` of one patch row `dst`
 /// (`Ho·Wo`, rows `w` long), down each column.
+#[inline(always)]
 fn zero_edge_columns(t: &FlatTap, w: usize, dst: &mut [f32]) {
     let rows = &mut dst[t.rows.0 * w..t.rows.1 * w];
     for c in (0..t.cols.0).chain(t.cols.1..w) {
@@ -162,6 +166,7 @@ fn zero_edge_columns(t: &FlatTap, w: usize, dst: &mut [f32]) {
 
 /// [`col2im`] for one [`FlatTap`]: `src` (`Ho·Wo`) with its edge columns zeroed (they fall
 /// outside the image), then added onto the plane at one offset.
+#[inline(always)]
 fn col2im_flat(t: &FlatTap, w: usize, src: &mut [f32], plane: &mut [f32]) {
     if t.hi == t.lo {
         return;
@@ -212,12 +217,35 @@ fn patches(g: &ConvGeom, x: &[f32], buf: &mut [f32]) {
     if g.shifted() {
         shifted::planes(g, x, buf);
     } else {
-        im2col(g, x, buf);
+        wide(Im2Col(g, x, buf));
+    }
+}
+
+/// [`im2col`] as one [`Wide`] piece of work.
+struct Im2Col<'a>(&'a ConvGeom, &'a [f32], &'a mut [f32]);
+
+impl Wide for Im2Col<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn go(self) {
+        im2col(self.0, self.1, self.2);
+    }
+}
+
+/// [`col2im`] as one [`Wide`] piece of work.
+struct Col2Im<'a>(&'a ConvGeom, &'a mut [f32], &'a mut [f32]);
+
+impl Wide for Col2Im<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn go(self) {
+        col2im(self.0, self.1, self.2);
     }
 }
 
 /// Fills `col` (`[Cin·kh·kw, Ho·Wo]`, rows [`ConvGeom::ld`] apart) with the patches of one
 /// image `x` (`[Cin, H, W]`).
+#[inline(always)]
 fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
     let (ho, wo, ld, p) = (g.ho(), g.wo(), g.ld(), g.p());
     let (flat, cols) = taps(g);
@@ -258,6 +286,7 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
 
 /// Adds the patches `col` (`[Cin·kh·kw, Ho·Wo]`) back onto one image `dx` (`[Cin, H, W]`),
 /// which must start at zero. Entries of `col` that fall outside the image may be overwritten.
+#[inline(always)]
 fn col2im(g: &ConvGeom, col: &mut [f32], dx: &mut [f32]) {
     let (ho, wo, p) = (g.ho(), g.wo(), g.p());
     let (flat, cols) = taps(g);
@@ -517,7 +546,7 @@ pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
             dy_mat,
             par,
         );
-        col2im(g, buf, out);
+        wide(Col2Im(g, buf, out));
     });
     dx
 }

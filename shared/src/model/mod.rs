@@ -55,6 +55,8 @@ mod cpu_conv;
 #[cfg(feature = "flex")]
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod cpu_pool;
+#[cfg(feature = "flex")]
+mod cpu_wide;
 #[cfg(feature = "tensor")]
 mod elementwise;
 #[cfg(feature = "flex")]
