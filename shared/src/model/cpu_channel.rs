@@ -268,31 +268,23 @@ fn with_sum(parts: &[&[f32]], start: usize, out: &mut [f32], f: impl Fn(f32, f32
     }
 }
 
-/// `ReLU(first + Σ others)`, the others added in order.
+/// `ReLU(first + Σ others)`.
 struct ReluSum<'a>(&'a [&'a [f32]]);
 
 impl Step for ReluSum<'_> {
     #[inline(always)]
     fn apply(&self, start: usize, out: &mut [f32]) {
         let relu = |t: f32| if passes(t) { t } else { 0.0 };
-        match self.0 {
-            [] => out.iter_mut().for_each(|v| *v = relu(*v)),
-            [b] => {
-                for (o, &y) in out.iter_mut().zip(&b[start..]) {
-                    *o = relu(*o + y);
-                }
-            }
-            others => {
-                for (k, o) in out.iter_mut().enumerate() {
-                    *o = relu(others.iter().fold(*o, |t, p| t + p[start + k]));
-                }
-            }
+        if self.0.is_empty() {
+            out.iter_mut().for_each(|v| *v = relu(*v));
+        } else {
+            with_sum(self.0, start, out, |a, t| relu(a + t));
         }
     }
 }
 
 /// `ReLU(a + Σ others)` element by element, `a` the first input ([`run`] says what returns);
-/// the sum adds in the order `a`, then the others.
+/// `a + b` for one other part, as Burn adds a residual sum.
 ///
 /// # Shapes
 /// `a`, every other part and the result have the same length.

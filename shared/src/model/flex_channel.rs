@@ -142,7 +142,7 @@ pub(super) fn affine(
     }
     #[cfg(feature = "autodiff")]
     {
-        under_either_checkpointing_owned!(C, x => autodiff::affine::<C>(x, scale, shift))
+        under_either_checkpointing!(C, x => autodiff::affine::<C>(x, scale, shift))
     }
     #[cfg(not(feature = "autodiff"))]
     Err(x)
@@ -169,7 +169,7 @@ pub(super) fn relu_sum(a: Tensor<4>, b: Option<&Tensor<4>>) -> Result<Tensor<4>,
     }
     #[cfg(feature = "autodiff")]
     {
-        under_either_checkpointing_owned!(C, a => autodiff::relu_sum::<C>(a, b))
+        under_either_checkpointing!(C, a => autodiff::relu_sum::<C>(a, b))
     }
     #[cfg(not(feature = "autodiff"))]
     Err(a)
@@ -211,7 +211,7 @@ pub(super) fn mask(
     }
     #[cfg(feature = "autodiff")]
     {
-        under_either_checkpointing_owned!(C, r => autodiff::mask::<C>(r, parts.clone()))
+        under_either_checkpointing!(C, r => autodiff::mask::<C>(r, parts.clone()))
     }
     #[cfg(not(feature = "autodiff"))]
     Err(r)

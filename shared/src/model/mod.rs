@@ -6,28 +6,17 @@
 //! the input of one top-level node. All activations are rank-4 `[N, C, H, W]`; fully connected
 //! layers act on `[N, F, 1, 1]`, so one sweep handles convolutional and dense parts alike.
 
-/// `$call` with the autodiff checkpointing strategy `$c` = `NoCheckpointing`, then, if that gave
-/// `None` (the tensors carry the other strategy), with `BalancedCheckpointing`: how the CPU
-/// backend's own kernels find the autodiff backend their tensors are on.
+/// `$call` with the autodiff checkpointing strategy `$c` = `NoCheckpointing`, then, if that
+/// failed (the tensors carry the other strategy), with `BalancedCheckpointing`: how the CPU
+/// backend's own kernels find the autodiff backend their tensors are on. Two forms:
+///
+/// - `(C, x => call)`: `call` takes its tensor `x` by value and hands it back in `Err` when it
+///   is not on that backend (the element-wise steps, which overwrite a tensor nothing else
+///   holds);
+/// - `(C => call)`: `call` borrows its tensors and gives `None` when they are not on that
+///   backend.
 #[cfg(all(feature = "flex", feature = "autodiff"))]
 macro_rules! under_either_checkpointing {
-    ($c:ident => $call:expr) => {{
-        let first = {
-            type $c = burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-            $call
-        };
-        first.or_else(|| {
-            type $c = burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
-            $call
-        })
-    }};
-}
-
-/// [`under_either_checkpointing`] for a call that takes its tensor `$x` by value and hands it
-/// back in `Err` when it is not on that autodiff backend (the own element-wise steps, which
-/// overwrite a tensor that nothing else holds).
-#[cfg(all(feature = "flex", feature = "autodiff"))]
-macro_rules! under_either_checkpointing_owned {
     ($c:ident, $x:ident => $call:expr) => {{
         let first = {
             type $c = burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -40,6 +29,10 @@ macro_rules! under_either_checkpointing_owned {
                 $call
             }
         }
+    }};
+    ($c:ident => $call:expr) => {{
+        let nothing = ();
+        under_either_checkpointing!($c, nothing => ($call).ok_or(nothing)).ok()
     }};
 }
 
