@@ -1,14 +1,16 @@
 //! The two convolutions foolmap issues: `conv(x, W)` of the forward passes (and of the LRP rules'
 //! `Z`) and its input gradient `convT(g, W)` of the explicit backward passes (`docs/method.md` §3).
 //!
-//! Both go to Burn's `conv2d` / `conv_transpose2d`, except a *pointwise* convolution (1×1 kernel,
-//! stride 1, no padding) on the CPU backend (Burn's flex), which is one matrix product over the
-//! channels: `y[n] = W · x[n]` with `W` viewed as `[Cout, Cin]` and `x[n]` as `[Cin, H·W]`. Flex
-//! runs a pointwise convolution through its general convolution (and its backward through a
-//! transposed convolution and a convolution over the batch), which measured 2.7× slower for
-//! forward + backward than the product (BENCHMARKS.md, "Pointwise convolutions as one matrix
-//! product"). The product is the same sum; results agree to float rounding (tests below). Other
-//! backends keep Burn's kernels: nothing was measured there.
+//! On the CPU backend (Burn's flex) both run through foolmap's own kernels ([`super::flex_conv`],
+//! [`super::cpu_conv`]), pointwise (1×1) convolutions included: those read each image in place as
+//! their patch matrix. Other backends keep Burn's `conv2d` / `conv_transpose2d`: nothing was
+//! measured there.
+//!
+//! Until session 30 a pointwise convolution on flex was one matrix product over the channels,
+//! `y[n] = W · x[n]` through Burn's batched `matmul`. Its autodiff copied operands, zeroed outputs
+//! and summed a `[N, Cout, Cin]` weight gradient on the calling thread while the other cores
+//! waited; the own kernels measured 1.11–1.18× on SqueezeNet's fooling step (BENCHMARKS.md,
+//! "Session 30").
 
 use burn::tensor::Tensor;
 use burn::tensor::module::{conv_transpose2d, conv2d as burn_conv2d};
@@ -17,31 +19,10 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 #[cfg(feature = "flex")]
 use super::flex_conv::Op as FlexOp;
 
-/// Whether `conv(x, W)` with kernel `k`, `stride` and `padding` runs as a matrix product on
-/// `x`'s device.
-fn as_product(x: &Tensor<4>, k: [usize; 2], stride: usize, padding: usize) -> bool {
-    k == [1, 1] && stride == 1 && padding == 0 && on_flex(x)
-}
-
 #[cfg(feature = "flex")]
 fn on_flex(x: &Tensor<4>) -> bool {
     // Device equality ignores autodiff: true for flex with and without it.
     x.device() == burn::tensor::Device::flex()
-}
-
-#[cfg(not(feature = "flex"))]
-fn on_flex(_: &Tensor<4>) -> bool {
-    false
-}
-
-/// `W · x` per image for a 1×1 kernel: `w` `[Cout, Cin, 1, 1]`, `x` `[N, Cin, H, W]` →
-/// `[N, Cout, H, W]`.
-fn pointwise(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
-    let [n, cin, h, wd] = x.dims();
-    let cout = w.dims()[0];
-    w.reshape([1, cout, cin])
-        .matmul(x.reshape([n, cin, h * wd]))
-        .reshape([n, cout, h, wd])
 }
 
 /// Convolution with square `stride` and symmetric zero `padding`, optional bias.
@@ -56,21 +37,13 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Tensor<4> {
-    let [_, _, kh, kw] = w.dims();
-    let y = if as_product(&x, [kh, kw], stride, padding) {
-        pointwise(x, w)
-    } else {
-        #[cfg(feature = "flex")]
-        let own = own_kernel(&x, &w, stride, padding, x.dims(), FlexOp::Conv);
-        #[cfg(not(feature = "flex"))]
-        let own = None;
-        match own {
-            Some(y) => y,
-            None => {
-                let opts = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
-                return burn_conv2d(x, w, bias, opts);
-            }
-        }
+    #[cfg(feature = "flex")]
+    let own = own_kernel(&x, &w, stride, padding, x.dims(), FlexOp::Conv);
+    #[cfg(not(feature = "flex"))]
+    let own = None;
+    let Some(y) = own else {
+        let opts = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+        return burn_conv2d(x, w, bias, opts);
     };
     match bias {
         Some(b) => super::channel_affine(y, None, Some(b)),
@@ -109,8 +82,7 @@ fn own_kernel(
 }
 
 /// Gradient of a convolution with respect to its input: `convT(g, W)` with the same stride and
-/// padding and the output padding that restores the input size (for a pointwise convolution on
-/// flex: `Wᵀ · g` per image).
+/// padding and the output padding that restores the input size.
 ///
 /// # Shapes
 /// `g`: `[N, Cout, Ho, Wo]`, `w`: `[Cout, Cin, k, k]`; returns `in_dims` = `[N, Cin, H, W]`.
@@ -122,15 +94,7 @@ pub fn conv_input_grad(
     in_dims: [usize; 4],
 ) -> Tensor<4> {
     let [_, _, ho, wo] = g.dims();
-    let [cout, cin, kh, kw] = w.dims();
-    if as_product(&g, [kh, kw], stride, padding) {
-        return pointwise(
-            g,
-            w.reshape([cout, cin])
-                .transpose()
-                .reshape([cin, cout, 1, 1]),
-        );
-    }
+    let [_, _, kh, kw] = w.dims();
     #[cfg(feature = "flex")]
     if let Some(dx) = own_kernel(&g, &w, stride, padding, in_dims, FlexOp::ConvT) {
         return dx;
@@ -156,50 +120,11 @@ mod tests {
         a.sub(b).abs().max().into_scalar::<f32>() / scale
     }
 
-    /// The matrix product equals Burn's convolution (forward, bias, input gradient) and gives the
-    /// same autodiff gradients for the input and the weight.
-    #[test]
-    fn pointwise_product_equals_burn_conv_with_its_gradients() {
-        let dev = Device::flex().autodiff();
-        dev.seed(11);
-        let x0 = Tensor::<4>::random([3, 5, 7, 6], Distribution::Normal(0.0, 1.0), &dev);
-        let w0 = Tensor::<4>::random([4, 5, 1, 1], Distribution::Normal(0.0, 1.0), &dev);
-        let b = Tensor::<1>::random([4], Distribution::Normal(0.0, 1.0), &dev);
-        let r = Tensor::<4>::random([3, 4, 7, 6], Distribution::Normal(0.0, 1.0), &dev);
-        // The product is taken with and without autodiff; other kernels keep Burn's.
-        assert!(as_product(&x0, [1, 1], 1, 0) && as_product(&x0.clone().inner(), [1, 1], 1, 0));
-        assert!(!as_product(&x0, [3, 3], 1, 1) && !as_product(&x0, [1, 1], 2, 0));
-        let run = |lowered: bool| {
-            let (x, w) = (x0.clone().require_grad(), w0.clone().require_grad());
-            let y = if lowered {
-                conv2d(x.clone(), w.clone(), Some(b.clone()), 1, 0)
-            } else {
-                burn_conv2d(
-                    x.clone(),
-                    w.clone(),
-                    Some(b.clone()),
-                    ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-                )
-            };
-            let g = y.clone().mul(r.clone()).sum().backward();
-            let (gx, gw) = (x.grad(&g).unwrap(), w.grad(&g).unwrap());
-            (y.inner(), gx, gw)
-        };
-        let (y, gx, gw) = run(true);
-        let (y_ref, gx_ref, gw_ref) = run(false);
-        assert!(max_rel(y, y_ref) < 1e-6);
-        assert!(max_rel(gx.clone(), gx_ref) < 1e-6);
-        assert!(max_rel(gw, gw_ref) < 1e-6);
-        // The explicit input gradient is the autodiff one.
-        let gi = conv_input_grad(r.clone().inner(), w0.clone().inner(), 1, 0, [3, 5, 7, 6]);
-        assert!(max_rel(gi, gx) < 1e-6);
-    }
-
-    /// foolmap's own kernels (every kernel but the pointwise product, on flex) equal Burn's
-    /// convolution and transposed convolution: values, and the autodiff gradients of both
-    /// operands, over strides, paddings, kernel sizes, non-square inputs, padded patch rows,
-    /// shifted-copy patches and (from 8,192 output pixels) shifted planes without patches. Both
-    /// autodiff and plain flex tensors take them.
+    /// foolmap's own kernels (every convolution on flex) equal Burn's convolution and transposed
+    /// convolution: values, and the autodiff gradients of both operands, over strides, paddings,
+    /// kernel sizes, non-square inputs, padded patch rows, shifted-copy patches, (from 8,192
+    /// output pixels) shifted planes without patches, and pointwise kernels reading the image in
+    /// place. Both autodiff and plain flex tensors take them.
     #[test]
     fn own_kernels_equal_burn_conv_and_transposed_conv_with_their_gradients() {
         use super::super::flex_conv::{Op, run as own};
@@ -229,8 +154,15 @@ mod tests {
             (1, 2, 96, 96, 3, 3, 1, 1),
             (2, 3, 64, 130, 4, 3, 1, 1),
             (1, 2, 91, 92, 2, 5, 1, 2),
+            // Pointwise: the image read in place as its patch matrix (Ho·Wo = 42, and 8,372 with
+            // one image and multi-threaded GEMMs); with Ho·Wo a multiple of 256 it is copied to
+            // padded rows (256: im2col; 9,216: shifted planes).
+            (3, 5, 7, 6, 4, 1, 1, 0),
+            (1, 2, 91, 92, 3, 1, 1, 0),
+            (2, 3, 16, 16, 4, 1, 1, 0),
+            (1, 2, 96, 96, 3, 1, 1, 0),
         ];
-        let mut shifted = 0;
+        let (mut shifted, mut in_place) = (0, 0);
         for (n, cin, h, wd, cout, k, s, p) in cases {
             let what = format!("[{n},{cin},{h},{wd}] → {cout}, {k}×{k}, stride {s}, padding {p}");
             let x0 = Tensor::<4>::random([n, cin, h, wd], normal, &dev);
@@ -250,6 +182,7 @@ mod tests {
                 padding: p,
             };
             shifted += usize::from(g.shifted());
+            in_place += usize::from(g.in_place());
             assert!(
                 own(Op::Conv, &g, &x0, &w0).is_some(),
                 "{what}: autodiff path"
@@ -323,6 +256,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(shifted, 3, "cases on shifted planes");
+        assert_eq!(
+            (shifted, in_place),
+            (4, 2),
+            "cases on shifted planes, read in place"
+        );
     }
 }

@@ -9,12 +9,18 @@
 //! - weight gradient: `dW = Σₙ dy[n] · col[n]ᵀ`             (`[Cout, Cin·kh·kw]`).
 //!
 //! Images run in parallel on the rayon pool (feature `rayon`), each with its own patch buffer;
-//! the weight gradient sums one partial per worker. Patches are rebuilt in the backward pass
-//! instead of stored (they are `kh·kw` times the input). A stride-1 "same" convolution on a large
-//! plane builds no patch matrix at all: see [`shifted`].
+//! the weight gradient sums one partial per worker, and each worker zeroes its own images'
+//! outputs just before it writes them. Patches are rebuilt in the backward pass instead of stored
+//! (they are `kh·kw` times the input). Two geometries build no patch matrix at all: a pointwise
+//! convolution (1×1, stride 1, no padding), whose image `[Cin, H·W]` already is its patch matrix
+//! (see [`ConvGeom::in_place`]), and a stride-1 "same" convolution on a large plane (see
+//! [`shifted`]).
 
 mod shifted;
 
+use std::mem::MaybeUninit;
+
+use super::cpu_fill::{build, filled};
 use super::cpu_wide::{Wide, wide};
 
 /// The geometry of one convolution.
@@ -58,6 +64,17 @@ impl ConvGeom {
         let p = self.p();
         if p.is_multiple_of(256) { p + 16 } else { p }
     }
+    /// A pointwise convolution (1×1 kernel, stride 1, no padding) whose image `[Cin, H·W]` is
+    /// its own patch matrix ([`ConvGeom::ld`] = `H·W`): the GEMMs read the image in place, and
+    /// the input gradient `Wᵀ · dy` needs no [`col2im`]. SqueezeNet's squeeze and expand-1×1
+    /// layers and its classifier are such layers.
+    pub(super) fn in_place(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == 1
+            && self.padding == 0
+            && self.ld() == self.p()
+    }
     fn in_len(&self) -> usize {
         self.cin * self.h * self.w
     }
@@ -79,13 +96,16 @@ impl ConvGeom {
         self.stride == 1 && self.wo() == self.w
     }
     /// A [`ConvGeom::flat_shift`] geometry with at least [`shifted::SHIFTED_MIN_PIXELS`] output
-    /// pixels per plane: it runs without a patch matrix ([`shifted`]).
+    /// pixels per plane: it runs without a patch matrix ([`shifted`]). A pointwise convolution
+    /// that reads its image in place ([`ConvGeom::in_place`]) is not one.
     pub(super) fn shifted(&self) -> bool {
-        self.flat_shift() && self.p() >= shifted::SHIFTED_MIN_PIXELS
+        self.flat_shift() && self.p() >= shifted::SHIFTED_MIN_PIXELS && !self.in_place()
     }
     /// Scratch floats per image for [`patches`].
     fn patch_len(&self) -> usize {
-        if self.shifted() {
+        if self.in_place() {
+            0
+        } else if self.shifted() {
             self.planes_len()
         } else {
             self.k() * self.ld()
@@ -94,7 +114,9 @@ impl ConvGeom {
     /// Scratch floats per image for [`input_grad`]: its patch matrix before [`col2im`], or what
     /// [`shifted::input_grad`] needs.
     fn input_grad_len(&self) -> usize {
-        if self.shifted() {
+        if self.in_place() {
+            0
+        } else if self.shifted() {
             self.shifted_input_grad_len()
         } else {
             self.k() * self.p()
@@ -210,15 +232,19 @@ fn taps(g: &ConvGeom) -> (Option<Vec<FlatTap>>, Vec<(usize, usize)>) {
     }
 }
 
-/// The patches of one image `x` (`[Cin, H, W]`) into `buf` ([`ConvGeom::patch_len`] floats):
-/// the shifted planes of [`shifted::planes`] where [`ConvGeom::shifted`], else the patch matrix
-/// of [`im2col`].
-fn patches(g: &ConvGeom, x: &[f32], buf: &mut [f32]) {
+/// The patches of one image `x` (`[Cin, H, W]`): `x` itself where [`ConvGeom::in_place`], else
+/// written into `buf` ([`ConvGeom::patch_len`] floats): the shifted planes of [`shifted::planes`]
+/// where [`ConvGeom::shifted`], else the patch matrix of [`im2col`].
+fn patches<'a>(g: &ConvGeom, x: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
+    if g.in_place() {
+        return x;
+    }
     if g.shifted() {
         shifted::planes(g, x, buf);
     } else {
         wide(Im2Col(g, x, buf));
     }
+    buf
 }
 
 /// [`im2col`] as one [`Wide`] piece of work.
@@ -424,33 +450,37 @@ fn runs(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads().max(1)).max(1)
 }
 
-/// Runs `f(image, out_chunk, scratch, gemm_parallelism)` for every image, the images in parallel
-/// where [`split`] says so: one contiguous run of images and one scratch buffer per worker.
-fn per_image<F>(n: usize, out: &mut [f32], scratch_len: usize, f: F)
+/// A new `len`-long output computed by `f(image, out_chunk, scratch, gemm_parallelism)` for every
+/// image, the images in parallel where [`split`] says so: one contiguous run of images and one
+/// scratch buffer per worker. Each image's chunk is zeroed by its worker just before `f` writes
+/// it ([`super::cpu_fill`]).
+fn per_image<F>(n: usize, len: usize, scratch_len: usize, f: F) -> Vec<f32>
 where
     F: Fn(usize, &mut [f32], &mut Vec<f32>, gemm::Parallelism) + Send + Sync,
 {
-    let chunk = (out.len() / n.max(1)).max(1);
+    let chunk = (len / n.max(1)).max(1);
     let (images_parallel, par) = split(n);
-    if images_parallel {
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            let per = runs(n);
-            out.par_chunks_mut(chunk * per)
-                .enumerate()
-                .for_each(|(r, run)| {
-                    let mut scratch = vec![0.0f32; scratch_len];
-                    for (j, o) in run.chunks_mut(chunk).enumerate() {
-                        f(r * per + j, o, &mut scratch, par);
-                    }
-                });
-            return;
+    let run = |first: usize, images: &mut [MaybeUninit<f32>]| {
+        let mut scratch = vec![0.0f32; scratch_len];
+        for (j, o) in images.chunks_mut(chunk).enumerate() {
+            f(first + j, filled(o, 0.0), &mut scratch, par);
         }
-    }
-    let mut scratch = vec![0.0f32; scratch_len];
-    for (i, o) in out.chunks_mut(chunk).enumerate() {
-        f(i, o, &mut scratch, par);
+    };
+    // SAFETY: the runs cover the storage, and `run` fills each of its chunks.
+    unsafe {
+        build(len, |spare| {
+            #[cfg(feature = "rayon")]
+            if images_parallel {
+                use rayon::prelude::*;
+                let per = runs(n);
+                return spare
+                    .par_chunks_mut(chunk * per)
+                    .enumerate()
+                    .for_each(|(r, images)| run(r * per, images));
+            }
+            let _ = images_parallel;
+            run(0, spare);
+        })
     }
 }
 
@@ -495,15 +525,13 @@ where
 /// `y = conv(x, W)`: `x` `[N, Cin, H, W]`, `w` `[Cout, Cin, kh, kw]`; returns
 /// `[N, Cout, Ho, Wo]`.
 pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; g.n * g.out_len()];
-    per_image(g.n, &mut y, g.patch_len(), |i, out, buf, par| {
-        patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
-        forward_image(g, w, buf, out, par);
-    });
-    y
+    per_image(g.n, g.n * g.out_len(), g.patch_len(), |i, out, buf, par| {
+        let cols = patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
+        forward_image(g, w, cols, out, par);
+    })
 }
 
-/// `out = W · col` for one image whose [`patches`] are in `buf`.
+/// `out = W · col` for one image whose [`patches`] are `buf`.
 fn forward_image(g: &ConvGeom, w: &[f32], buf: &[f32], out: &mut [f32], par: gemm::Parallelism) {
     if g.shifted() {
         return shifted::forward(g, w, buf, out, par);
@@ -527,41 +555,52 @@ fn forward_image(g: &ConvGeom, w: &[f32], buf: &[f32], out: &mut [f32], par: gem
 /// `[N, Cin, H, W]`.
 pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
-    let mut dx = vec![0.0f32; g.n * g.in_len()];
-    per_image(g.n, &mut dx, g.input_grad_len(), |i, out, buf, par| {
-        let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-        if g.shifted() {
-            return shifted::input_grad(g, dyi, w, buf, out, par);
-        }
-        // Wᵀ (k×cout): element (r, c) = w[c·k + r].
-        let (wt, dy_mat) = (Mat::at(0, 1, k), Mat::rows(p));
-        gemm(
-            (k, p, g.cout),
-            buf,
-            Mat::rows(p),
-            false,
-            w,
-            wt,
-            dyi,
-            dy_mat,
-            par,
-        );
-        wide(Col2Im(g, buf, out));
-    });
-    dx
+    per_image(
+        g.n,
+        g.n * g.in_len(),
+        g.input_grad_len(),
+        |i, out, buf, par| {
+            let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+            if g.shifted() {
+                return shifted::input_grad(g, dyi, w, buf, out, par);
+            }
+            // Wᵀ (k×cout): element (r, c) = w[c·k + r]. In place, the product is the image's
+            // gradient itself.
+            let (wt, dy_mat) = (Mat::at(0, 1, k), Mat::rows(p));
+            let dst = if g.in_place() {
+                &mut *out
+            } else {
+                &mut buf[..]
+            };
+            gemm(
+                (k, p, g.cout),
+                dst,
+                Mat::rows(p),
+                false,
+                w,
+                wt,
+                dyi,
+                dy_mat,
+                par,
+            );
+            if !g.in_place() {
+                wide(Col2Im(g, buf, out));
+            }
+        },
+    )
 }
 
 /// `dW = Σₙ dy[n] · col[n]ᵀ`: `x` `[N, Cin, H, W]`, `dy` `[N, Cout, Ho, Wo]`; returns
 /// `[Cout, Cin, kh, kw]`.
 pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
     sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
-        patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
+        let cols = patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
         let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-        accumulate_weight_grad(g, dyi, buf, acc, par);
+        accumulate_weight_grad(g, dyi, cols, acc, par);
     })
 }
 
-/// `acc += dy[n] · col[n]ᵀ` for one image whose [`patches`] are in `buf`.
+/// `acc += dy[n] · col[n]ᵀ` for one image whose [`patches`] are `buf`.
 fn accumulate_weight_grad(
     g: &ConvGeom,
     dyi: &[f32],
@@ -598,29 +637,35 @@ pub fn forward_and_weight_grad(
     dy: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let olen = g.out_len();
-    let mut y = vec![0.0f32; g.n * olen];
-    // Each image writes its own output slice; the sum over images is the weight gradient.
-    let out = SharedOut(y.as_mut_ptr());
-    let dw = sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
-        patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
-        // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside `y`
-        // (`n·olen` long), so no two calls write the same element.
-        let yi = unsafe { std::slice::from_raw_parts_mut(out.at(i * olen), olen) };
-        forward_image(g, w, buf, yi, par);
-        accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], buf, acc, par);
-    });
+    let mut dw = Vec::new();
+    // Each image zeroes and writes its own output slice; the sum over images is the weight
+    // gradient.
+    // SAFETY: every image's slice, together all `n·olen` elements, is filled below.
+    let y = unsafe {
+        build(g.n * olen, |spare| {
+            let out = SharedOut(spare.as_mut_ptr());
+            dw = sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
+                let cols = patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
+                // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside
+                // `spare` (`n·olen` long), so no two calls touch the same element.
+                let yi = std::slice::from_raw_parts_mut(out.at(i * olen), olen);
+                forward_image(g, w, cols, filled(yi, 0.0), par);
+                accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], cols, acc, par);
+            });
+        })
+    };
     (y, dw)
 }
 
 /// A pointer to the output shared by the workers of [`forward_and_weight_grad`], each writing
 /// only its own image's slice.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+struct SharedOut(*mut MaybeUninit<f32>);
 // SAFETY: the workers write disjoint slices (see the use).
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 impl SharedOut {
-    fn at(&self, offset: usize) -> *mut f32 {
+    fn at(&self, offset: usize) -> *mut MaybeUninit<f32> {
         // SAFETY: callers keep `offset` inside the allocation.
         unsafe { self.0.add(offset) }
     }

@@ -8,6 +8,10 @@
 //! last NaN (a NaN wins, as in PyTorch); a window with no input pixel gives `−∞` and winner `−1`,
 //! which the gradient skips.
 
+use std::mem::MaybeUninit;
+
+use super::cpu_fill::{build, filled};
+
 /// The geometry of one max pool (square window, symmetric padding, no dilation).
 ///
 /// # Shapes
@@ -69,14 +73,19 @@ impl PoolGeom {
 /// shape, flat indices into each `H·W` plane; a plane has fewer than 2³¹ pixels).
 pub fn max_pool(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<i32>) {
     let (plane_in, plane_out) = (g.h * g.w, g.ho() * g.wo());
-    let mut y = vec![0.0f32; g.n * g.c * plane_out];
-    let mut idx = vec![0i32; g.n * g.c * plane_out];
+    let len = g.n * g.c * plane_out;
     // One output row at a time, each window element in window order (rows, then columns) for
     // all the row's outputs at once. The row's inputs for one window column are first copied
     // into `taps` (contiguous), so that the comparison loop runs over three plain slices with no
     // dependency between outputs and vectorises; a max over one window after the other measured
     // no faster than Burn's.
-    let pool_plane = |p: usize, y: &mut [f32], idx: &mut [i32], taps: &mut Vec<f32>| {
+    // Each plane's outputs start as `−∞` with winner `−1`, set by the worker that pools it
+    // ([`super::cpu_fill`]).
+    let pool_plane = |p: usize,
+                      y: &mut [MaybeUninit<f32>],
+                      idx: &mut [MaybeUninit<i32>],
+                      taps: &mut Vec<f32>| {
+        let (y, idx) = (filled(y, f32::NEG_INFINITY), filled(idx, -1));
         let x = &x[p * plane_in..(p + 1) * plane_in];
         let wo = g.wo();
         taps.resize(wo, 0.0);
@@ -85,8 +94,6 @@ pub fn max_pool(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<i32>) {
             .zip(idx.chunks_exact_mut(wo))
             .enumerate()
         {
-            yb.fill(f32::NEG_INFINITY);
-            ib.fill(-1);
             let (r0, r1) = g.window(oh, g.h);
             for r in r0..r1 {
                 let row = &x[r * g.w..(r + 1) * g.w];
@@ -117,25 +124,33 @@ pub fn max_pool(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<i32>) {
             }
         }
     };
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        y.par_chunks_mut(plane_out.max(1))
-            .zip(idx.par_chunks_mut(plane_out.max(1)))
-            .enumerate()
-            .for_each_init(Vec::new, |taps, (p, (y, idx))| pool_plane(p, y, idx, taps));
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        let mut taps = Vec::new();
-        for (p, (y, idx)) in y
-            .chunks_mut(plane_out.max(1))
-            .zip(idx.chunks_mut(plane_out.max(1)))
-            .enumerate()
-        {
-            pool_plane(p, y, idx, &mut taps);
-        }
-    }
+    let mut idx = Vec::new();
+    // SAFETY: the planes cover both outputs, and `pool_plane` fills each of its two pieces.
+    let y = unsafe {
+        build(len, |y| {
+            idx = build(len, |idx| {
+                #[cfg(feature = "rayon")]
+                {
+                    use rayon::prelude::*;
+                    y.par_chunks_mut(plane_out.max(1))
+                        .zip(idx.par_chunks_mut(plane_out.max(1)))
+                        .enumerate()
+                        .for_each_init(Vec::new, |taps, (p, (y, idx))| pool_plane(p, y, idx, taps));
+                }
+                #[cfg(not(feature = "rayon"))]
+                {
+                    let mut taps = Vec::new();
+                    for (p, (y, idx)) in y
+                        .chunks_mut(plane_out.max(1))
+                        .zip(idx.chunks_mut(plane_out.max(1)))
+                        .enumerate()
+                    {
+                        pool_plane(p, y, idx, &mut taps);
+                    }
+                }
+            })
+        })
+    };
     (y, idx)
 }
 
@@ -143,8 +158,9 @@ pub fn max_pool(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<i32>) {
 /// `[N, C, H, W]`. A winner that lies outside the plane (`−1` of an empty window) is skipped.
 pub fn max_pool_grad(g: &PoolGeom, dy: &[f32], idx: &[i32]) -> Vec<f32> {
     let (plane_in, plane_out) = (g.h * g.w, g.ho() * g.wo());
-    let mut dx = vec![0.0f32; g.n * g.c * plane_in];
-    let scatter = |p: usize, dx: &mut [f32]| {
+    // Each plane is zeroed by the worker that scatters onto it ([`super::cpu_fill`]).
+    let scatter = |p: usize, dx: &mut [MaybeUninit<f32>]| {
+        let dx = filled(dx, 0.0);
         let range = p * plane_out..(p + 1) * plane_out;
         for (&i, &d) in idx[range.clone()].iter().zip(&dy[range]) {
             if let Some(v) = usize::try_from(i).ok().and_then(|i| dx.get_mut(i)) {
@@ -152,16 +168,20 @@ pub fn max_pool_grad(g: &PoolGeom, dy: &[f32], idx: &[i32]) -> Vec<f32> {
             }
         }
     };
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        dx.par_chunks_mut(plane_in.max(1))
-            .enumerate()
-            .for_each(|(p, dx)| scatter(p, dx));
+    // SAFETY: the planes cover the output, and `scatter` fills each.
+    unsafe {
+        build(g.n * g.c * plane_in, |dx| {
+            #[cfg(feature = "rayon")]
+            {
+                use rayon::prelude::*;
+                dx.par_chunks_mut(plane_in.max(1))
+                    .enumerate()
+                    .for_each(|(p, dx)| scatter(p, dx));
+            }
+            #[cfg(not(feature = "rayon"))]
+            for (p, dx) in dx.chunks_mut(plane_in.max(1)).enumerate() {
+                scatter(p, dx);
+            }
+        })
     }
-    #[cfg(not(feature = "rayon"))]
-    for (p, dx) in dx.chunks_mut(plane_in.max(1)).enumerate() {
-        scatter(p, dx);
-    }
-    dx
 }

@@ -46,6 +46,8 @@ mod cpu_channel;
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod cpu_conv;
 #[cfg(feature = "flex")]
+mod cpu_fill;
+#[cfg(feature = "flex")]
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod cpu_pool;
 #[cfg(feature = "flex")]
