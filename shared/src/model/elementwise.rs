@@ -1,8 +1,9 @@
 //! The element-wise steps that the CPU backend runs through foolmap's own loops
 //! ([`super::flex_channel`], `docs/method.md` §9) and every other backend through Burn's
 //! operations: a per-channel affine map (eval-mode BatchNorm, a convolution's bias, BatchNorm's
-//! gradient), the ReLU of one tensor or of a residual sum, and the gradient sweeps' ReLU masks.
-//! Both paths give the same values (tests in [`super::flex_channel`]). Each takes its first
+//! gradient), the ReLU of one tensor or of a residual sum, the gradient sweeps' ReLU masks, and
+//! the concatenation of two tensors along the channels ([`super::flex_cat`] on the CPU). Both
+//! paths give the same values (tests in [`super::flex_channel`] and [`super::flex_cat`]). Each takes its first
 //! tensor by value: on the CPU, as in Burn's own operations, a step overwrites it when nothing
 //! else holds its buffer.
 
@@ -66,4 +67,18 @@ pub fn relu_mask(r: Tensor<4>, a: &Tensor<4>, b: Option<&Tensor<4>>) -> Tensor<4
         None => a.clone(),
     };
     r.mul(t.detach().greater_elem(0.0).float())
+}
+
+/// `[a, b]` along the channels (a Fire module's two expands, a DenseNet layer's input and new
+/// features).
+///
+/// # Shapes
+/// `a` `[N, Ca, H, W]`, `b` `[N, Cb, H, W]` → `[N, Ca + Cb, H, W]`.
+pub fn cat_channels(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    let (a, b) = match super::flex_cat::cat(a, b) {
+        Ok(y) => return y,
+        Err(parts) => parts,
+    };
+    Tensor::cat(vec![a, b], 1)
 }

@@ -293,11 +293,11 @@ fn dense_forward(
     match trace {
         None => {
             let new = branch.forward(p, x.clone());
-            Tensor::cat(vec![x, new], 1)
+            super::cat_channels(x, new)
         }
         Some(t) => {
             let bt = branch.trace(p, x.clone());
-            let y = Tensor::cat(vec![x, bt.output.clone()], 1);
+            let y = super::cat_channels(x, bt.output.clone());
             *t = NodeTrace::Dense(bt);
             y
         }
@@ -312,13 +312,13 @@ impl Fire {
                 let s = self.squeeze.forward(p, x);
                 let e1 = self.expand1x1.forward(p, s.clone());
                 let e3 = self.expand3x3.forward(p, s);
-                Tensor::cat(vec![e1, e3], 1)
+                super::cat_channels(e1, e3)
             }
             Some(t) => {
                 let squeeze = self.squeeze.trace(p, x);
                 let e1 = self.expand1x1.trace(p, squeeze.output.clone());
                 let e3 = self.expand3x3.trace(p, squeeze.output.clone());
-                let y = Tensor::cat(vec![e1.output.clone(), e3.output.clone()], 1);
+                let y = super::cat_channels(e1.output.clone(), e3.output.clone());
                 *t = NodeTrace::Fire(Box::new(FireTrace { squeeze, e1, e3 }));
                 y
             }

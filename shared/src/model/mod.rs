@@ -55,6 +55,8 @@ mod cpu_wide;
 #[cfg(feature = "tensor")]
 mod elementwise;
 #[cfg(feature = "flex")]
+mod flex_cat;
+#[cfg(feature = "flex")]
 mod flex_channel;
 #[cfg(feature = "flex")]
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
@@ -70,7 +72,7 @@ use crate::params::ParamId;
 #[cfg(feature = "tensor")]
 pub use conv::{conv_input_grad, conv2d};
 #[cfg(feature = "tensor")]
-pub use elementwise::{channel_affine, relu_mask, relu_of_sum};
+pub use elementwise::{cat_channels, channel_affine, relu_mask, relu_of_sum};
 #[cfg(feature = "tensor")]
 pub use forward::{FireTrace, NodeTrace, ResidualTrace, SeqTrace, option_a};
 pub use spec::SpecBuilder;
