@@ -385,7 +385,7 @@ impl Mat {
 /// If a matrix does not lie inside its slice (a bug of the caller's strides).
 #[allow(clippy::too_many_arguments)]
 fn gemm(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     dst: &mut [f32],
     d: Mat,
     accumulate: bool,
@@ -395,18 +395,71 @@ fn gemm(
     r: Mat,
     par: gemm::Parallelism,
 ) {
+    let dst = (dst.as_mut_ptr(), dst.len());
+    // SAFETY: `dst` is an initialised slice borrowed mutably: valid to read and write, and it
+    // aliases neither operand.
+    unsafe { gemm_raw(dims, dst, d, accumulate, (lhs, l), (rhs, r), par) }
+}
+
+/// `dst = lhs (m×k) · rhs (k×n)` into new memory: `dst` is exactly the row-major `m×n` result,
+/// which the product writes without reading it; returns it initialised. Saves zeroing an output
+/// that the product overwrites anyway.
+///
+/// # Panics
+/// If `dst` is not `m·n` long, or an operand does not lie inside its slice.
+fn gemm_new<'a>(
+    (m, n, k): (usize, usize, usize),
+    dst: &'a mut [MaybeUninit<f32>],
+    lhs: (&[f32], Mat),
+    rhs: (&[f32], Mat),
+    par: gemm::Parallelism,
+) -> &'a mut [f32] {
+    assert_eq!(
+        dst.len(),
+        m * n,
+        "GEMM output of {m}×{n} in {} floats",
+        dst.len()
+    );
+    let raw = (dst.as_mut_ptr().cast::<f32>(), dst.len());
+    // SAFETY: `dst` is borrowed mutably (aliasing neither operand) and not read (no
+    // accumulation); the row-major `m×n` result covers all `m·n` of its elements, so every one
+    // is written before the slice is viewed as initialised (`MaybeUninit<f32>` has `f32`'s
+    // layout).
+    unsafe {
+        gemm_raw((m, n, k), raw, Mat::rows(n), false, lhs, rhs, par);
+        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
+    }
+}
+
+/// [`gemm`] on a destination given as a pointer and a length.
+///
+/// # Safety
+/// `dst` must point to `len` floats valid for writes, and for reads where `accumulate`, that
+/// nothing else accesses during the call.
+///
+/// # Panics
+/// If a matrix does not lie inside its buffer.
+unsafe fn gemm_raw(
+    (m, n, k): (usize, usize, usize),
+    (dst, len): (*mut f32, usize),
+    d: Mat,
+    accumulate: bool,
+    (lhs, l): (&[f32], Mat),
+    (rhs, r): (&[f32], Mat),
+    par: gemm::Parallelism,
+) {
     assert!(
-        d.fits(m, n, dst.len()) && l.fits(m, k, lhs.len()) && r.fits(k, n, rhs.len()),
+        d.fits(m, n, len) && l.fits(m, k, lhs.len()) && r.fits(k, n, rhs.len()),
         "GEMM operands outside their buffers: {m}×{n}×{k}, {d:?} {l:?} {r:?}"
     );
-    // SAFETY: the assertion keeps every element the GEMM reads or writes inside its slice, and
-    // `dst` is borrowed mutably, so it aliases neither operand.
+    // SAFETY: the assertion keeps every element the GEMM reads or writes inside its buffer; the
+    // caller vouches for `dst`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr().add(d.offset),
+            dst.add(d.offset),
             d.cs as isize,
             d.rs as isize,
             accumulate,
@@ -452,21 +505,22 @@ fn runs(n: usize) -> usize {
 
 /// A new `len`-long output computed by `f(image, out_chunk, scratch, gemm_parallelism)` for every
 /// image, the images in parallel where [`split`] says so: one contiguous run of images and one
-/// scratch buffer per worker. Each image's chunk is zeroed by its worker just before `f` writes
-/// it ([`super::cpu_fill`]).
+/// scratch buffer per worker. `f` gets its image's chunk uninitialised and must initialise all of
+/// it: by a product that writes it ([`gemm_new`]), or by zeroing it first ([`filled`]), in the
+/// worker, in cache ([`super::cpu_fill`]).
 fn per_image<F>(n: usize, len: usize, scratch_len: usize, f: F) -> Vec<f32>
 where
-    F: Fn(usize, &mut [f32], &mut Vec<f32>, gemm::Parallelism) + Send + Sync,
+    F: Fn(usize, &mut [MaybeUninit<f32>], &mut Vec<f32>, gemm::Parallelism) + Send + Sync,
 {
     let chunk = (len / n.max(1)).max(1);
     let (images_parallel, par) = split(n);
     let run = |first: usize, images: &mut [MaybeUninit<f32>]| {
         let mut scratch = vec![0.0f32; scratch_len];
         for (j, o) in images.chunks_mut(chunk).enumerate() {
-            f(first + j, filled(o, 0.0), &mut scratch, par);
+            f(first + j, o, &mut scratch, par);
         }
     };
-    // SAFETY: the runs cover the storage, and `run` fills each of its chunks.
+    // SAFETY: the runs cover the storage, and `f` initialises each chunk (its contract above).
     unsafe {
         build(len, |spare| {
             #[cfg(feature = "rayon")]
@@ -531,24 +585,21 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
     })
 }
 
-/// `out = W · col` for one image whose [`patches`] are `buf`.
-fn forward_image(g: &ConvGeom, w: &[f32], buf: &[f32], out: &mut [f32], par: gemm::Parallelism) {
+/// `out = W · col` for one image whose [`patches`] are `buf`, into `out` (`[Cout, Ho·Wo]`,
+/// uninitialised), which it initialises.
+fn forward_image(
+    g: &ConvGeom,
+    w: &[f32],
+    buf: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    par: gemm::Parallelism,
+) {
     if g.shifted() {
-        return shifted::forward(g, w, buf, out, par);
+        return shifted::forward(g, w, buf, filled(out, 0.0), par);
     }
     let (k, p) = (g.k(), g.p());
-    let col = Mat::at(0, g.ld(), 1);
-    gemm(
-        (g.cout, p, k),
-        out,
-        Mat::rows(p),
-        false,
-        w,
-        Mat::rows(k),
-        buf,
-        col,
-        par,
-    );
+    let (w, col) = ((w, Mat::rows(k)), (buf, Mat::at(0, g.ld(), 1)));
+    gemm_new((g.cout, p, k), out, w, col, par);
 }
 
 /// `dx = convT(dy, W)`: `dy` `[N, Cout, Ho, Wo]`, `w` `[Cout, Cin, kh, kw]`; returns
@@ -561,31 +612,29 @@ pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
         g.input_grad_len(),
         |i, out, buf, par| {
             let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+            // Wᵀ (k×cout): element (r, c) = w[c·k + r].
+            let (wt, dy_mat) = ((w, Mat::at(0, 1, k)), (dyi, Mat::rows(p)));
+            if g.in_place() {
+                // The product is the image's gradient itself.
+                gemm_new((k, p, g.cout), out, wt, dy_mat, par);
+                return;
+            }
+            let out = filled(out, 0.0);
             if g.shifted() {
                 return shifted::input_grad(g, dyi, w, buf, out, par);
             }
-            // Wᵀ (k×cout): element (r, c) = w[c·k + r]. In place, the product is the image's
-            // gradient itself.
-            let (wt, dy_mat) = (Mat::at(0, 1, k), Mat::rows(p));
-            let dst = if g.in_place() {
-                &mut *out
-            } else {
-                &mut buf[..]
-            };
             gemm(
                 (k, p, g.cout),
-                dst,
+                buf,
                 Mat::rows(p),
                 false,
-                w,
-                wt,
+                wt.0,
+                wt.1,
                 dyi,
-                dy_mat,
+                dy_mat.1,
                 par,
             );
-            if !g.in_place() {
-                wide(Col2Im(g, buf, out));
-            }
+            wide(Col2Im(g, buf, out));
         },
     )
 }
@@ -593,14 +642,32 @@ pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// `dW = Σₙ dy[n] · col[n]ᵀ`: `x` `[N, Cin, H, W]`, `dy` `[N, Cout, Ho, Wo]`; returns
 /// `[Cout, Cin, kh, kw]`.
 pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
+    let acc = sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
         let cols = patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
         let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
         accumulate_weight_grad(g, dyi, cols, acc, par);
-    })
+    });
+    weight_layout(g, acc)
 }
 
-/// `acc += dy[n] · col[n]ᵀ` for one image whose [`patches`] are `buf`.
+/// The weight gradient `[Cout, Cin, kh, kw]` from what [`accumulate_weight_grad`] summed: `dWᵀ`
+/// (`[Cin·kh·kw, Cout]`) from a patch matrix, transposed here; the shifted planes' sum as it is.
+fn weight_layout(g: &ConvGeom, acc: Vec<f32>) -> Vec<f32> {
+    if g.shifted() {
+        return acc;
+    }
+    let (k, cout) = (g.k(), g.cout);
+    let mut dw = vec![0.0f32; cout * k];
+    for (kk, row) in acc.chunks_exact(cout).enumerate() {
+        for (co, v) in row.iter().enumerate() {
+            dw[co * k + kk] = *v;
+        }
+    }
+    dw
+}
+
+/// `acc += dy[n] · col[n]ᵀ` for one image whose [`patches`] are `buf`; from a patch matrix `acc`
+/// holds the transpose `dWᵀ` (`[Cin·kh·kw, Cout]`, see [`weight_layout`]).
 fn accumulate_weight_grad(
     g: &ConvGeom,
     dyi: &[f32],
@@ -612,12 +679,16 @@ fn accumulate_weight_grad(
         return shifted::accumulate_weight_grad(g, dyi, buf, acc, par);
     }
     let (k, p) = (g.k(), g.p());
-    // colᵀ (p×k), read in place: element (r, c) = col[c·ld + r].
-    let col_t = Mat::at(0, 1, g.ld());
+    // colᵀ (p×k), read in place: element (r, c) = col[c·ld + r]. The product `dy · colᵀ`
+    // (`Cout × K`) is written column by column, i.e. as `dWᵀ`: `gemm` then runs it as given,
+    // `Cout` rows of `dy` (packed, small) against `colᵀ` read in place, instead of transposing
+    // the problem and packing the whole patch matrix. At ResNet-20's and SqueezeNet's shapes this
+    // GEMM measured 1.07–2.2× faster (BENCHMARKS.md, "Session 30").
+    let (col_t, dw_t) = (Mat::at(0, 1, g.ld()), Mat::at(0, 1, g.cout));
     gemm(
         (g.cout, k, p),
         acc,
-        Mat::rows(k),
+        dw_t,
         true,
         dyi,
         Mat::rows(p),
@@ -638,9 +709,9 @@ pub fn forward_and_weight_grad(
 ) -> (Vec<f32>, Vec<f32>) {
     let olen = g.out_len();
     let mut dw = Vec::new();
-    // Each image zeroes and writes its own output slice; the sum over images is the weight
-    // gradient.
-    // SAFETY: every image's slice, together all `n·olen` elements, is filled below.
+    // Each image writes its own output slice; the sum over images is the weight gradient.
+    // SAFETY: every image's slice, together all `n·olen` elements, is initialised by
+    // `forward_image` below.
     let y = unsafe {
         build(g.n * olen, |spare| {
             let out = SharedOut(spare.as_mut_ptr());
@@ -649,12 +720,12 @@ pub fn forward_and_weight_grad(
                 // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside
                 // `spare` (`n·olen` long), so no two calls touch the same element.
                 let yi = std::slice::from_raw_parts_mut(out.at(i * olen), olen);
-                forward_image(g, w, cols, filled(yi, 0.0), par);
+                forward_image(g, w, cols, yi, par);
                 accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], cols, acc, par);
             });
         })
     };
-    (y, dw)
+    (y, weight_layout(g, dw))
 }
 
 /// A pointer to the output shared by the workers of [`forward_and_weight_grad`], each writing
