@@ -149,6 +149,8 @@ mod tests {
             // Ho·Wo = 256 and 1,024: patch rows with a padded stride.
             (2, 2, 16, 16, 3, 3, 1, 1),
             (2, 2, 32, 32, 3, 3, 1, 1),
+            // Weight gradients of more than one 32 × 32 tile (`Cout` 40, `K` 45) in both layouts.
+            (2, 5, 6, 6, 40, 3, 1, 1),
             // At least 8,192 output pixels: shifted planes instead of patches (one image with
             // multi-threaded GEMMs, two in parallel; a 5×5 kernel, so two copies per side).
             (1, 2, 96, 96, 3, 3, 1, 1),

@@ -656,11 +656,19 @@ fn weight_layout(g: &ConvGeom, acc: Vec<f32>) -> Vec<f32> {
     if g.shifted() {
         return acc;
     }
+    // In 32 × 32 tiles: a plain loop writes `dW` down its columns, `K` floats apart, and measured
+    // 2 % of a SqueezeNet fooling step's samples, on the calling thread.
+    const TILE: usize = 32;
     let (k, cout) = (g.k(), g.cout);
     let mut dw = vec![0.0f32; cout * k];
-    for (kk, row) in acc.chunks_exact(cout).enumerate() {
-        for (co, v) in row.iter().enumerate() {
-            dw[co * k + kk] = *v;
+    for k0 in (0..k).step_by(TILE) {
+        for c0 in (0..cout).step_by(TILE) {
+            let cols = c0..(c0 + TILE).min(cout);
+            for kk in k0..(k0 + TILE).min(k) {
+                for (co, v) in cols.clone().zip(&acc[kk * cout + c0..]) {
+                    dw[co * k + kk] = *v;
+                }
+            }
         }
     }
     dw
