@@ -1,6 +1,7 @@
 //! Generated test matrix: for every architecture family (small widths, random weights and
 //! inputs), the explicit gradient sweep equals Burn's autodiff gradient, at the tap and at the
-//! input, and the explicit Grad-CAM / SimpleGrad maps are built from those gradients.
+//! input, and the explicit Grad-CAM / SimpleGrad maps are built from those gradients; a trace from
+//! the tap on gives the tap-level maps of the full trace and their parameter gradients.
 
 mod common;
 
@@ -102,6 +103,60 @@ fn explicit_gradients_equal_autodiff_for_every_family() {
                     "{family} seed {seed} {level}: explicit vs autodiff max rel error {e:e}"
                 );
             }
+        }
+    }
+}
+
+/// A trace from the tap (the nodes below it untraced, as the fooling steps run it) gives the
+/// tap-level maps of the full trace, bit for bit, and the same parameter gradients of those maps;
+/// an interpreter that sweeps to the input refuses it with an error naming the trace.
+#[test]
+fn maps_from_the_tap_on_equal_the_full_traces() {
+    use foolmap::explain::Interpreter;
+    use foolmap::explain::interpreter::{explain_traced, trace_start};
+    let ad = Device::flex().autodiff();
+    let o = foolmap::explain::InterpreterOptions::default();
+    for (family, net, side) in families() {
+        let p = ParamStore::random(&net.specs, 3, &ad).require_grad();
+        let x = random_input(2, side, 13, &ad);
+        let k = net.seq.trace(&p, x.clone()).output.dims()[1];
+        let classes = [1 % k, 4 % k];
+        for interp in [
+            Interpreter::LrpT,
+            Interpreter::SimpleGradT,
+            Interpreter::GradCam,
+        ] {
+            let what = format!("{family} {interp}");
+            assert_eq!(trace_start(&net, interp), net.tap, "{what}");
+            let run = |start: usize| {
+                let tr = net.seq.trace_from(&p, x.clone(), start);
+                assert_eq!(tr.start, start, "{what}");
+                let map = explain_traced(&net, &p, &tr, &classes, interp, &o).unwrap();
+                // The fooling losses differentiate the map: compare the parameter gradients
+                // too (SimpleGrad-T's map has none below the tap, its masks being constants).
+                let grads = map.clone().mul(map.clone()).sum().backward();
+                let g: Vec<_> = p
+                    .values()
+                    .iter()
+                    .map(|v| v.grad(&grads).map(common::values))
+                    .collect();
+                (common::values(map.detach()), g)
+            };
+            let (full, g_full) = run(0);
+            let (tapped, g_tapped) = run(net.tap);
+            assert_eq!(full, tapped, "{what}: map");
+            assert_eq!(g_full, g_tapped, "{what}: parameter gradients");
+            assert!(
+                g_full.iter().any(Option::is_some),
+                "{what}: a parameter gradient"
+            );
+        }
+        if net.tap > 0 {
+            let tr = net.seq.trace_from(&p, x.clone(), net.tap);
+            let e = explain_traced(&net, &p, &tr, &classes, Interpreter::Lrp, &o)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("trace") && e.contains("node 0"), "{family}: {e}");
         }
     }
 }

@@ -229,6 +229,22 @@ pub fn signal(
 }
 
 #[cfg(feature = "tensor")]
+/// The first node whose activations [`explain_traced`] reads for `interp`: the tap for the
+/// interpreters whose sweep stops there (LRP-T, SimpleGrad-T, Grad-CAM), else the input. A trace
+/// from there on ([`crate::model::Seq::trace_from`]) gives the same map.
+pub fn trace_start(net: &Net, interp: Interpreter) -> usize {
+    match interp {
+        Interpreter::LrpT | Interpreter::SimpleGradT | Interpreter::GradCam => net.tap,
+        Interpreter::Lrp
+        | Interpreter::LrpNorm
+        | Interpreter::SimpleGrad
+        | Interpreter::GradientXInput
+        | Interpreter::SmoothGrad
+        | Interpreter::IntegratedGradients => 0,
+    }
+}
+
+#[cfg(feature = "tensor")]
 /// A map from a single trace (every interpreter but SmoothGrad and IG).
 ///
 /// # Shapes
@@ -241,6 +257,16 @@ pub fn explain_traced(
     interp: Interpreter,
     o: &InterpreterOptions,
 ) -> Result<Tensor<3>> {
+    let needed = trace_start(net, interp);
+    if tr.start > needed {
+        return Err(FoolmapError::invalid(
+            "trace",
+            format!(
+                "`{interp}` sweeps down to node {needed}, but the trace starts at node {}",
+                tr.start
+            ),
+        ));
+    }
     let grad = Sweep::Gradient(o.grad);
     let lrp = Sweep::Lrp(o.lrp);
     let tap = net.tap;
@@ -253,7 +279,7 @@ pub fn explain_traced(
         }
         Interpreter::GradCam => {
             let g = signal(net, p, tr, classes, tap, &grad)?;
-            let a = tr.inputs[tap].clone();
+            let a = tr.input(tap).clone();
             let alpha = g.mean_dim(3).mean_dim(2);
             max_norm(channel_sum(a.mul(alpha)).clamp_min(0.0))
         }
@@ -264,7 +290,7 @@ pub fn explain_traced(
         }
         Interpreter::GradientXInput => {
             let g = signal(net, p, tr, classes, 0, &grad)?;
-            abs_max_norm(channel_sum(g.mul(tr.inputs[0].clone())))
+            abs_max_norm(channel_sum(g.mul(tr.input(0).clone())))
         }
         Interpreter::SmoothGrad | Interpreter::IntegratedGradients => {
             return Err(FoolmapError::invalid(
@@ -328,7 +354,7 @@ pub fn explain(
             Ok(abs_max_norm(channel_sum(ig)))
         }
         _ => {
-            let tr = net.seq.trace(p, x);
+            let tr = net.seq.trace_from(p, x, trace_start(net, interp));
             explain_traced(net, p, &tr, classes, interp, o)
         }
     }

@@ -199,11 +199,11 @@ pub fn back_seq(
             && i > stop
             && let Node::Conv(conv) = &seq.nodes[i - 1].1
         {
-            r = conv.back_folded(bn, p, &tr.inputs[i - 1], r, o);
+            r = conv.back_folded(bn, p, tr.input(i - 1), r, o);
             i -= 1;
             continue;
         }
-        r = back_node(node, p, &tr.inputs[i], &tr.inner[i], r, sw);
+        r = back_node(node, p, tr.input(i), tr.parts(i), r, sw);
     }
     r
 }

@@ -8,15 +8,43 @@ use burn::tensor::{Int, Tensor};
 use super::{BatchNorm, Conv, Fire, Linear, MaxPool, Node, Residual, Seq, Shortcut};
 use crate::params::ParamStore;
 
-/// Activations stored by a traced forward pass of a [`Seq`].
+/// Activations stored by a traced forward pass of a [`Seq`], from node `start` on
+/// ([`Seq::trace_from`]; a sweep that stops at the tap needs nothing below it).
 #[derive(Debug, Clone)]
 pub struct SeqTrace {
-    /// `inputs[i]` = input of node `i`.
+    /// The first traced node: nodes before it ran untraced.
+    pub start: usize,
+    /// `inputs[i − start]` = input of node `i` ([`SeqTrace::input`]).
     pub inputs: Vec<Tensor<4>>,
     /// Output of the last node.
     pub output: Tensor<4>,
-    /// Per-node inner traces (same length as `inputs`).
+    /// Per-node inner traces of the same nodes as `inputs` ([`SeqTrace::parts`]).
     pub inner: Vec<NodeTrace>,
+}
+
+impl SeqTrace {
+    /// The input of node `i`.
+    ///
+    /// # Panics
+    /// If node `i` ran before the trace started (a sweep past [`SeqTrace::start`]: a bug of the
+    /// caller, which [`crate::explain::interpreter::explain_traced`] refuses with an error).
+    pub fn input(&self, i: usize) -> &Tensor<4> {
+        &self.inputs[self.index(i)]
+    }
+
+    /// What node `i` stored beyond its input (same panics as [`SeqTrace::input`]).
+    pub fn parts(&self, i: usize) -> &NodeTrace {
+        &self.inner[self.index(i)]
+    }
+
+    fn index(&self, i: usize) -> usize {
+        assert!(
+            i >= self.start,
+            "node {i} ran untraced (the trace starts at node {})",
+            self.start
+        );
+        i - self.start
+    }
 }
 
 /// What a node stores beyond its input.
@@ -156,16 +184,26 @@ impl Seq {
 
     /// Forward pass storing every activation needed by the backward sweeps.
     pub fn trace(&self, p: &ParamStore, x: Tensor<4>) -> SeqTrace {
-        let mut inputs = Vec::with_capacity(self.nodes.len());
-        let mut inner = Vec::with_capacity(self.nodes.len());
-        let mut x = x;
-        for (_, node) in &self.nodes {
+        self.trace_from(p, x, 0)
+    }
+
+    /// Forward pass storing the activations of the nodes `start..` only: the nodes before run
+    /// untraced. Nothing then holds their activations beyond what autodiff keeps, so their
+    /// element-wise steps (a ReLU's, on the CPU) can overwrite their inputs; a sweep that stops
+    /// at node `start` (the tap) gives the same map.
+    pub fn trace_from(&self, p: &ParamStore, x: Tensor<4>, start: usize) -> SeqTrace {
+        let start = start.min(self.nodes.len());
+        let mut inputs = Vec::with_capacity(self.nodes.len() - start);
+        let mut inner = Vec::with_capacity(self.nodes.len() - start);
+        let mut x = self.forward_to(p, x, start);
+        for (_, node) in &self.nodes[start..] {
             inputs.push(x.clone());
             let mut t = NodeTrace::None;
             x = node.forward(p, x, Some(&mut t));
             inner.push(t);
         }
         SeqTrace {
+            start,
             inputs,
             output: x,
             inner,

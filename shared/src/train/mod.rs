@@ -8,7 +8,7 @@ use burn::tensor::activation::log_softmax;
 
 use crate::arch::Net;
 use crate::error::{FoolmapError, Result};
-use crate::explain::interpreter::{explain_traced, logits};
+use crate::explain::interpreter::{explain_traced, logits, trace_start};
 use crate::explain::{Interpreter, InterpreterOptions};
 use crate::fooling::{self, FoolingType};
 use crate::model::SeqTrace;
@@ -94,6 +94,12 @@ impl Objective {
         Ok(())
     }
 
+    /// The traced forward pass of `x` that this objective's maps need: from the first node its
+    /// interpreter's sweep reads ([`trace_start`]), the nodes before untraced.
+    fn trace(&self, net: &Net, p: &ParamStore, x: Tensor<4>) -> SeqTrace {
+        net.seq.trace_from(p, x, trace_start(net, self.interpreter))
+    }
+
     /// Passive fooling (spec §5.1–5.3): the same batch feeds CE and the map, maps for the
     /// ground-truth labels, `H0` from the frozen original `p0` (only Top-k and Center-mass).
     ///
@@ -106,13 +112,13 @@ impl Objective {
         x: Tensor<4>,
         labels: &[usize],
     ) -> Result<StepLoss> {
-        let tr = net.seq.trace(p, x.clone());
+        let tr = self.trace(net, p, x.clone());
         let lg = logits(&tr);
         let ce = cross_entropy(lg.clone(), labels)?;
         let tr0 = self
             .kind
             .needs_reference()
-            .then(|| net.seq.trace(p0, x.inner()));
+            .then(|| self.trace(net, p0, x.inner()));
         let fool = self.passive_term(net, p, &tr, p0, tr0.as_ref(), labels)?;
         let total = ce.clone().add(fool.clone().mul_scalar(self.lambda));
         Ok(StepLoss {
@@ -160,11 +166,11 @@ impl Objective {
         p0: &ParamStore,
         x: Tensor<4>,
     ) -> Result<(StepLoss, Vec<usize>)> {
-        let tr0 = net.seq.trace(p0, x.clone().inner());
+        let tr0 = self.trace(net, p0, x.clone().inner());
         let lg0 = logits(&tr0);
         let labels = top1(lg0.clone())?;
         let teacher = Tensor::from_inner(lg0.clone());
-        let tr = net.seq.trace(p, x);
+        let tr = self.trace(net, p, x);
         let lg = logits(&tr);
         let kl = distillation_kl(lg.clone(), teacher);
         let fool = self.passive_term(net, p, &tr, p0, Some(&tr0), &labels)?;
@@ -194,15 +200,15 @@ impl Objective {
         c1: usize,
         c2: usize,
     ) -> Result<StepLoss> {
-        let tr = net.seq.trace(p, x);
+        let tr = self.trace(net, p, x);
         let lg = logits(&tr);
         let ce = cross_entropy(lg.clone(), labels)?;
         let n = x_fool.dims()[0];
         let (k1, k2) = (vec![c1; n], vec![c2; n]);
-        let trf = net.seq.trace(p, x_fool.clone());
+        let trf = self.trace(net, p, x_fool.clone());
         let h1 = explain_traced(net, p, &trf, &k1, self.interpreter, &self.options)?;
         let h2 = explain_traced(net, p, &trf, &k2, self.interpreter, &self.options)?;
-        let tr0 = net.seq.trace(p0, x_fool.inner());
+        let tr0 = self.trace(net, p0, x_fool.inner());
         let h01 = explain_traced(net, p0, &tr0, &k1, self.interpreter, &self.options)?;
         let h02 = explain_traced(net, p0, &tr0, &k2, self.interpreter, &self.options)?;
         let fool = fooling::active_loss(h1, h2, h01, h02);
