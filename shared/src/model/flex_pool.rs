@@ -143,6 +143,9 @@ mod tests {
             (1, 3, 7, 5, 3, 1, 1, false),
             (2, 2, 5, 6, 3, 3, 1, true),
             (1, 1, 2, 2, 3, 2, 1, true),
+            // Stride above the window (rows and columns no window reads), three phases.
+            (1, 2, 9, 10, 2, 3, 0, false),
+            (2, 1, 11, 7, 4, 3, 2, true),
         ];
         for (n, c, h, w, k, stride, padding, ceil) in cases {
             let what = format!("[{n},{c},{h},{w}] {k}×{k}/{stride} pad {padding} ceil {ceil}");
