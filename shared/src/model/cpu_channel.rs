@@ -1,7 +1,8 @@
 //! Element-wise steps of the forward and backward passes on plain `f32` slices (NCHW), spread
 //! over the rayon pool (`docs/method.md` §9): the per-channel affine map of an eval-mode
 //! BatchNorm or a convolution's bias, the ReLU of one tensor or of a sum (a residual block's
-//! `ReLU(b + s)`), the gradient sweeps' ReLU masks, and the gradients of all three.
+//! `ReLU(b + s)`), the two fused (a BatchNorm followed by a ReLU, in one pass forward and one
+//! backward), the gradient sweeps' ReLU masks, and the gradients of all of them.
 //!
 //! Burn's CPU backend runs every element-wise operation on the calling thread, one operation
 //! (one pass) after the other, while the rayon pool waits: in a `perf` profile of the ResNet-20
@@ -239,6 +240,148 @@ pub fn affine_param_grads(g: &[f32], x: Option<&[f32]>, c: usize, plane: usize) 
     )
 }
 
+/// One step, then another on the same block (in cache).
+struct Then<A, B>(A, B);
+
+impl<A: Step, B: Step> Step for Then<A, B> {
+    #[inline(always)]
+    fn apply(&self, start: usize, out: &mut [f32]) {
+        self.0.apply(start, out);
+        self.1.apply(start, out);
+    }
+}
+
+/// `ReLU(x · scale[c] + shift[c])`: [`affine`] then [`relu_sum`] in one pass, the same values
+/// bit for bit; `x` is the first input ([`run`] says what returns).
+///
+/// # Shapes
+/// as [`affine`], with both parts given.
+pub fn affine_relu(
+    x: First<'_>,
+    c: usize,
+    plane: usize,
+    scale: &[f32],
+    shift: &[f32],
+) -> Option<Vec<f32>> {
+    let plane = plane.max(1);
+    let affine = Affine {
+        c,
+        plane,
+        scale: Some(scale),
+        shift: Some(shift),
+    };
+    run(
+        x,
+        planes_per_task(plane) * plane,
+        &Then(affine, ReluSum(&[])),
+    )
+}
+
+/// One plane of [`affine_relu_grad`]: `g = dy` where `y` passes the ReLU (else 0), the sums
+/// `(Σ g·x, Σ g)` as [`PlaneSums`] takes them (same lanes, same order), and `dy := g · s`.
+struct PlaneGrad<'a> {
+    dy: &'a mut [f32],
+    y: &'a [f32],
+    x: &'a [f32],
+    s: f32,
+}
+
+impl Wide for PlaneGrad<'_> {
+    type Out = (f64, f64);
+    #[inline(always)]
+    fn go(self) -> (f64, f64) {
+        let s = self.s;
+        let (mut gx, mut gs) = ([0.0f32; LANES], [0.0f32; LANES]);
+        let mut dc = self.dy.chunks_exact_mut(LANES);
+        let (yc, xc) = (self.y.chunks_exact(LANES), self.x.chunks_exact(LANES));
+        let (yr, xr) = (yc.remainder(), xc.remainder());
+        for ((dl, yl), xl) in (&mut dc).zip(yc).zip(xc) {
+            for k in 0..LANES {
+                let g = if passes(yl[k]) { dl[k] } else { 0.0 };
+                gx[k] += g * xl[k];
+                gs[k] += g;
+                dl[k] = g * s;
+            }
+        }
+        let mut tot = (0.0f64, 0.0f64);
+        let dr = dc.into_remainder();
+        let mut rest = 0.0f64;
+        for ((d, &y), &x) in dr.iter_mut().zip(yr).zip(xr) {
+            let g = if passes(y) { *d } else { 0.0 };
+            tot.0 += f64::from(g * x);
+            rest += f64::from(g);
+            *d = g * s;
+        }
+        tot.0 += gx.iter().map(|&v| f64::from(v)).sum::<f64>();
+        tot.1 += gs.iter().map(|&v| f64::from(v)).sum::<f64>();
+        tot.1 += rest;
+        tot
+    }
+}
+
+/// The gradients of [`affine_relu`] for the output gradient `dy`, its output `y` and its input
+/// `x`, in one pass: with `g = dy` where `y` passes the ReLU (else 0), `dscale[c] = Σ g·x`,
+/// `dshift[c] = Σ g` (as [`affine_param_grads`] of `g`, bit for bit) and the input gradient
+/// `g · scale[c]`, written over `dy` (a new vector when `dy` is shared, returned first).
+///
+/// # Shapes
+/// `dy`, `y`, `x`: `[N, C, H, W]` flat with `c = C` and `plane = H·W`; `scale`: `[C]`;
+/// returns `(input gradient if new, dscale [C], dshift [C])`.
+pub fn affine_relu_grad(
+    dy: First<'_>,
+    y: &[f32],
+    x: &[f32],
+    c: usize,
+    plane: usize,
+    scale: &[f32],
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let (mut new, dy) = match dy {
+        First::Overwrite(buf) => (None, buf),
+        First::Read(src) => (Some(src.to_vec()), &mut [][..]),
+    };
+    let dy: &mut [f32] = match &mut new {
+        Some(v) => v,
+        None => dy,
+    };
+    let plane = plane.max(1);
+    let one = |p: usize, d: &mut [f32]| {
+        let (y, x) = (&y[p * plane..][..d.len()], &x[p * plane..][..d.len()]);
+        wide(PlaneGrad {
+            dy: d,
+            y,
+            x,
+            s: scale[p % c],
+        })
+    };
+    #[cfg(feature = "rayon")]
+    let per_plane: Vec<(f64, f64)> = if dy.len() >= PARALLEL_MIN {
+        use rayon::prelude::*;
+        dy.par_chunks_mut(plane)
+            .enumerate()
+            .with_min_len(planes_per_task(plane))
+            .map(|(p, d)| one(p, d))
+            .collect()
+    } else {
+        dy.chunks_mut(plane)
+            .enumerate()
+            .map(|(p, d)| one(p, d))
+            .collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let per_plane: Vec<(f64, f64)> = dy
+        .chunks_mut(plane)
+        .enumerate()
+        .map(|(p, d)| one(p, d))
+        .collect();
+    let (mut ds, mut db) = (vec![0.0f64; c], vec![0.0f64; c]);
+    for (p, (a, b)) in per_plane.into_iter().enumerate() {
+        ds[p % c] += a;
+        db[p % c] += b;
+    }
+    let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (new, f32s(ds), f32s(db))
+}
+
 /// Whether a ReLU passes its input `t`: positive or NaN (Burn's and PyTorch's convention).
 #[inline(always)]
 fn passes(t: f32) -> bool {
@@ -439,6 +582,38 @@ mod tests {
                     db[ch]
                 );
             }
+        }
+    }
+
+    /// The fused BatchNorm + ReLU step and its gradients equal the two steps one after the
+    /// other, bit for bit (NaNs included).
+    #[test]
+    fn affine_relu_and_its_gradients_equal_the_two_steps() {
+        for (n, c, plane) in SHAPES {
+            let len = n * c * plane;
+            let (x, dy) = (values(len, 8, Some(len / 3)), values(len, 9, Some(len - 1)));
+            let (s, b) = (values(c, 10, None), values(c, 11, None));
+            let what = format!("[{n},{c},{plane}]");
+            let z = affine(First::Read(&x), c, plane, Some(&s), Some(&b)).expect("new");
+            let y = relu_sum(First::Read(&z), &[]).expect("new");
+            both_ways(&x, &y, &format!("{what} forward"), |f| {
+                affine_relu(f, c, plane, &s, &b)
+            });
+            let g = relu_sum_grad(First::Read(&dy), &[&y]).expect("new");
+            let (ds, db) = affine_param_grads(&g, Some(&x), c, plane);
+            let dx = affine(First::Read(&g), c, plane, Some(&s), None).expect("new");
+            let (new, ds2, db2) = affine_relu_grad(First::Read(&dy), &y, &x, c, plane, &s);
+            same_bits(
+                &new.expect("a new vector"),
+                &dx,
+                &format!("{what} dx (new vector)"),
+            );
+            same_bits(&ds2, &ds.expect("dscale"), &format!("{what} dscale"));
+            same_bits(&db2, &db, &format!("{what} dshift"));
+            let mut own = dy.clone();
+            let (none, ..) = affine_relu_grad(First::Overwrite(&mut own), &y, &x, c, plane, &s);
+            assert!(none.is_none(), "{what}: no new vector in place");
+            same_bits(&own, &dx, &format!("{what} dx (in place)"));
         }
     }
 

@@ -1,7 +1,8 @@
 //! The element-wise steps that the CPU backend runs through foolmap's own loops
 //! ([`super::flex_channel`], `docs/method.md` §9) and every other backend through Burn's
 //! operations: a per-channel affine map (eval-mode BatchNorm, a convolution's bias, BatchNorm's
-//! gradient), the ReLU of one tensor or of a residual sum, the gradient sweeps' ReLU masks, and
+//! gradient), the ReLU of one tensor or of a residual sum, the two fused (a BatchNorm and its
+//! ReLU), the gradient sweeps' ReLU masks, and
 //! the concatenation of two tensors along the channels ([`super::flex_cat`] on the CPU). Both
 //! paths give the same values (tests in [`super::flex_channel`] and [`super::flex_cat`]). Each takes its first
 //! tensor by value: on the CPU, as in Burn's own operations, a step overwrites it when nothing
@@ -33,6 +34,21 @@ pub fn channel_affine(
         Some(b) => x.add(b.reshape([1, c, 1, 1])),
         None => x,
     }
+}
+
+/// `ReLU(x · scale[c] + shift[c])`: an eval-mode BatchNorm and the ReLU after it, in one pass
+/// on the CPU (and one backward pass), else [`channel_affine`] then the ReLU. The same values
+/// either way.
+///
+/// # Shapes
+/// `x` `[N, C, H, W]`, `scale` and `shift` `[C]` → `[N, C, H, W]`.
+pub fn channel_affine_relu(x: Tensor<4>, scale: Tensor<1>, shift: Tensor<1>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    let x = match super::flex_channel::affine_relu(x, &scale, &shift) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    relu_of_sum(channel_affine(x, Some(scale), Some(shift)), None)
 }
 
 /// `ReLU(a)`, or `ReLU(a + b)` (a residual block's output).

@@ -7,6 +7,10 @@
 //!   `dscale[c] = Σ dy·x`, `dshift[c] = Σ dy`;
 //! - `ReluSum`: `y = ReLU(a)` or `ReLU(a + b)`; backward `dy` where `y` passes, else 0, to
 //!   each part (the output, not the parts, is kept for it, as Burn's ReLU does);
+//! - `AffineRelu`: `y = ReLU(x · scale[c] + shift[c])`, an eval-mode BatchNorm and its ReLU in
+//!   one pass; backward, in one pass, `g = dy` where `y` passes, `dx = g · scale[c]`,
+//!   `dscale[c] = Σ g·x`, `dshift[c] = Σ g` (the same values as the two steps one after the
+//!   other, bit for bit);
 //! - `Mask`: `y = r · [a > 0]` or `r · [a + b > 0]` with constant `a`, `b` (the gradient sweeps'
 //!   ReLU masks); backward `dy · [a > 0]`.
 //!
@@ -93,6 +97,20 @@ fn affine_fwd(
     })
 }
 
+/// `ReLU(x · scale + shift)` per channel on plain `f32` flex tensors, over `x`.
+fn affine_relu_fwd(
+    dims: [usize; 4],
+    x: FlexTensor,
+    scale: &FlexTensor,
+    shift: &FlexTensor,
+) -> FlexTensor {
+    let (c, plane) = planes(dims);
+    let (scale, shift) = (contiguous(scale), contiguous(shift));
+    over(x, dims, |f| {
+        cpu_channel::affine_relu(f, c, plane, vals(&scale), vals(&shift))
+    })
+}
+
 /// `ReLU(a + Σ others)` on plain `f32` flex tensors, over `a`.
 fn relu_sum_fwd(dims: [usize; 4], a: FlexTensor, others: &[&FlexTensor]) -> FlexTensor {
     let others: Vec<FlexTensor> = others.iter().map(|p| contiguous(p)).collect();
@@ -143,6 +161,37 @@ pub(super) fn affine(
     #[cfg(feature = "autodiff")]
     {
         under_either_checkpointing!(C, x => autodiff::affine::<C>(x, scale, shift))
+    }
+    #[cfg(not(feature = "autodiff"))]
+    Err(x)
+}
+
+/// `ReLU(x · scale[c] + shift[c])` (an eval-mode BatchNorm and its ReLU) on flex, through Burn's
+/// autodiff when the tensors carry it, overwriting `x` where nothing else holds it; `x` back in
+/// `Err` when a tensor is not an `f32` flex tensor of matching shape.
+///
+/// # Shapes
+/// `x` `[N, C, H, W]`, `scale` and `shift` `[C]` → `[N, C, H, W]`.
+pub(super) fn affine_relu(
+    x: Tensor<4>,
+    scale: &Tensor<1>,
+    shift: &Tensor<1>,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let dims = x.dims();
+    if scale.dims() != [dims[1]] || shift.dims() != [dims[1]] {
+        return Err(x);
+    }
+    if let Some(xp) = plain(&x) {
+        let (Some(sp), Some(bp)) = (plain(scale), plain(shift)) else {
+            return Err(x);
+        };
+        drop(x);
+        let y = affine_relu_fwd(dims, xp, &sp, &bp);
+        return Ok(Tensor::from_primitive::<Flex>(y));
+    }
+    #[cfg(feature = "autodiff")]
+    {
+        under_either_checkpointing!(C, x => autodiff::affine_relu::<C>(x, scale, shift))
     }
     #[cfg(not(feature = "autodiff"))]
     Err(x)
@@ -219,7 +268,9 @@ pub(super) fn mask(
 
 #[cfg(feature = "autodiff")]
 mod autodiff {
-    use super::{affine_fwd, contiguous, is_f32, mask_fwd, over, planes, relu_sum_fwd, vals};
+    use super::{
+        affine_fwd, affine_relu_fwd, contiguous, is_f32, mask_fwd, over, planes, relu_sum_fwd, vals,
+    };
     use crate::model::cpu_channel;
     use burn::backend::autodiff::NodeId;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -335,6 +386,88 @@ mod autodiff {
                 prep.finish((dims, saved), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(affine_fwd(dims, xp.into_primitive(), sv, bv)),
+        };
+        Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
+    }
+
+    /// The backward step of [`super::affine_relu`]. State: the output shape, the checkpointed
+    /// input and scale, and the output.
+    #[derive(Debug)]
+    struct AffineRelu;
+
+    impl Backward<Flex, 3> for AffineRelu {
+        type State = ([usize; 4], NodeId, NodeId, FlexTensor);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            checkpointer: &mut Checkpointer,
+        ) {
+            let [node_x, node_s, node_b] = ops.parents;
+            let dy = grads.consume::<Flex>(&ops.node);
+            let (dims, x_id, s_id, y) = ops.state;
+            let (c, plane) = planes(dims);
+            let mut retrieve =
+                |id| contiguous(&checkpointer.retrieve_node_output::<FlexTensor>(id));
+            let (x, s, y) = (retrieve(x_id), retrieve(s_id), contiguous(&y));
+            // One pass: the input gradient over `dy`, the two parameter gradients on the way.
+            let mut sums = None;
+            let dx = over(dy, dims, |f| {
+                let (new, ds, db) =
+                    cpu_channel::affine_relu_grad(f, vals(&y), vals(&x), c, plane, vals(&s));
+                sums = Some((ds, db));
+                new
+            });
+            let Some((ds, db)) = sums else {
+                unreachable!("`over` runs its step")
+            };
+            if let Some(node) = node_s {
+                grads.register::<Flex>(node.id, super::flex_tensor(ds, [c]));
+            }
+            if let Some(node) = node_b {
+                grads.register::<Flex>(node.id, super::flex_tensor(db, [c]));
+            }
+            if let Some(node) = node_x {
+                grads.register::<Flex>(node.id, dx);
+            }
+        }
+    }
+
+    pub(super) fn affine_relu<C: CheckpointStrategy>(
+        x: Tensor<4>,
+        scale: &Tensor<1>,
+        shift: &Tensor<1>,
+    ) -> Result<Tensor<4>, Tensor<4>>
+    where
+        DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+    {
+        let dims = x.dims();
+        let (Some(xp), Some(sp), Some(bp)) = (
+            tracked::<C, 4>(&x),
+            tracked::<C, 1>(scale),
+            tracked::<C, 1>(shift),
+        ) else {
+            return Err(x);
+        };
+        drop(x);
+        let out = match AffineRelu
+            .prepare::<C>([xp.node(), sp.node(), bp.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let (x_id, s_id) = (prep.checkpoint(&xp), prep.checkpoint(&sp));
+                let y = affine_relu_fwd(dims, xp.into_primitive(), sp.primitive(), bp.primitive());
+                let kept = y.clone();
+                prep.finish((dims, x_id, s_id, kept), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(affine_relu_fwd(
+                dims,
+                xp.into_primitive(),
+                sp.primitive(),
+                bp.primitive(),
+            )),
         };
         Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(out))
     }
@@ -463,7 +596,7 @@ mod autodiff {
 
 #[cfg(all(test, feature = "autodiff"))]
 mod tests {
-    use super::{affine, mask, relu_sum};
+    use super::{affine, affine_relu, mask, relu_sum};
     use burn::tensor::activation::relu;
     use burn::tensor::{Device, Distribution, Gradients, Tensor, TensorData};
 
@@ -519,6 +652,61 @@ mod tests {
                 Tensor::cat(vec![x.clone(), x.clone()], 1).narrow(1, c, c)
             }
             _ => x.clone(),
+        }
+    }
+
+    /// The fused BatchNorm + ReLU step and its three gradients equal Burn's `ReLU(x·s + b)`
+    /// with autodiff, tracked and plain, for every way the input arrives.
+    #[test]
+    fn own_affine_relu_equals_burns_with_gradients() {
+        let dev = Device::flex().autodiff();
+        dev.seed(12);
+        for (dims, way) in SHAPES.into_iter().flat_map(|d| WAYS.map(|w| (d, w))) {
+            let c = dims[1];
+            let what = format!("{dims:?} {way}");
+            let x0 = input(dims, &dev, 5);
+            let s0 = Tensor::<1>::random([c], Distribution::Normal(1.0, 0.5), &dev);
+            let b0 = Tensor::<1>::random([c], Distribution::Normal(0.0, 0.5), &dev);
+            let r = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &dev);
+            let (x, s, b) = (
+                x0.clone().require_grad(),
+                s0.clone().require_grad(),
+                b0.clone().require_grad(),
+            );
+            let own = affine_relu(passed(&x, way), &s, &b).expect("flex f32");
+            let burn = relu(
+                x.clone()
+                    .mul(s.clone().reshape([1, c, 1, 1]))
+                    .add(b.clone().reshape([1, c, 1, 1])),
+            );
+            close(own.clone(), burn.clone(), 0.0, &format!("{what}: values"));
+            let (go, gb) = (
+                own.mul(r.clone().mul_scalar(1.0)).sum().backward(),
+                burn.mul(r.clone()).sum().backward(),
+            );
+            close(grad(&x, &go), grad(&x, &gb), 0.0, &format!("{what}: dx"));
+            for (t, part) in [(&s, "dscale"), (&b, "dshift")] {
+                let (a, e) = (t.grad(&go).expect("own"), t.grad(&gb).expect("Burn's"));
+                close1(
+                    Tensor::from_inner(a),
+                    Tensor::from_inner(e),
+                    1e-4,
+                    &format!("{what}: {part}"),
+                );
+            }
+            let plain = affine_relu(
+                passed(&x0.clone().inner(), way),
+                &s0.clone().inner(),
+                &b0.clone().inner(),
+            )
+            .expect("plain flex f32");
+            let burn_plain = relu(
+                x0.clone()
+                    .inner()
+                    .mul(s0.clone().inner().reshape([1, c, 1, 1]))
+                    .add(b0.clone().inner().reshape([1, c, 1, 1])),
+            );
+            close(plain, burn_plain, 0.0, &format!("{what}: plain values"));
         }
     }
 

@@ -116,6 +116,12 @@ impl BatchNorm {
         let (scale, shift) = self.scale_shift(p);
         super::channel_affine(x, Some(scale), Some(shift))
     }
+
+    /// Eval-mode forward and the ReLU after it, fused ([`super::channel_affine_relu`]).
+    pub fn apply_relu(&self, p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
+        let (scale, shift) = self.scale_shift(p);
+        super::channel_affine_relu(x, scale, shift)
+    }
 }
 
 impl Linear {
@@ -160,26 +166,37 @@ pub fn option_a(x: Tensor<4>, pad: usize) -> Tensor<4> {
     Tensor::cat(vec![zeros.clone(), sub, zeros], 1)
 }
 
+/// The untraced forward pass of `nodes`: a BatchNorm followed by a ReLU runs as one fused step
+/// ([`BatchNorm::apply_relu`]; nothing untraced keeps the activation between them), every other
+/// node on its own.
+fn forward_nodes(nodes: &[(String, Node)], p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
+    let (mut x, mut i) = (x, 0);
+    while let Some((_, node)) = nodes.get(i) {
+        if let (Node::BatchNorm(bn), Some((_, Node::Relu))) = (node, nodes.get(i + 1)) {
+            x = bn.apply_relu(p, x);
+            i += 2;
+        } else {
+            x = node.forward(p, x, None);
+            i += 1;
+        }
+    }
+    x
+}
+
 impl Seq {
     /// Forward pass without storing activations.
     pub fn forward(&self, p: &ParamStore, x: Tensor<4>) -> Tensor<4> {
-        self.nodes
-            .iter()
-            .fold(x, |x, (_, node)| node.forward(p, x, None))
+        forward_nodes(&self.nodes, p, x)
     }
 
     /// Forward pass of the nodes `from..` only (the input is the input of node `from`).
     pub fn forward_from(&self, p: &ParamStore, x: Tensor<4>, from: usize) -> Tensor<4> {
-        self.nodes[from..]
-            .iter()
-            .fold(x, |x, (_, node)| node.forward(p, x, None))
+        forward_nodes(&self.nodes[from..], p, x)
     }
 
     /// Forward pass of the nodes `..to` only: the input of node `to` (e.g. the tap activation).
     pub fn forward_to(&self, p: &ParamStore, x: Tensor<4>, to: usize) -> Tensor<4> {
-        self.nodes[..to]
-            .iter()
-            .fold(x, |x, (_, node)| node.forward(p, x, None))
+        forward_nodes(&self.nodes[..to], p, x)
     }
 
     /// Forward pass storing every activation needed by the backward sweeps.

@@ -72,7 +72,7 @@ use crate::params::ParamId;
 #[cfg(feature = "tensor")]
 pub use conv::{conv_input_grad, conv2d};
 #[cfg(feature = "tensor")]
-pub use elementwise::{cat_channels, channel_affine, relu_mask, relu_of_sum};
+pub use elementwise::{cat_channels, channel_affine, channel_affine_relu, relu_mask, relu_of_sum};
 #[cfg(feature = "tensor")]
 pub use forward::{FireTrace, NodeTrace, ResidualTrace, SeqTrace, option_a};
 pub use spec::SpecBuilder;
