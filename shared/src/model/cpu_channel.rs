@@ -228,16 +228,20 @@ pub fn affine_param_grads(g: &[f32], x: Option<&[f32]>, c: usize, plane: usize) 
     };
     #[cfg(not(feature = "rayon"))]
     let per_plane: Vec<(f64, f64)> = (0..planes).map(sums).collect();
+    let (ds, db) = channel_totals(per_plane, c);
+    (x.is_some().then_some(ds), db)
+}
+
+/// Per channel, the sums of its planes' `(Σ g·x, Σ g)` (plane `p` is channel `p mod c`), in
+/// `f64` in plane order, then rounded to `f32`.
+fn channel_totals(per_plane: Vec<(f64, f64)>, c: usize) -> (Vec<f32>, Vec<f32>) {
     let (mut ds, mut db) = (vec![0.0f64; c], vec![0.0f64; c]);
     for (p, (a, b)) in per_plane.into_iter().enumerate() {
         ds[p % c] += a;
         db[p % c] += b;
     }
-    (
-        x.is_some()
-            .then(|| ds.into_iter().map(|v| v as f32).collect()),
-        db.into_iter().map(|v| v as f32).collect(),
-    )
+    let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (f32s(ds), f32s(db))
 }
 
 /// One step, then another on the same block (in cache).
@@ -373,13 +377,8 @@ pub fn affine_relu_grad(
         .enumerate()
         .map(|(p, d)| one(p, d))
         .collect();
-    let (mut ds, mut db) = (vec![0.0f64; c], vec![0.0f64; c]);
-    for (p, (a, b)) in per_plane.into_iter().enumerate() {
-        ds[p % c] += a;
-        db[p % c] += b;
-    }
-    let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
-    (new, f32s(ds), f32s(db))
+    let (ds, db) = channel_totals(per_plane, c);
+    (new, ds, db)
 }
 
 /// Whether a ReLU passes its input `t`: positive or NaN (Burn's and PyTorch's convention).

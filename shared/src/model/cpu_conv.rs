@@ -9,8 +9,8 @@
 //! - weight gradient: `dW = Σₙ dy[n] · col[n]ᵀ`             (`[Cout, Cin·kh·kw]`).
 //!
 //! Images run in parallel on the rayon pool (feature `rayon`), each with its own patch buffer;
-//! the weight gradient sums one partial per worker, and each worker zeroes its own images'
-//! outputs just before it writes them. Patches are rebuilt in the backward pass instead of stored
+//! the weight gradient sums one partial per worker, and each worker initialises its own images'
+//! outputs (written by the product, or zeroed just before a sum onto them). Patches are rebuilt in the backward pass instead of stored
 //! (they are `kh·kw` times the input). Two geometries build no patch matrix at all: a pointwise
 //! convolution (1×1, stride 1, no padding), whose image `[Cin, H·W]` already is its patch matrix
 //! (see [`ConvGeom::in_place`]), and a stride-1 "same" convolution on a large plane (see

@@ -16,10 +16,11 @@
 use std::mem::MaybeUninit;
 
 use super::cpu_fill::build;
+use super::flex_channel::{plain, vals};
 use super::flex_conv::contiguous;
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 /// The most floats one parallel copy takes (128 KiB).
 const PIECE: usize = 32 * 1024;
@@ -105,12 +106,6 @@ fn part(j: &Join, y: &[f32], first: bool) -> Vec<f32> {
     }
 }
 
-/// The values of a contiguous `f32` flex tensor.
-fn vals(t: &FlexTensor) -> &[f32] {
-    t.as_slice()
-        .expect("a contiguous f32 flex tensor (checked by the caller)")
-}
-
 /// `[a, b]` of two plain `f32` flex tensors.
 fn join_flex(j: &Join, a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
     let (a, b) = (contiguous(a), contiguous(b));
@@ -127,12 +122,6 @@ pub(super) fn cat(a: Tensor<4>, b: Tensor<4>) -> Result<Tensor<4>, (Tensor<4>, T
     let Some(j) = Join::of(a.dims(), b.dims()) else {
         return Err((a, b));
     };
-    let plain = |t: &Tensor<4>| {
-        t.clone()
-            .try_into_primitive::<Flex>()
-            .ok()
-            .filter(|p| p.dtype() == DType::F32)
-    };
     if let (Some(ap), Some(bp)) = (plain(&a), plain(&b)) {
         return Ok(Tensor::from_primitive::<Flex>(join_flex(&j, &ap, &bp)));
     }
@@ -148,13 +137,14 @@ pub(super) fn cat(a: Tensor<4>, b: Tensor<4>) -> Result<Tensor<4>, (Tensor<4>, T
 #[cfg(feature = "autodiff")]
 mod autodiff {
     use super::{Join, contiguous, join_flex, part, vals};
+    use crate::model::flex_channel::autodiff::tracked;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
     use burn::backend::{Autodiff, DispatchKindConversion, Flex};
-    use burn::tensor::{DType, DispatchTensor, Tensor, TensorData};
+    use burn::tensor::{DispatchTensor, Tensor, TensorData};
 
     /// The backward step of [`super::cat`]; its state is the concatenation's shape.
     #[derive(Debug)]
@@ -193,13 +183,7 @@ mod autodiff {
     where
         DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
     {
-        let tracked = |t: &Tensor<4>| {
-            t.clone()
-                .try_into_primitive::<Autodiff<Flex, C>>()
-                .ok()
-                .filter(|p| p.primitive().dtype() == DType::F32)
-        };
-        let (Some(ap), Some(bp)) = (tracked(&a), tracked(&b)) else {
+        let (Some(ap), Some(bp)) = (tracked::<C, 4>(&a), tracked::<C, 4>(&b)) else {
             return Err((a, b));
         };
         let y = join_flex(j, ap.primitive(), bp.primitive());

@@ -37,7 +37,7 @@ fn is_f32(t: &FlexTensor) -> bool {
 }
 
 /// The values of a contiguous `f32` tensor (checked by the caller).
-fn vals(t: &FlexTensor) -> &[f32] {
+pub(super) fn vals(t: &FlexTensor) -> &[f32] {
     t.as_slice()
         .expect("a contiguous f32 flex tensor (checked by the caller)")
 }
@@ -131,7 +131,7 @@ fn per_channel(t: Option<&Tensor<1>>, c: usize) -> bool {
 }
 
 /// The plain `f32` flex tensor of `t`; `None` for another backend, autodiff or dtype.
-fn plain<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+pub(super) fn plain<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
     t.clone().try_into_primitive::<Flex>().ok().filter(is_f32)
 }
 
@@ -267,7 +267,7 @@ pub(super) fn mask(
 }
 
 #[cfg(feature = "autodiff")]
-mod autodiff {
+pub(super) mod autodiff {
     use super::{
         affine_fwd, affine_relu_fwd, contiguous, is_f32, mask_fwd, over, planes, relu_sum_fwd, vals,
     };
@@ -281,10 +281,12 @@ mod autodiff {
     use burn::backend::{Autodiff, DispatchKindConversion, Flex};
     use burn::tensor::{DispatchTensor, Tensor};
 
-    type Tracked<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
+    pub(in crate::model) type Tracked<C> = burn::backend::tensor::FloatTensor<Autodiff<Flex, C>>;
 
     /// The `f32` autodiff tensor of `t` on flex with strategy `C`; `None` otherwise.
-    fn tracked<C: CheckpointStrategy, const D: usize>(t: &Tensor<D>) -> Option<Tracked<C>>
+    pub(in crate::model) fn tracked<C: CheckpointStrategy, const D: usize>(
+        t: &Tensor<D>,
+    ) -> Option<Tracked<C>>
     where
         DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
     {
