@@ -11,14 +11,20 @@
 //! Images run in parallel on the rayon pool (feature `rayon`), each with its own patch buffer;
 //! the weight gradient sums one partial per worker, and each worker initialises its own images'
 //! outputs (written by the product, or zeroed just before a sum onto them). Patches are rebuilt in the backward pass instead of stored
-//! (they are `kh·kw` times the input). Two geometries build no patch matrix at all: a pointwise
+//! (they are `kh·kw` times the input). Three geometries build no patch matrix at all: a pointwise
 //! convolution (1×1, stride 1, no padding), whose image `[Cin, H·W]` already is its patch matrix
-//! (see [`ConvGeom::in_place`]), and a stride-1 "same" convolution on a large plane (see
+//! (see [`ConvGeom::in_place`]), a 3×3 stride-1 "same" convolution with at most 64 channels on a
+//! CPU with AVX-512 (see [`direct`]), and a stride-1 "same" convolution on a large plane (see
 //! [`shifted`]).
 
+// AVX-512 only: elsewhere `ConvGeom::direct` is false and nothing reads its packed kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+mod direct;
 mod shifted;
 
 use std::mem::MaybeUninit;
+
+use direct::Direct;
 
 use super::cpu_fill::{build, filled};
 use super::cpu_wide::{Wide, wide};
@@ -103,7 +109,7 @@ impl ConvGeom {
     }
     /// Scratch floats per image for [`patches`].
     fn patch_len(&self) -> usize {
-        if self.in_place() {
+        if self.in_place() || self.direct() {
             0
         } else if self.shifted() {
             self.planes_len()
@@ -111,10 +117,19 @@ impl ConvGeom {
             self.k() * self.ld()
         }
     }
+    /// Scratch floats per image for [`weight_grad`]: [`ConvGeom::direct_weight_len`] for a
+    /// [`ConvGeom::direct`] geometry, else those of its [`patches`].
+    fn weight_grad_len(&self) -> usize {
+        if self.direct() {
+            self.direct_weight_len()
+        } else {
+            self.patch_len()
+        }
+    }
     /// Scratch floats per image for [`input_grad`]: its patch matrix before [`col2im`], or what
     /// [`shifted::input_grad`] needs.
     fn input_grad_len(&self) -> usize {
-        if self.in_place() {
+        if self.in_place() || self.direct() {
             0
         } else if self.shifted() {
             self.shifted_input_grad_len()
@@ -236,7 +251,7 @@ fn taps(g: &ConvGeom) -> (Option<Vec<FlatTap>>, Vec<(usize, usize)>) {
 /// written into `buf` ([`ConvGeom::patch_len`] floats): the shifted planes of [`shifted::planes`]
 /// where [`ConvGeom::shifted`], else the patch matrix of [`im2col`].
 fn patches<'a>(g: &ConvGeom, x: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
-    if g.in_place() {
+    if g.in_place() || g.direct() {
         return x;
     }
     if g.shifted() {
@@ -579,21 +594,27 @@ where
 /// `y = conv(x, W)`: `x` `[N, Cin, H, W]`, `w` `[Cout, Cin, kh, kw]`; returns
 /// `[N, Cout, Ho, Wo]`.
 pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let direct = g.direct().then(|| Direct::forward(g, w));
     per_image(g.n, g.n * g.out_len(), g.patch_len(), |i, out, buf, par| {
         let cols = patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
-        forward_image(g, w, cols, out, par);
+        forward_image(g, w, direct.as_ref(), cols, out, par);
     })
 }
 
 /// `out = W · col` for one image whose [`patches`] are `buf`, into `out` (`[Cout, Ho·Wo]`,
-/// uninitialised), which it initialises.
+/// uninitialised), which it initialises; with `direct` (the kernel `w` packed for
+/// [`ConvGeom::direct`]), from the image itself.
 fn forward_image(
     g: &ConvGeom,
     w: &[f32],
+    direct: Option<&Direct>,
     buf: &[f32],
     out: &mut [MaybeUninit<f32>],
     par: gemm::Parallelism,
 ) {
+    if let Some(d) = direct {
+        return d.image(buf, out);
+    }
     if g.shifted() {
         return shifted::forward(g, w, buf, filled(out, 0.0), par);
     }
@@ -606,12 +627,16 @@ fn forward_image(
 /// `[N, Cin, H, W]`.
 pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
+    let direct = g.direct().then(|| Direct::input_grad(g, w));
     per_image(
         g.n,
         g.n * g.in_len(),
         g.input_grad_len(),
         |i, out, buf, par| {
             let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+            if let Some(d) = &direct {
+                return d.image(dyi, out);
+            }
             // Wᵀ (k×cout): element (r, c) = w[c·k + r].
             let (wt, dy_mat) = ((w, Mat::at(0, 1, k)), (dyi, Mat::rows(p)));
             if g.in_place() {
@@ -642,16 +667,26 @@ pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// `dW = Σₙ dy[n] · col[n]ᵀ`: `x` `[N, Cin, H, W]`, `dy` `[N, Cout, Ho, Wo]`; returns
 /// `[Cout, Cin, kh, kw]`.
 pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let acc = sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
-        let cols = patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
-        let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-        accumulate_weight_grad(g, dyi, cols, acc, par);
-    });
+    let acc = sum_over_images(
+        g.n,
+        g.cout * g.k(),
+        g.weight_grad_len(),
+        |i, acc, buf, par| {
+            let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+            let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
+            if g.direct() {
+                return direct::accumulate_weight_grad(g, xi, dyi, buf, acc);
+            }
+            let cols = patches(g, xi, buf);
+            accumulate_weight_grad(g, dyi, cols, acc, par);
+        },
+    );
     weight_layout(g, acc)
 }
 
 /// The weight gradient `[Cout, Cin, kh, kw]` from what [`accumulate_weight_grad`] summed: `dWᵀ`
-/// (`[Cin·kh·kw, Cout]`) from a patch matrix, transposed here; the shifted planes' sum as it is.
+/// (`[Cin·kh·kw, Cout]`) from a patch matrix or the direct kernel, transposed here; the
+/// shifted planes' sum as it is.
 fn weight_layout(g: &ConvGeom, acc: Vec<f32>) -> Vec<f32> {
     if g.shifted() {
         return acc;
@@ -716,6 +751,7 @@ pub fn forward_and_weight_grad(
     dy: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let olen = g.out_len();
+    let direct = g.direct().then(|| Direct::forward(g, w));
     let mut dw = Vec::new();
     // Each image writes its own output slice; the sum over images is the weight gradient.
     // SAFETY: every image's slice, together all `n·olen` elements, is initialised by
@@ -723,14 +759,25 @@ pub fn forward_and_weight_grad(
     let y = unsafe {
         build(g.n * olen, |spare| {
             let out = SharedOut(spare.as_mut_ptr());
-            dw = sum_over_images(g.n, g.cout * g.k(), g.patch_len(), |i, acc, buf, par| {
-                let cols = patches(g, &x[i * g.in_len()..(i + 1) * g.in_len()], buf);
-                // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside
-                // `spare` (`n·olen` long), so no two calls touch the same element.
-                let yi = std::slice::from_raw_parts_mut(out.at(i * olen), olen);
-                forward_image(g, w, cols, yi, par);
-                accumulate_weight_grad(g, &dy[i * olen..(i + 1) * olen], cols, acc, par);
-            });
+            dw = sum_over_images(
+                g.n,
+                g.cout * g.k(),
+                g.weight_grad_len(),
+                |i, acc, buf, par| {
+                    let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+                    // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside
+                    // `spare` (`n·olen` long), so no two calls touch the same element.
+                    let yi = std::slice::from_raw_parts_mut(out.at(i * olen), olen);
+                    let dyi = &dy[i * olen..(i + 1) * olen];
+                    if let Some(d) = &direct {
+                        d.image(xi, yi);
+                        return direct::accumulate_weight_grad(g, xi, dyi, buf, acc);
+                    }
+                    let cols = patches(g, xi, buf);
+                    forward_image(g, w, None, cols, yi, par);
+                    accumulate_weight_grad(g, dyi, cols, acc, par);
+                },
+            );
         })
     };
     (y, weight_layout(g, dw))

@@ -1,0 +1,560 @@
+//! 3×3 convolutions with stride 1 and padding 1 without a patch matrix, on AVX-512
+//! (`docs/method.md` §9).
+//!
+//! Output pixel `q = oh·W + ow` of tap `t = (ki, kj)` reads input pixel `q + d_t` with
+//! `d_t = (ki − 1)·W + kj − 1`, where that pixel lies inside the image (else the padding's zero).
+//! A register tile of `MR` vectors of 16 consecutive output pixels by `NR` output channels
+//! then sums, over every input channel and tap, one masked vector load of the input plane
+//! (the lanes whose pixel lies outside the image read nothing and give zero) times a broadcast
+//! weight, with fused multiply-adds:
+//!
+//! - forward: `y[co, q] = Σ_{ci, t} W[co, ci, t] · x[ci, q + d_t]`;
+//! - input gradient, the same with `dy` as input and the kernel flipped and transposed:
+//!   `dx[ci, p] = Σ_{co, t} W[co, ci, 8 − t] · dy[co, p + d_t]` (`d_{8−t} = −d_t`);
+//! - weight gradient: `dW[co, ci, t] = Σ_q dy[co, q] · x[ci, q + d_t]`, with the output
+//!   channels as lanes: `dy` transposed and `x` with a zero border, both per image (see
+//!   [`accumulate_weight_grad`]).
+//!
+//! The image is read in place: no patch matrix (9 times the input) is written and read back,
+//! and the input gradient needs no `col2im`. Used for the images of a batch that run in parallel,
+//! one per worker, on CPUs with AVX-512 (`ConvGeom::direct`); elsewhere `im2col` + GEMM run. The
+//! sums run in another order than the GEMM's, so values agree with it to rounding.
+
+use super::ConvGeom;
+
+/// Channels (input and output) up to which a convolution runs here. With more, the GEMM's
+/// register tile reuses each loaded value more often than the tile here, whose masked loads
+/// also load their masks: at SqueezeNet's 27² and 13² layers (128–256 output channels) these
+/// kernels measured up to 20 % slower than im2col + GEMM, at ResNet-20's (16–64) 10–35 % faster
+/// (BENCHMARKS.md, "Session 31").
+const DIRECT_MAX_CHANNELS: usize = 64;
+
+/// Kernel taps of a 3×3 convolution.
+const TAPS: usize = 9;
+/// Lanes of one AVX-512 register of `f32`.
+const LANES: usize = 16;
+/// Output channels per register tile of the forward pass and the input gradient.
+const NR: usize = 8;
+/// Vectors of output pixels per register tile (`MR·NR` accumulators plus `MR` inputs).
+const MR: usize = 3;
+
+impl ConvGeom {
+    /// A 3×3 convolution with stride 1 and padding 1 (so `Ho·Wo = H·W`) and at most
+    /// [`DIRECT_MAX_CHANNELS`] channels on either side, on a CPU with AVX-512, whose images run
+    /// in parallel ([`super::split`]) and whose planes are below
+    /// [`super::shifted::SHIFTED_MIN_PIXELS`] (larger ones run on shifted planes): it runs here.
+    pub(super) fn direct(&self) -> bool {
+        self.kh == 3
+            && self.kw == 3
+            && self.stride == 1
+            && self.padding == 1
+            && self.cin.max(self.cout) <= DIRECT_MAX_CHANNELS
+            && !self.shifted()
+            && super::split(self.n).0
+            && avx512()
+    }
+}
+
+/// Whether this CPU has AVX-512F.
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Per call: each tap's flat offset and, per vector of 16 output pixels, which lanes each tap
+/// reads inside the image.
+pub(super) struct Plan {
+    /// Pixels per plane, `H·W`.
+    p: usize,
+    /// Vectors per plane, `⌈H·W / 16⌉`.
+    v: usize,
+    /// `d_t` per tap.
+    d: [isize; TAPS],
+    /// Per vector and tap: bit `l` set when pixel `16·vector + l` is in the plane and its tap
+    /// reads inside the image.
+    masks: Vec<[u16; TAPS]>,
+    /// Per vector: bit `l` set when pixel `16·vector + l` is in the plane.
+    tail: Vec<u16>,
+}
+
+impl Plan {
+    pub(super) fn new(g: &ConvGeom) -> Plan {
+        let (h, w, p) = (g.h as isize, g.w as isize, g.h * g.w);
+        let v = p.div_ceil(LANES);
+        let mut d = [0isize; TAPS];
+        for (t, d) in d.iter_mut().enumerate() {
+            *d = (t as isize / 3 - 1) * w + t as isize % 3 - 1;
+        }
+        let (mut masks, mut tail) = (vec![[0u16; TAPS]; v], vec![0u16; v]);
+        for q in 0..p {
+            let (vi, bit) = (q / LANES, 1u16 << (q % LANES));
+            tail[vi] |= bit;
+            let (oh, ow) = ((q / g.w) as isize, (q % g.w) as isize);
+            for (t, m) in masks[vi].iter_mut().enumerate() {
+                let (ih, iw) = (oh + t as isize / 3 - 1, ow + t as isize % 3 - 1);
+                if (0..h).contains(&ih) && (0..w).contains(&iw) {
+                    *m |= bit;
+                }
+            }
+        }
+        Plan {
+            p,
+            v,
+            d,
+            masks,
+            tail,
+        }
+    }
+}
+
+/// A forward pass or an input gradient: the [`Plan`] and the kernel packed per tile of [`NR`]
+/// output channels, `[⌈Cout/NR⌉, C, 9, NR]` (zero beyond `Cout`), for input images of `c`
+/// channels.
+pub(super) struct Direct {
+    plan: Plan,
+    packed: Vec<f32>,
+    c: usize,
+    cout: usize,
+}
+
+impl Direct {
+    /// The forward pass of `w` (`[Cout, Cin, 3, 3]`).
+    pub(super) fn forward(g: &ConvGeom, w: &[f32]) -> Direct {
+        Direct::pack(g, g.cin, g.cout, |co, ci, t| {
+            w[(co * g.cin + ci) * TAPS + t]
+        })
+    }
+    /// The input gradient of `w`: `dy` (`Cout` channels) in, `dx` (`Cin`) out, the kernel
+    /// flipped.
+    pub(super) fn input_grad(g: &ConvGeom, w: &[f32]) -> Direct {
+        Direct::pack(g, g.cout, g.cin, |ci, co, t| {
+            w[(co * g.cin + ci) * TAPS + TAPS - 1 - t]
+        })
+    }
+    /// Packs `k(o, i, t)`, the weight from input channel `i` to output channel `o` at tap `t`.
+    fn pack(g: &ConvGeom, c: usize, cout: usize, k: impl Fn(usize, usize, usize) -> f32) -> Direct {
+        let blocks = cout.div_ceil(NR);
+        let mut packed = vec![0.0f32; blocks * c * TAPS * NR];
+        for (b, tile) in packed.chunks_exact_mut(c * TAPS * NR).enumerate() {
+            for (i, per_tap) in tile.chunks_exact_mut(TAPS * NR).enumerate() {
+                for (t, lanes) in per_tap.chunks_exact_mut(NR).enumerate() {
+                    for (j, v) in lanes.iter_mut().enumerate() {
+                        let o = b * NR + j;
+                        if o < cout {
+                            *v = k(o, i, t);
+                        }
+                    }
+                }
+            }
+        }
+        Direct {
+            plan: Plan::new(g),
+            packed,
+            c,
+            cout,
+        }
+    }
+    /// One image: `x` (`[C, H·W]`) in, every element of `out` (`[Cout, H·W]`) written.
+    ///
+    /// # Panics
+    /// If `x` or `out` has another length.
+    pub(super) fn image(&self, x: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+        let p = self.plan.p;
+        assert!(
+            x.len() == self.c * p && out.len() == self.cout * p,
+            "direct convolution of {} floats into {}",
+            x.len(),
+            out.len()
+        );
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Direct` is built only where `ConvGeom::direct` found AVX-512F; the lengths
+        // were checked above, and every element of `out` is written (all vectors, every channel).
+        unsafe {
+            avx::image(self, x.as_ptr(), out.as_mut_ptr().cast())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("direct convolutions run on x86-64 only")
+    }
+}
+
+impl ConvGeom {
+    /// Scratch floats per image for [`accumulate_weight_grad`]: the input planes with a zero
+    /// border (`[Cin, H + 2, W + 2]`) and `dyᵀ` (`[H·W, Cout]`, `Cout` rounded up to 16).
+    pub(super) fn direct_weight_len(&self) -> usize {
+        self.cin * (self.h + 2) * (self.w + 2) + self.h * self.w * self.cout.next_multiple_of(LANES)
+    }
+}
+
+/// `acc += dy · colᵀ` for one image, written as `dWᵀ` (`acc` `[Cin·9, Cout]`, row
+/// `ci·9 + t`), without a patch matrix: `x` (`[Cin, H·W]`) is copied with a zero border and `dy`
+/// (`[Cout, H·W]`) transposed to `[H·W, Cout]` into `scratch`
+/// ([`ConvGeom::direct_weight_len`]), then a register tile of up to 48 output channels (lanes)
+/// by the 9 taps of up to 3 input channels sums `dyᵀ[q] · x[ci, q + d_t]` over all pixels `q`
+/// with broadcast inputs: no horizontal sums, no masks.
+///
+/// # Panics
+/// If a slice has another length.
+pub(super) fn accumulate_weight_grad(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    scratch: &mut [f32],
+    acc: &mut [f32],
+) {
+    let (p, wp) = (g.h * g.w, g.w + 2);
+    let (plane, cpad) = ((g.h + 2) * wp, g.cout.next_multiple_of(LANES));
+    assert!(
+        x.len() == g.cin * p
+            && dy.len() == g.cout * p
+            && acc.len() == g.cout * g.cin * TAPS
+            && scratch.len() >= g.direct_weight_len(),
+        "direct weight gradient of {} and {} floats into {}",
+        x.len(),
+        dy.len(),
+        acc.len()
+    );
+    let (xp, dyt) = scratch.split_at_mut(g.cin * plane);
+    for (src, dst) in x.chunks_exact(p).zip(xp.chunks_exact_mut(plane)) {
+        dst[..wp].fill(0.0);
+        dst[plane - wp..].fill(0.0);
+        for (row, out) in src.chunks_exact(g.w).zip(dst[wp..].chunks_exact_mut(wp)) {
+            out[0] = 0.0;
+            out[1..=g.w].copy_from_slice(row);
+            out[g.w + 1] = 0.0;
+        }
+    }
+    // Transposed 16 pixels at a time: each `dy` row is read 16 floats at a time, and the 16 rows
+    // of `dyᵀ` written stay in cache.
+    let dyt = &mut dyt[..p * cpad];
+    for (b, rows) in dyt.chunks_mut(LANES * cpad).enumerate() {
+        let q0 = b * LANES;
+        for (co, src) in dy.chunks_exact(p).enumerate() {
+            for (v, row) in src[q0..].iter().zip(rows.chunks_exact_mut(cpad)) {
+                row[co] = *v;
+            }
+        }
+        for row in rows.chunks_exact_mut(cpad) {
+            row[g.cout..].fill(0.0);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: only where `ConvGeom::direct` found AVX-512F; the lengths were checked above.
+    unsafe {
+        avx::weight_grad(g, xp.as_ptr(), dyt.as_ptr(), acc.as_mut_ptr())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct convolutions run on x86-64 only")
+}
+
+// The register tiles index several arrays (accumulators, loaded vectors, masks) with one loop
+// variable; iterators over one of them would hide that.
+#[allow(clippy::needless_range_loop)]
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+
+    use super::{ConvGeom, Direct, LANES, MR, NR, Plan, TAPS};
+
+    /// [`Direct::image`]: `x` `[C, P]`, `out` `[Cout, P]`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn image(d: &Direct, x: *const f32, out: *mut f32) {
+        let (plan, c) = (&d.plan, d.c);
+        for b in 0..d.cout.div_ceil(NR) {
+            let nco = NR.min(d.cout - b * NR);
+            // SAFETY (all calls): tile `b` of the packed kernel and channel `b·NR` of `out` lie
+            // inside their buffers (the caller checked the lengths).
+            unsafe {
+                let w = d.packed.as_ptr().add(b * c * TAPS * NR);
+                let o = out.add(b * NR * plan.p);
+                let mut vi = 0;
+                while vi + MR <= plan.v {
+                    tile::<MR>(plan, x, c, w, o, nco, vi);
+                    vi += MR;
+                }
+                match plan.v - vi {
+                    2 => tile::<2>(plan, x, c, w, o, nco, vi),
+                    1 => tile::<1>(plan, x, c, w, o, nco, vi),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Output channels `[0, nco)` of `out` (`[nco, P]`) at vectors `[vi, vi + M)`, from `x`
+    /// (`[c, P]`) and the packed kernel tile `w` (`[c, 9, NR]`).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile<const M: usize>(
+        plan: &Plan,
+        x: *const f32,
+        c: usize,
+        w: *const f32,
+        out: *mut f32,
+        nco: usize,
+        vi: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); NR]; M];
+        let mut masks = [[0u16; TAPS]; M];
+        masks.copy_from_slice(&plan.masks[vi..vi + M]);
+        let base = (vi * LANES) as isize;
+        for ci in 0..c {
+            let xc = x.wrapping_add(ci * plan.p);
+            // SAFETY: input channel `ci`'s 9·NR weights lie inside the tile.
+            let wc = unsafe { w.add(ci * TAPS * NR) };
+            for t in 0..TAPS {
+                let mut xv = [_mm512_setzero_ps(); M];
+                for m in 0..M {
+                    let at = xc.wrapping_offset(base + (m * LANES) as isize + plan.d[t]);
+                    // SAFETY: the lanes set in the mask read pixels of plane `ci` (their tap
+                    // reads inside the image); the others are not accessed.
+                    xv[m] = unsafe { _mm512_maskz_loadu_ps(masks[m][t], at) };
+                }
+                for j in 0..NR {
+                    // SAFETY: inside the tile (see `wc`).
+                    let wv = _mm512_set1_ps(unsafe { *wc.add(t * NR + j) });
+                    for m in 0..M {
+                        acc[m][j] = _mm512_fmadd_ps(xv[m], wv, acc[m][j]);
+                    }
+                }
+            }
+        }
+        for (m, acc) in acc.iter().enumerate() {
+            let (q0, keep) = ((vi + m) * LANES, plan.tail[vi + m]);
+            for (j, a) in acc.iter().enumerate().take(nco) {
+                // SAFETY: the lanes kept are pixels of output channel `j`, inside `out`.
+                unsafe { _mm512_mask_storeu_ps(out.add(j * plan.p + q0), keep, *a) };
+            }
+        }
+    }
+
+    /// [`super::accumulate_weight_grad`] from the padded planes `xp` (`[Cin, H + 2, W + 2]`)
+    /// and `dyt` (`[H·W, Cout']`, `Cout'` = `Cout` rounded up to 16) into `acc`
+    /// (`[Cin·9, Cout]`).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn weight_grad(g: &ConvGeom, xp: *const f32, dyt: *const f32, acc: *mut f32) {
+        let vectors = g.cout.div_ceil(LANES);
+        let plane = (g.h + 2) * (g.w + 2);
+        let mut v0 = 0;
+        while v0 < vectors {
+            let cv = (vectors - v0).min(3);
+            let mut ci = 0;
+            while ci < g.cin {
+                let cb = (g.cin - ci).min(if cv == 1 { 3 } else { 1 });
+                // SAFETY (all calls): input channels `ci..ci + cb` of `xp`, output channels
+                // from `16·v0` of `dyt`, and rows `9·ci..` of `acc` lie inside their buffers
+                // (the caller checked the lengths).
+                unsafe {
+                    let t = Tile {
+                        g,
+                        xp: xp.add(ci * plane),
+                        dyt: dyt.add(v0 * LANES),
+                        acc: acc.add(ci * TAPS * g.cout + v0 * LANES),
+                        co0: v0 * LANES,
+                    };
+                    match (cv, cb) {
+                        (1, 3) => weight_tile::<1, 3>(&t),
+                        (1, 2) => weight_tile::<1, 2>(&t),
+                        (1, _) => weight_tile::<1, 1>(&t),
+                        (2, _) => weight_tile::<2, 1>(&t),
+                        _ => weight_tile::<3, 1>(&t),
+                    }
+                }
+                ci += cb;
+            }
+            v0 += cv;
+        }
+    }
+
+    /// Where one weight-gradient tile reads and adds.
+    struct Tile<'a> {
+        g: &'a ConvGeom,
+        /// The tile's first padded input plane.
+        xp: *const f32,
+        /// `dyᵀ` from the tile's first output channel on (rows `Cout'` apart).
+        dyt: *const f32,
+        /// `dWᵀ` at the tile's first row and output channel (rows `Cout` apart).
+        acc: *mut f32,
+        /// The tile's first output channel.
+        co0: usize,
+    }
+
+    /// `acc[(cb·9 + t), 16·cv + l] += Σ_q dyᵀ[q, 16·cv + l] · xp[cb, q + d_t]` for `CV` vectors
+    /// of output channels and `CB` input channels.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn weight_tile<const CV: usize, const CB: usize>(t: &Tile<'_>) {
+        let g = t.g;
+        let (wp, cpad) = (g.w + 2, g.cout.next_multiple_of(LANES));
+        let plane = (g.h + 2) * wp;
+        let mut s = [[[_mm512_setzero_ps(); TAPS]; CB]; CV];
+        for oh in 0..g.h {
+            for ow in 0..g.w {
+                let q = oh * g.w + ow;
+                let mut dv = [_mm512_setzero_ps(); CV];
+                for (cv, dv) in dv.iter_mut().enumerate() {
+                    // SAFETY: row `q` of `dyᵀ` holds `Cout'` floats from the tile's start on.
+                    *dv = unsafe { _mm512_loadu_ps(t.dyt.add(q * cpad + cv * LANES)) };
+                }
+                for cb in 0..CB {
+                    // SAFETY: the 3×3 window at (oh, ow) of padded plane `cb` lies inside it.
+                    let xc = unsafe { t.xp.add(cb * plane + oh * wp + ow) };
+                    for tap in 0..TAPS {
+                        // SAFETY: see `xc`.
+                        let xs = _mm512_set1_ps(unsafe { *xc.add(tap / 3 * wp + tap % 3) });
+                        for cv in 0..CV {
+                            s[cv][cb][tap] = _mm512_fmadd_ps(dv[cv], xs, s[cv][cb][tap]);
+                        }
+                    }
+                }
+            }
+        }
+        for (cv, s) in s.iter().enumerate() {
+            let valid = g.cout.saturating_sub(t.co0 + cv * LANES).min(LANES);
+            let keep = if valid == LANES {
+                u16::MAX
+            } else {
+                (1u16 << valid) - 1
+            };
+            for (cb, s) in s.iter().enumerate() {
+                for (tap, s) in s.iter().enumerate() {
+                    // SAFETY: the lanes kept are output channels of row `cb·9 + tap` of `dWᵀ`.
+                    unsafe {
+                        let at = t.acc.add((cb * TAPS + tap) * g.cout + cv * LANES);
+                        let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(keep, at), *s);
+                        _mm512_mask_storeu_ps(at, keep, sum);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ConvGeom;
+    use super::{Direct, accumulate_weight_grad, avx512};
+
+    /// A 3×3, stride-1, padding-1 convolution, its input gradient and its weight gradient of
+    /// one image, as plain sums in `f64` (`x` `[Cin, H·W]`, `w` `[Cout, Cin, 9]`, `dy`
+    /// `[Cout, H·W]`).
+    fn slow(g: &ConvGeom, x: &[f32], w: &[f32], dy: &[f32]) -> [Vec<f64>; 3] {
+        let (h, wd, p) = (g.h as isize, g.w as isize, g.h * g.w);
+        let (mut y, mut dx, mut dw) = (
+            vec![0.0; g.cout * p],
+            vec![0.0; g.cin * p],
+            vec![0.0; g.cout * g.cin * 9],
+        );
+        for co in 0..g.cout {
+            for ci in 0..g.cin {
+                for t in 0..9 {
+                    let k = (co * g.cin + ci) * 9 + t;
+                    for q in 0..p {
+                        let ih = (q / g.w) as isize + t as isize / 3 - 1;
+                        let iw = (q % g.w) as isize + t as isize % 3 - 1;
+                        if !(0..h).contains(&ih) || !(0..wd).contains(&iw) {
+                            continue;
+                        }
+                        let i = ci * p + (ih * wd + iw) as usize;
+                        y[co * p + q] += f64::from(w[k]) * f64::from(x[i]);
+                        dx[i] += f64::from(w[k]) * f64::from(dy[co * p + q]);
+                        dw[k] += f64::from(dy[co * p + q]) * f64::from(x[i]);
+                    }
+                }
+            }
+        }
+        [y, dx, dw]
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0 - 1.0)
+            .collect()
+    }
+
+    fn close(got: &[f32], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (f64::from(*a) - b).abs() <= 1e-5 * scale,
+                "{what}: element {i}: {a} against {b}"
+            );
+        }
+    }
+
+    /// The forward pass, the input gradient and the weight gradient equal the plain sums on
+    /// planes whose pixels fill no whole vector, fill several with a remainder, or have rows not
+    /// aligned to a vector (13, 7 × 5); with channel counts that fill no whole tile (3, 5, 19)
+    /// and several (16, 40); and planes of one pixel and of one row.
+    #[test]
+    fn direct_kernels_equal_the_plain_sums() {
+        if !avx512() {
+            eprintln!("no AVX-512 on this CPU: the direct kernels never run here");
+            return;
+        }
+        let cases = [
+            (3, 5, 13, 13),
+            (16, 16, 32, 32),
+            (19, 40, 7, 5),
+            (5, 3, 1, 1),
+            (2, 17, 1, 9),
+            (40, 19, 4, 4),
+        ];
+        for (cin, cout, h, w) in cases {
+            let g = ConvGeom {
+                n: 1,
+                cin,
+                h,
+                w,
+                cout,
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                padding: 1,
+            };
+            let what = format!("[{cin}, {h}, {w}] → {cout}");
+            let (x, wt, dy) = (
+                values(cin * h * w, 1),
+                values(cout * cin * 9, 2),
+                values(cout * h * w, 3),
+            );
+            let [y_ref, dx_ref, dw_ref] = slow(&g, &x, &wt, &dy);
+            let run = |d: Direct, input: &[f32], len: usize| {
+                let mut out = vec![std::mem::MaybeUninit::new(f32::NAN); len];
+                d.image(input, &mut out);
+                // SAFETY: initialised above (and overwritten by the kernel).
+                out.into_iter()
+                    .map(|v| unsafe { v.assume_init() })
+                    .collect::<Vec<f32>>()
+            };
+            close(
+                &run(Direct::forward(&g, &wt), &x, cout * h * w),
+                &y_ref,
+                &format!("{what}: forward"),
+            );
+            close(
+                &run(Direct::input_grad(&g, &wt), &dy, cin * h * w),
+                &dx_ref,
+                &format!("{what}: dx"),
+            );
+            // Added onto what is there, as `dWᵀ` (`[Cin·9, Cout]`).
+            let mut scratch = vec![f32::NAN; g.direct_weight_len()];
+            let mut acc = vec![1.0f32; cout * cin * 9];
+            accumulate_weight_grad(&g, &x, &dy, &mut scratch, &mut acc);
+            let dw: Vec<f64> = (0..cout * cin * 9)
+                .map(|k| {
+                    let (co, r) = (k / (cin * 9), k % (cin * 9));
+                    f64::from(acc[r * cout + co]) - 1.0
+                })
+                .collect();
+            let dw: Vec<f32> = dw.iter().map(|v| *v as f32).collect();
+            close(&dw, &dw_ref, &format!("{what}: dW"));
+        }
+    }
+}
