@@ -118,9 +118,9 @@ impl ConvGeom {
         }
     }
     /// Scratch floats per image for [`weight_grad`]: [`ConvGeom::direct_weight_len`] for a
-    /// [`ConvGeom::direct`] geometry, else those of its [`patches`].
+    /// [`ConvGeom::direct_weight`] geometry, else those of its [`patches`].
     fn weight_grad_len(&self) -> usize {
-        if self.direct() {
+        if self.direct_weight() {
             self.direct_weight_len()
         } else {
             self.patch_len()
@@ -674,7 +674,7 @@ pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
         |i, acc, buf, par| {
             let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
             let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-            if g.direct() {
+            if g.direct_weight() {
                 return direct::accumulate_weight_grad(g, xi, dyi, buf, acc);
             }
             let cols = patches(g, xi, buf);
@@ -752,6 +752,11 @@ pub fn forward_and_weight_grad(
 ) -> (Vec<f32>, Vec<f32>) {
     let olen = g.out_len();
     let direct = g.direct().then(|| Direct::forward(g, w));
+    // The direct kernels (stride 1) for both, or one patch matrix per image for both.
+    let scratch = match direct {
+        Some(_) => g.direct_weight_len(),
+        None => g.patch_len(),
+    };
     let mut dw = Vec::new();
     // Each image writes its own output slice; the sum over images is the weight gradient.
     // SAFETY: every image's slice, together all `n·olen` elements, is initialised by
@@ -759,25 +764,20 @@ pub fn forward_and_weight_grad(
     let y = unsafe {
         build(g.n * olen, |spare| {
             let out = SharedOut(spare.as_mut_ptr());
-            dw = sum_over_images(
-                g.n,
-                g.cout * g.k(),
-                g.weight_grad_len(),
-                |i, acc, buf, par| {
-                    let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
-                    // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside
-                    // `spare` (`n·olen` long), so no two calls touch the same element.
-                    let yi = std::slice::from_raw_parts_mut(out.at(i * olen), olen);
-                    let dyi = &dy[i * olen..(i + 1) * olen];
-                    if let Some(d) = &direct {
-                        d.image(xi, yi);
-                        return direct::accumulate_weight_grad(g, xi, dyi, buf, acc);
-                    }
-                    let cols = patches(g, xi, buf);
-                    forward_image(g, w, None, cols, yi, par);
-                    accumulate_weight_grad(g, dyi, cols, acc, par);
-                },
-            );
+            dw = sum_over_images(g.n, g.cout * g.k(), scratch, |i, acc, buf, par| {
+                let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
+                // SAFETY: image `i` is visited once, and `[i·olen, (i+1)·olen)` lies inside
+                // `spare` (`n·olen` long), so no two calls touch the same element.
+                let yi = std::slice::from_raw_parts_mut(out.at(i * olen), olen);
+                let dyi = &dy[i * olen..(i + 1) * olen];
+                if let Some(d) = &direct {
+                    d.image(xi, yi);
+                    return direct::accumulate_weight_grad(g, xi, dyi, buf, acc);
+                }
+                let cols = patches(g, xi, buf);
+                forward_image(g, w, None, cols, yi, par);
+                accumulate_weight_grad(g, dyi, cols, acc, par);
+            });
         })
     };
     (y, weight_layout(g, dw))
