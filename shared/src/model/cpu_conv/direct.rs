@@ -250,7 +250,10 @@ pub(super) fn accumulate_weight_grad(
         avx::weight_grad(g, xp.as_ptr(), dyt.as_ptr(), acc.as_mut_ptr())
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("direct convolutions run on x86-64 only")
+    {
+        let _ = (dyt, acc);
+        unreachable!("direct convolutions run on x86-64 only")
+    }
 }
 
 // The register tiles index several arrays (accumulators, loaded vectors, masks) with one loop
