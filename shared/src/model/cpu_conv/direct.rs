@@ -1,5 +1,5 @@
-//! 3×3 convolutions with stride 1 and padding 1 without a patch matrix, on AVX-512
-//! (`docs/method.md` §9).
+//! 3×3 convolutions with padding 1 without a patch matrix, on AVX-512 (`docs/method.md` §9):
+//! forward, input gradient and weight gradient of stride 1, and the weight gradient of stride 2.
 //!
 //! Output pixel `q = oh·W + ow` of tap `t = (ki, kj)` reads input pixel `q + d_t` with
 //! `d_t = (ki − 1)·W + kj − 1`, where that pixel lies inside the image (else the padding's zero).
@@ -11,14 +11,16 @@
 //! - forward: `y[co, q] = Σ_{ci, t} W[co, ci, t] · x[ci, q + d_t]`;
 //! - input gradient, the same with `dy` as input and the kernel flipped and transposed:
 //!   `dx[ci, p] = Σ_{co, t} W[co, ci, 8 − t] · dy[co, p + d_t]` (`d_{8−t} = −d_t`);
-//! - weight gradient: `dW[co, ci, t] = Σ_q dy[co, q] · x[ci, q + d_t]`, with the output
+//! - weight gradient: `dW[co, ci, t] = Σ_q dy[co, q] · x[ci, q + d_t]` (with stride 2, the
+//!   window of output `(oh, ow)` starts at input `(2·oh − 1, 2·ow − 1)`), with the output
 //!   channels as lanes: `dy` transposed and `x` with a zero border, both per image (see
 //!   [`accumulate_weight_grad`]).
 //!
 //! The image is read in place: no patch matrix (9 times the input) is written and read back,
 //! and the input gradient needs no `col2im`. Used for the images of a batch that run in parallel,
-//! one per worker, on CPUs with AVX-512 (`ConvGeom::direct`); elsewhere `im2col` + GEMM run. The
-//! sums run in another order than the GEMM's, so values agree with it to rounding.
+//! one per worker, on CPUs with AVX-512 (`ConvGeom::direct`, `ConvGeom::direct_weight`);
+//! elsewhere `im2col` + GEMM run. The sums run in another order than the GEMM's, so values agree
+//! with it to rounding.
 
 use super::ConvGeom;
 
