@@ -61,6 +61,15 @@ impl ConvGeom {
     }
 }
 
+/// The mask of the first `n` lanes of a vector (all 16 from `n = 16` on).
+fn first_lanes(n: usize) -> u16 {
+    if n >= LANES {
+        u16::MAX
+    } else {
+        (1u16 << n) - 1
+    }
+}
+
 /// Whether this CPU has AVX-512F.
 fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -265,7 +274,7 @@ pub(super) fn accumulate_weight_grad(
 mod avx {
     use std::arch::x86_64::*;
 
-    use super::{ConvGeom, Direct, LANES, MR, NR, Plan, TAPS};
+    use super::{ConvGeom, Direct, LANES, MR, NR, Plan, TAPS, first_lanes};
 
     /// [`Direct::image`]: `x` `[C, P]`, `out` `[Cout, P]`.
     #[target_feature(enable = "avx512f")]
@@ -358,12 +367,7 @@ mod avx {
             unsafe {
                 let (src, out) = (x.add(r * w), dst.add((r + 2 * (r / h)) * ld));
                 for c in (0..w).step_by(LANES) {
-                    let left = (w - c).min(LANES);
-                    let keep = if left == LANES {
-                        u16::MAX
-                    } else {
-                        (1u16 << left) - 1
-                    };
+                    let keep = first_lanes(w - c);
                     let v = _mm512_maskz_loadu_ps(keep, src.add(c));
                     _mm512_mask_storeu_ps(out.add(c), keep, v);
                 }
@@ -377,12 +381,7 @@ mod avx {
     pub(super) unsafe fn transpose(dy: *const f32, c: usize, p: usize, dyt: *mut f32, cpad: usize) {
         for c0 in (0..cpad).step_by(LANES) {
             for q0 in (0..p).step_by(LANES) {
-                let nq = (p - q0).min(LANES);
-                let keep = if nq == LANES {
-                    u16::MAX
-                } else {
-                    (1u16 << nq) - 1
-                };
+                let (nq, keep) = ((p - q0).min(LANES), first_lanes(p - q0));
                 let mut r = [_mm512_setzero_ps(); LANES];
                 for (i, r) in r.iter_mut().enumerate().take(c.saturating_sub(c0)) {
                     // SAFETY: pixels `q0..q0 + nq` of channel `c0 + i < c` lie inside `dy`.
@@ -519,12 +518,7 @@ mod avx {
             }
         }
         for (cv, s) in s.iter().enumerate() {
-            let valid = g.cout.saturating_sub(t.co0 + cv * LANES).min(LANES);
-            let keep = if valid == LANES {
-                u16::MAX
-            } else {
-                (1u16 << valid) - 1
-            };
+            let keep = first_lanes(g.cout.saturating_sub(t.co0 + cv * LANES));
             for (cb, s) in s.iter().enumerate() {
                 for (tap, s) in s.iter().enumerate() {
                     // SAFETY: the lanes kept are output channels of row `cb·9 + tap` of `dWᵀ`.
