@@ -7,9 +7,10 @@ fn main() {
     // First, before any thread starts (BENCHMARKS.md, "The allocator keeps tensor buffers").
     let allocator = foolmap_trainer::malloc::tune();
     let long = format!(
-        "{}\n{}\nallocator: {allocator}",
+        "{}\n{}\nallocator: {allocator}\nown CPU kernels on this machine: {}",
         env!("CARGO_PKG_VERSION"),
-        build_features()
+        build_features(),
+        foolmap::model::vector_unit()
     );
     // One string for the life of the process: clap wants it `'static`.
     let long: &'static str = Box::leak(long.into_boxed_str());

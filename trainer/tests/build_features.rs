@@ -21,6 +21,13 @@ fn version_reports_this_builds_backend_features() {
         v.starts_with(&format!("foolmap {}", env!("CARGO_PKG_VERSION"))),
         "{v}"
     );
+    // The vector unit picked at run time, which decides whether the direct 3×3 convolutions run.
+    let unit = foolmap::model::vector_unit();
+    assert!(["AVX-512", "AVX2", "baseline"].contains(&unit), "{unit}");
+    assert!(
+        v.contains(&format!("own CPU kernels on this machine: {unit}")),
+        "{v}"
+    );
 }
 
 /// `foolmap --version` with `FOOLMAP_MALLOC` set to `value` (or unset).

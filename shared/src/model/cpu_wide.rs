@@ -32,6 +32,22 @@ pub(super) fn wide<W: Wide>(w: W) -> W::Out {
     w.go()
 }
 
+/// The vector unit the own CPU kernels use on this CPU, as [`wide`] picks it: `"AVX-512"` (where
+/// the direct 3×3 convolutions of `cpu_conv` run too), `"AVX2"`, or `"baseline"` (as built).
+/// `foolmap bench` names it beside the CPU model.
+pub fn vector_unit() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "AVX-512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "AVX2";
+        }
+    }
+    "baseline"
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512<W: Wide>(w: W) -> W::Out {

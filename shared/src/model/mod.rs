@@ -71,6 +71,8 @@ use crate::params::ParamId;
 
 #[cfg(feature = "tensor")]
 pub use conv::{conv_input_grad, conv2d};
+#[cfg(feature = "flex")]
+pub use cpu_wide::vector_unit;
 #[cfg(feature = "tensor")]
 pub use elementwise::{cat_channels, channel_affine, channel_affine_relu, relu_mask, relu_of_sum};
 #[cfg(feature = "tensor")]

@@ -15,7 +15,8 @@ use foolmap::burn::tensor::Device;
 use crate::io::data;
 pub use args::{BenchArgs, Reference, Suite};
 
-/// The CPU model and core count, for the blocks' headers.
+/// The CPU model, core count and the vector unit foolmap's own CPU kernels run on (AVX-512 also
+/// selects the direct 3×3 convolutions), for the blocks' headers.
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -28,7 +29,8 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    format!("{cpu}, {cores} cores")
+    let unit = foolmap::model::vector_unit();
+    format!("{cpu}, {cores} cores, own CPU kernels on {unit}")
 }
 
 /// Peak resident memory of this process since the last [`reset_peak_rss`], in MiB (Linux
