@@ -109,8 +109,10 @@ impl ConvGeom {
     }
     /// Scratch floats per image for [`patches`].
     fn patch_len(&self) -> usize {
-        if self.in_place() || self.direct() {
+        if self.in_place() || self.direct_dx() {
             0
+        } else if self.direct() {
+            self.phases_len()
         } else if self.shifted() {
             self.planes_len()
         } else {
@@ -118,9 +120,9 @@ impl ConvGeom {
         }
     }
     /// Scratch floats per image for [`weight_grad`]: [`ConvGeom::direct_weight_len`] for a
-    /// [`ConvGeom::direct_weight`] geometry, else those of its [`patches`].
+    /// [`ConvGeom::direct`] geometry, else those of its [`patches`].
     fn weight_grad_len(&self) -> usize {
-        if self.direct_weight() {
+        if self.direct() {
             self.direct_weight_len()
         } else {
             self.patch_len()
@@ -129,7 +131,7 @@ impl ConvGeom {
     /// Scratch floats per image for [`input_grad`]: its patch matrix before [`col2im`], or what
     /// [`shifted::input_grad`] needs.
     fn input_grad_len(&self) -> usize {
-        if self.in_place() || self.direct() {
+        if self.in_place() || self.direct_dx() {
             0
         } else if self.shifted() {
             self.shifted_input_grad_len()
@@ -247,14 +249,17 @@ fn taps(g: &ConvGeom) -> (Option<Vec<FlatTap>>, Vec<(usize, usize)>) {
     }
 }
 
-/// The patches of one image `x` (`[Cin, H, W]`): `x` itself where [`ConvGeom::in_place`], else
-/// written into `buf` ([`ConvGeom::patch_len`] floats): the shifted planes of [`shifted::planes`]
-/// where [`ConvGeom::shifted`], else the patch matrix of [`im2col`].
+/// The patches of one image `x` (`[Cin, H, W]`): `x` itself where [`ConvGeom::in_place`] or a
+/// stride-1 [`ConvGeom::direct`] geometry, else written into `buf` ([`ConvGeom::patch_len`]
+/// floats): the stride phases of [`direct::phases`] for a stride-2 direct one, the shifted planes
+/// of [`shifted::planes`] where [`ConvGeom::shifted`], else the patch matrix of [`im2col`].
 fn patches<'a>(g: &ConvGeom, x: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
-    if g.in_place() || g.direct() {
+    if g.in_place() || g.direct_dx() {
         return x;
     }
-    if g.shifted() {
+    if g.direct() {
+        direct::phases(g, x, buf);
+    } else if g.shifted() {
         shifted::planes(g, x, buf);
     } else {
         wide(Im2Col(g, x, buf));
@@ -627,7 +632,7 @@ fn forward_image(
 /// `[N, Cin, H, W]`.
 pub fn input_grad(g: &ConvGeom, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
-    let direct = g.direct().then(|| Direct::input_grad(g, w));
+    let direct = g.direct_dx().then(|| Direct::input_grad(g, w));
     per_image(
         g.n,
         g.n * g.in_len(),
@@ -674,7 +679,7 @@ pub fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
         |i, acc, buf, par| {
             let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
             let dyi = &dy[i * g.out_len()..(i + 1) * g.out_len()];
-            if g.direct_weight() {
+            if g.direct() {
                 return direct::accumulate_weight_grad(g, xi, dyi, buf, acc);
             }
             let cols = patches(g, xi, buf);
@@ -752,9 +757,10 @@ pub fn forward_and_weight_grad(
 ) -> (Vec<f32>, Vec<f32>) {
     let olen = g.out_len();
     let direct = g.direct().then(|| Direct::forward(g, w));
-    // The direct kernels (stride 1) for both, or one patch matrix per image for both.
+    // The direct kernels for both (the forward's patches, i.e. nothing or the stride phases,
+    // then the weight gradient's scratch), or one patch matrix per image for both.
     let scratch = match direct {
-        Some(_) => g.direct_weight_len(),
+        Some(_) => g.patch_len() + g.direct_weight_len(),
         None => g.patch_len(),
     };
     let mut dw = Vec::new();
@@ -771,8 +777,9 @@ pub fn forward_and_weight_grad(
                 let yi = std::slice::from_raw_parts_mut(out.at(i * olen), olen);
                 let dyi = &dy[i * olen..(i + 1) * olen];
                 if let Some(d) = &direct {
-                    d.image(xi, yi);
-                    return direct::accumulate_weight_grad(g, xi, dyi, buf, acc);
+                    let (forward_buf, weight_buf) = buf.split_at_mut(g.patch_len());
+                    d.image(patches(g, xi, forward_buf), yi);
+                    return direct::accumulate_weight_grad(g, xi, dyi, weight_buf, acc);
                 }
                 let cols = patches(g, xi, buf);
                 forward_image(g, w, None, cols, yi, par);

@@ -1,5 +1,6 @@
 //! 3×3 convolutions with padding 1 without a patch matrix, on AVX-512 (`docs/method.md` §9):
-//! forward, input gradient and weight gradient of stride 1, and the weight gradient of stride 2.
+//! forward, input gradient and weight gradient of stride 1; forward and weight gradient of
+//! stride 2.
 //!
 //! Output pixel `q = oh·W + ow` of tap `t = (ki, kj)` reads input pixel `q + d_t` with
 //! `d_t = (ki − 1)·W + kj − 1`, where that pixel lies inside the image (else the padding's zero).
@@ -8,7 +9,9 @@
 //! (the lanes whose pixel lies outside the image read nothing and give zero) times a broadcast
 //! weight, with fused multiply-adds:
 //!
-//! - forward: `y[co, q] = Σ_{ci, t} W[co, ci, t] · x[ci, q + d_t]`;
+//! - forward: `y[co, q] = Σ_{ci, t} W[co, ci, t] · x[ci, q + d_t]`; with stride 2 the input is
+//!   first split into its four stride phases (even / odd rows × columns, see [`phases`]), in
+//!   which each tap again reads at one flat offset;
 //! - input gradient, the same with `dy` as input and the kernel flipped and transposed:
 //!   `dx[ci, p] = Σ_{co, t} W[co, ci, 8 − t] · dy[co, p + d_t]` (`d_{8−t} = −d_t`);
 //! - weight gradient: `dW[co, ci, t] = Σ_q dy[co, q] · x[ci, q + d_t]` (with stride 2, the
@@ -18,7 +21,7 @@
 //!
 //! The image is read in place: no patch matrix (9 times the input) is written and read back,
 //! and the input gradient needs no `col2im`. Used for the images of a batch that run in parallel,
-//! one per worker, on CPUs with AVX-512 (`ConvGeom::direct`, `ConvGeom::direct_weight`);
+//! one per worker, on CPUs with AVX-512 (`ConvGeom::direct`, `ConvGeom::direct_dx`);
 //! elsewhere `im2col` + GEMM run. The sums run in another order than the GEMM's, so values agree
 //! with it to rounding.
 
@@ -41,15 +44,11 @@ const NR: usize = 8;
 const MR: usize = 3;
 
 impl ConvGeom {
-    /// A 3×3 convolution with stride 1 and padding 1 (so `Ho·Wo = H·W`) and at most
-    /// [`DIRECT_MAX_CHANNELS`] channels on either side, on a CPU with AVX-512, whose images run
-    /// in parallel ([`super::split`]) and whose planes are below
-    /// [`super::shifted::SHIFTED_MIN_PIXELS`] (larger ones run on shifted planes): it runs here.
+    /// A 3×3 convolution with padding 1, stride 1 or 2, and at most [`DIRECT_MAX_CHANNELS`]
+    /// channels on either side, on a CPU with AVX-512, whose images run in parallel
+    /// ([`super::split`]) and whose planes are below [`super::shifted::SHIFTED_MIN_PIXELS`]
+    /// (larger ones run on shifted planes): its forward pass and weight gradient run here.
     pub(super) fn direct(&self) -> bool {
-        self.stride == 1 && self.direct_weight()
-    }
-    /// The same, with stride 1 or 2: its weight gradient runs here ([`accumulate_weight_grad`]).
-    pub(super) fn direct_weight(&self) -> bool {
         self.kh == 3
             && self.kw == 3
             && (self.stride == 1 || self.stride == 2)
@@ -70,6 +69,51 @@ fn first_lanes(n: usize) -> u16 {
     }
 }
 
+impl ConvGeom {
+    /// A [`ConvGeom::direct`] geometry of stride 1: its input gradient runs here too.
+    pub(super) fn direct_dx(&self) -> bool {
+        self.stride == 1 && self.direct()
+    }
+    /// Scratch floats per image for [`phases`]: 4 planes of `Ho·Wo` per input channel.
+    pub(super) fn phases_len(&self) -> usize {
+        4 * self.cin * self.p()
+    }
+}
+
+/// For stride 2: kernel row (or column) `k` reads input row `2·o + k − 1` of output row `o`, which
+/// is row `o + shift` of the phase `parity` (input rows `2·i + parity`).
+fn stride2_tap(k: usize) -> (usize, isize) {
+    match k {
+        0 => (1, -1),
+        1 => (0, 0),
+        _ => (1, 0),
+    }
+}
+
+/// Writes image `x` (`[Cin, H, W]`) into `buf` ([`ConvGeom::phases_len`]) as its four stride-2
+/// phases, `[2·a + b, Cin, Ho, Wo]` with element `(i, j)` = `x[ci, 2·i + a, 2·j + b]`: a stride-2
+/// convolution then reads each tap's input at one flat offset into one phase, as a stride-1 one
+/// does into the image ([`Plan::new`]). Elements beyond the image (the last row or column of an
+/// odd phase of an odd side) are left as they are: no tap reads them.
+///
+/// # Panics
+/// If `x` or `buf` is shorter.
+pub(super) fn phases(g: &ConvGeom, x: &[f32], buf: &mut [f32]) {
+    assert!(
+        x.len() >= g.in_len() && buf.len() >= g.phases_len(),
+        "stride phases of {} floats into {}",
+        x.len(),
+        buf.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: only where `ConvGeom::direct` found AVX-512F; the lengths were checked above.
+    unsafe {
+        avx::phases(g, x.as_ptr(), buf.as_mut_ptr())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct convolutions run on x86-64 only")
+}
+
 /// Whether this CPU has AVX-512F.
 fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -85,11 +129,13 @@ fn avx512() -> bool {
 /// Per call: each tap's flat offset and, per vector of 16 output pixels, which lanes each tap
 /// reads inside the image.
 pub(super) struct Plan {
-    /// Pixels per plane, `H·W`.
+    /// Output pixels per plane, `Ho·Wo`; also the input's plane stride (the image with stride
+    /// 1, its [`phases`] with stride 2).
     p: usize,
-    /// Vectors per plane, `⌈H·W / 16⌉`.
+    /// Vectors per plane, `⌈Ho·Wo / 16⌉`.
     v: usize,
-    /// `d_t` per tap.
+    /// `d_t` per tap: from output pixel `q` of input channel `ci`'s plane (at `ci·p`) to the
+    /// pixel the tap reads (with stride 2, in its phase: `phase·Cin·p` further).
     d: [isize; TAPS],
     /// Per vector and tap: bit `l` set when pixel `16·vector + l` is in the plane and its tap
     /// reads inside the image.
@@ -100,19 +146,26 @@ pub(super) struct Plan {
 
 impl Plan {
     pub(super) fn new(g: &ConvGeom) -> Plan {
-        let (h, w, p) = (g.h as isize, g.w as isize, g.h * g.w);
+        let (h, w, p, wo) = (g.h as isize, g.w as isize, g.p(), g.wo());
         let v = p.div_ceil(LANES);
         let mut d = [0isize; TAPS];
         for (t, d) in d.iter_mut().enumerate() {
-            *d = (t as isize / 3 - 1) * w + t as isize % 3 - 1;
+            let (ki, kj) = (t / 3, t % 3);
+            *d = if g.stride == 1 {
+                (ki as isize - 1) * w + kj as isize - 1
+            } else {
+                let ((a, di), (b, dj)) = (stride2_tap(ki), stride2_tap(kj));
+                ((2 * a + b) * g.cin * p) as isize + di * wo as isize + dj
+            };
         }
         let (mut masks, mut tail) = (vec![[0u16; TAPS]; v], vec![0u16; v]);
+        let s = g.stride as isize;
         for q in 0..p {
             let (vi, bit) = (q / LANES, 1u16 << (q % LANES));
             tail[vi] |= bit;
-            let (oh, ow) = ((q / g.w) as isize, (q % g.w) as isize);
+            let (oh, ow) = ((q / wo) as isize, (q % wo) as isize);
             for (t, m) in masks[vi].iter_mut().enumerate() {
-                let (ih, iw) = (oh + t as isize / 3 - 1, ow + t as isize % 3 - 1);
+                let (ih, iw) = (s * oh + t as isize / 3 - 1, s * ow + t as isize % 3 - 1);
                 if (0..h).contains(&ih) && (0..w).contains(&iw) {
                     *m |= bit;
                 }
@@ -136,6 +189,8 @@ pub(super) struct Direct {
     packed: Vec<f32>,
     c: usize,
     cout: usize,
+    /// Planes per input channel: 1, or the 4 [`phases`] with stride 2.
+    phases: usize,
 }
 
 impl Direct {
@@ -146,8 +201,9 @@ impl Direct {
         })
     }
     /// The input gradient of `w`: `dy` (`Cout` channels) in, `dx` (`Cin`) out, the kernel
-    /// flipped.
+    /// flipped (stride 1 only).
     pub(super) fn input_grad(g: &ConvGeom, w: &[f32]) -> Direct {
+        assert_eq!(g.stride, 1, "direct input gradient of stride {}", g.stride);
         Direct::pack(g, g.cout, g.cin, |ci, co, t| {
             w[(co * g.cin + ci) * TAPS + TAPS - 1 - t]
         })
@@ -173,16 +229,18 @@ impl Direct {
             packed,
             c,
             cout,
+            phases: g.stride * g.stride,
         }
     }
-    /// One image: `x` (`[C, H·W]`) in, every element of `out` (`[Cout, H·W]`) written.
+    /// One image: `x` (`[C, H·W]`, or with stride 2 its [`phases`], `[4, C, Ho·Wo]`) in, every
+    /// element of `out` (`[Cout, Ho·Wo]`) written.
     ///
     /// # Panics
     /// If `x` or `out` has another length.
     pub(super) fn image(&self, x: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
         let p = self.plan.p;
         assert!(
-            x.len() == self.c * p && out.len() == self.cout * p,
+            x.len() == self.phases * self.c * p && out.len() == self.cout * p,
             "direct convolution of {} floats into {}",
             x.len(),
             out.len()
@@ -206,7 +264,7 @@ impl ConvGeom {
     }
 }
 
-/// `acc += dy · colᵀ` for one image of a [`ConvGeom::direct_weight`] geometry, written as `dWᵀ`
+/// `acc += dy · colᵀ` for one image of a [`ConvGeom::direct`] geometry, written as `dWᵀ`
 /// (`acc` `[Cin·9, Cout]`, row `ci·9 + t`), without a patch matrix: `x` (`[Cin, H·W]`) is
 /// copied with a zero border and `dy` (`[Cout, Ho·Wo]`) transposed to `[Ho·Wo, Cout]` (16 × 16
 /// blocks in registers) into `scratch` ([`ConvGeom::direct_weight_len`]), then a register tile
@@ -375,6 +433,40 @@ mod avx {
         }
     }
 
+    /// [`super::phases`]: each input row split into its even and odd columns, 32 floats at a
+    /// time, by two two-register permutations.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn phases(g: &ConvGeom, x: *const f32, buf: *mut f32) {
+        let (wo, p) = (g.wo(), g.p());
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        for ci in 0..g.cin {
+            for ih in 0..g.h {
+                let (a, i) = (ih % 2, ih / 2);
+                // SAFETY: row `ih` of plane `ci` lies inside `x`; row `i` of phases `(a, 0)` and
+                // `(a, 1)` of plane `ci` inside `buf`, and the stores keep `j < Wo`.
+                unsafe {
+                    let src = x.add((ci * g.h + ih) * g.w);
+                    let to_even = buf.add(((2 * a) * g.cin + ci) * p + i * wo);
+                    let to_odd = buf.add(((2 * a + 1) * g.cin + ci) * p + i * wo);
+                    for c0 in (0..g.w).step_by(2 * LANES) {
+                        let n = g.w - c0;
+                        let lo = _mm512_maskz_loadu_ps(first_lanes(n), src.add(c0));
+                        let hi = _mm512_maskz_loadu_ps(
+                            first_lanes(n.saturating_sub(LANES)),
+                            src.add((c0 + LANES).min(g.w)),
+                        );
+                        let j0 = c0 / 2;
+                        let e = _mm512_permutex2var_ps(lo, even, hi);
+                        let o = _mm512_permutex2var_ps(lo, odd, hi);
+                        _mm512_mask_storeu_ps(to_even.add(j0), first_lanes(n.div_ceil(2)), e);
+                        _mm512_mask_storeu_ps(to_odd.add(j0), first_lanes(n / 2), o);
+                    }
+                }
+            }
+        }
+    }
+
     /// `dyt` (`[P, cpad]`) = `dyᵀ` of `dy` (`[c, P]`), zero in the channels from `c` to
     /// `cpad` (a multiple of 16): 16 × 16 blocks transposed in registers.
     #[target_feature(enable = "avx512f")]
@@ -536,7 +628,7 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::super::ConvGeom;
-    use super::{Direct, accumulate_weight_grad, avx512};
+    use super::{Direct, accumulate_weight_grad, avx512, phases};
 
     /// A 3×3, padding-1 convolution of stride `g.stride`, its input gradient and its weight
     /// gradient of one image, as plain sums in `f64` (`x` `[Cin, H·W]`, `w` `[Cout, Cin, 9]`,
@@ -586,11 +678,11 @@ mod tests {
         }
     }
 
-    /// The forward pass, the input gradient (stride 1) and the weight gradient (strides 1 and 2)
+    /// The forward pass and the weight gradient (strides 1 and 2) and the input gradient (stride 1)
     /// equal the plain sums on planes whose pixels fill no whole vector, fill several with a
     /// remainder, or have rows not aligned to a vector (13, 7 × 5); with channel counts that
     /// fill no whole tile (3, 5, 19) and several (16, 40); planes of one pixel and of one row;
-    /// and, with stride 2, even and odd sides.
+    /// and, with stride 2, even and odd sides and rows of more than 32 pixels.
     #[test]
     fn direct_kernels_equal_the_plain_sums() {
         if !avx512() {
@@ -607,6 +699,7 @@ mod tests {
             (16, 32, 32, 32, 2),
             (3, 19, 13, 7, 2),
             (17, 5, 1, 2, 2),
+            (2, 3, 5, 70, 2),
         ];
         for (cin, cout, h, w, stride) in cases {
             let g = ConvGeom {
@@ -630,17 +723,26 @@ mod tests {
                 values(cout * po, 3),
             );
             let [y_ref, dx_ref, dw_ref] = slow(&g, &x, &wt, &dy);
+            let run = |d: Direct, input: &[f32], len: usize| {
+                let mut out = vec![std::mem::MaybeUninit::new(f32::NAN); len];
+                d.image(input, &mut out);
+                // SAFETY: initialised above (and overwritten by the kernel).
+                out.into_iter()
+                    .map(|v| unsafe { v.assume_init() })
+                    .collect::<Vec<f32>>()
+            };
+            let input = if stride == 2 {
+                // Beyond the phases' length the kernel must not read: NaN there would show.
+                let mut buf = vec![f32::NAN; g.phases_len() + 64];
+                phases(&g, &x, &mut buf);
+                buf.truncate(g.phases_len());
+                buf
+            } else {
+                x.clone()
+            };
+            let y = run(Direct::forward(&g, &wt), &input, cout * po);
+            close(&y, &y_ref, &format!("{what}: forward"));
             if stride == 1 {
-                let run = |d: Direct, input: &[f32], len: usize| {
-                    let mut out = vec![std::mem::MaybeUninit::new(f32::NAN); len];
-                    d.image(input, &mut out);
-                    // SAFETY: initialised above (and overwritten by the kernel).
-                    out.into_iter()
-                        .map(|v| unsafe { v.assume_init() })
-                        .collect::<Vec<f32>>()
-                };
-                let y = run(Direct::forward(&g, &wt), &x, cout * po);
-                close(&y, &y_ref, &format!("{what}: forward"));
                 let dx = run(Direct::input_grad(&g, &wt), &dy, cin * h * w);
                 close(&dx, &dx_ref, &format!("{what}: dx"));
             }
