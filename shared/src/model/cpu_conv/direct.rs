@@ -58,6 +58,14 @@ impl ConvGeom {
             && super::split(self.n).0
             && avx512()
     }
+    /// A [`ConvGeom::direct`] geometry of stride 1: its input gradient runs here too.
+    pub(super) fn direct_dx(&self) -> bool {
+        self.stride == 1 && self.direct()
+    }
+    /// Scratch floats per image for [`phases`]: 4 planes of `Ho·Wo` per input channel.
+    pub(super) fn phases_len(&self) -> usize {
+        4 * self.cin * self.p()
+    }
 }
 
 /// The mask of the first `n` lanes of a vector (all 16 from `n = 16` on).
@@ -66,17 +74,6 @@ fn first_lanes(n: usize) -> u16 {
         u16::MAX
     } else {
         (1u16 << n) - 1
-    }
-}
-
-impl ConvGeom {
-    /// A [`ConvGeom::direct`] geometry of stride 1: its input gradient runs here too.
-    pub(super) fn direct_dx(&self) -> bool {
-        self.stride == 1 && self.direct()
-    }
-    /// Scratch floats per image for [`phases`]: 4 planes of `Ho·Wo` per input channel.
-    pub(super) fn phases_len(&self) -> usize {
-        4 * self.cin * self.p()
     }
 }
 
