@@ -451,7 +451,7 @@ fn gemm_new<'a>(
     }
 }
 
-/// [`gemm`] on a destination given as a pointer and a length.
+/// [`gemm()`] on a destination given as a pointer and a length.
 ///
 /// # Safety
 /// `dst` must point to `len` floats valid for writes, and for reads where `accumulate`, that

@@ -32,7 +32,7 @@ pub(super) fn wide<W: Wide>(w: W) -> W::Out {
     w.go()
 }
 
-/// The vector unit the own CPU kernels use on this CPU, as [`wide`] picks it: `"AVX-512"` (where
+/// The vector unit the own CPU kernels use on this CPU, as `wide` picks it: `"AVX-512"` (where
 /// the direct 3×3 convolutions of `cpu_conv` run too), `"AVX2"`, or `"baseline"` (as built).
 /// `foolmap bench` names it beside the CPU model.
 pub fn vector_unit() -> &'static str {
