@@ -149,6 +149,17 @@ impl MaxPool {
 
 /// Option-A shortcut: `x[:, :, ::2, ::2]` zero-padded with `pad` channels before and after.
 pub fn option_a(x: Tensor<4>, pad: usize) -> Tensor<4> {
+    // On the CPU backend: parallel copies, and a backward step that writes the gradient once.
+    #[cfg(feature = "flex")]
+    let x = match super::flex_shortcut::option_a(x, pad) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    option_a_ops(x, pad)
+}
+
+/// [`option_a`] as Burn operations (any backend).
+pub(super) fn option_a_ops(x: Tensor<4>, pad: usize) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
     // Even rows/columns via a reshape: pad to even size, view as [.., ho, 2, wo, 2], take [.., 0, .., 0].

@@ -63,6 +63,9 @@ mod flex_channel;
 mod flex_conv;
 #[cfg(feature = "flex")]
 mod flex_pool;
+#[cfg(feature = "flex")]
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
+mod flex_shortcut;
 #[cfg(feature = "tensor")]
 mod forward;
 mod spec;
