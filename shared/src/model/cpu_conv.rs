@@ -10,12 +10,13 @@
 //!
 //! Images run in parallel on the rayon pool (feature `rayon`), each with its own patch buffer;
 //! the weight gradient sums one partial per worker, and each worker initialises its own images'
-//! outputs (written by the product, or zeroed just before a sum onto them). Patches are rebuilt in the backward pass instead of stored
-//! (they are `kh·kw` times the input). Three geometries build no patch matrix at all: a pointwise
-//! convolution (1×1, stride 1, no padding), whose image `[Cin, H·W]` already is its patch matrix
-//! (see [`ConvGeom::in_place`]), a 3×3 convolution of stride 1 or 2 with padding 1 and at most 64
-//! channels on a CPU with AVX-512 (see [`direct`]; a stride-2 one's input gradient excepted), and a stride-1 "same" convolution on a large plane (see
-//! [`shifted`]).
+//! outputs (written by the product, or zeroed just before a sum onto them). Patches are rebuilt
+//! in the backward pass instead of stored (they are `kh·kw` times the input). Three geometries
+//! build no patch matrix at all: a pointwise convolution (1×1, stride 1, no padding), whose image
+//! `[Cin, H·W]` already is its patch matrix (see [`ConvGeom::in_place`]); a 3×3 convolution of
+//! stride 1 or 2 with padding 1 and at most 64 channels on a CPU with AVX-512 (see [`direct`]; a
+//! stride-2 one's input gradient excepted); and a stride-1 "same" convolution on a large plane
+//! (see [`shifted`]).
 
 // AVX-512 only: elsewhere `ConvGeom::direct` is false and nothing reads its packed kernels.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

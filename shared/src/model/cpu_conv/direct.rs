@@ -113,14 +113,7 @@ pub(super) fn phases(g: &ConvGeom, x: &[f32], buf: &mut [f32]) {
 
 /// Whether this CPU has AVX-512F.
 fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::super::cpu_wide::unit() == super::super::cpu_wide::Unit::Avx512
 }
 
 /// Per call: each tap's flat offset and, per vector of 16 output pixels, which lanes each tap
