@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need on a fresh Debian machine,
 # then runs every test: formatting, clippy, the Rust test suites (fixture parity, gradient matrix,
-# LRP rules, weight formats, bad inputs), the wasm build of the web app with trunk, and the
+# LRP rules, weight formats, bad inputs), the web app's wasm build (`foolmap web-build`), and the
 # browser end-to-end test in headless Chromium, then the main job's output in the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-TOOLS="$PWD/target/tools"
-export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"
+export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
@@ -23,9 +22,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-step "rust components, trunk, wasm-bindgen-cli"
+step "rust components and the wasm target"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-bash scripts/web-tools.sh
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target list --installed | grep -qx wasm32-unknown-unknown
 
 step "the default build is the CPU backend with Burn's fast paths; --features gpu adds wgpu with its own (cargo tree)"
 # The workspace takes burn with default-features = false, which once silently turned off flex's
@@ -68,11 +67,11 @@ cargo clippy -p foolmap-web --target wasm32-unknown-unknown -q --no-default-feat
 step "cargo test (native)"
 cargo test --workspace "${GPU[@]}"
 
-step "trunk build (wasm, release) + wasm-opt -Oz of the worker and the page + export-web of the released models"
+step "web build (wasm, release, wasm-bindgen, wasm-opt -Oz) + export-web of the released models"
 # The binary `cargo test --workspace` built (with --features gpu; no second build of Burn).
 foolmap() { target/debug/foolmap "$@"; }
-rm -rf target/e2e/native target/dist/models
-bash scripts/web-build.sh   # the page + CPU-only worker, then the WebGPU worker (each trunk build + wasm-opt -Oz)
+rm -rf target/e2e/native
+foolmap web-build   # the page + CPU-only worker (a fresh target/dist), then the WebGPU worker
 
 # The page shows what a user gets: the committed models with their cards (Grad-CAM first: the model the
 # tests open by default).
@@ -96,7 +95,7 @@ step "browser end-to-end (headless Chromium: CPU and WebGPU paths)"
 (cd tests/e2e && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; } \
   && node run.mjs ../../target/dist ../../target/e2e/native)
 
-step "the main job's own output in the browser (released models, its trunk build + wasm-opt, its export)"
+step "the main job's own output in the browser (released models, its web build + wasm-opt, its export)"
 # `foolmap demo --port 0` as the README runs it, minus the server: the build and wasm-opt are cached
 # by now; its export replaces the models above. Three browser tests on what it wrote.
 foolmap demo --port 0

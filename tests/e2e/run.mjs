@@ -1,5 +1,5 @@
-// Browser end-to-end tests: serve the trunk build (with the models and gallery written by
-// `foolmap export-web`) on 127.0.0.1, open it in Debian's headless Chromium through
+// Browser end-to-end tests: serve the web build (`foolmap web-build`, with the models and gallery
+// written by `foolmap export-web`) on 127.0.0.1, open it in Debian's headless Chromium through
 // playwright-core (no browser download), and check what a person would see.
 // Usage: node run.mjs DIST_DIR [NATIVE_DIR]
 //   NATIVE_DIR: output of `foolmap explain` for the parity test (see scripts/test.sh).
@@ -201,11 +201,13 @@ let cpuResult;
 
 test('the registry table lists every architecture', async () => {
   const page = await open('?backend=cpu');
-  // The page runs under its own Content-Security-Policy (export-web's meta tag, with the hash of
-  // trunk's inline start-up script; violations fail the run through the console check).
+  // The page runs under its own Content-Security-Policy (export-web's meta tag; violations fail the
+  // run through the console check). `foolmap web-build` writes no inline script, so the policy
+  // allows scripts from the page's own origin only: no hash, no 'unsafe-inline'.
   const csp = await page.$eval('meta[http-equiv="Content-Security-Policy"]', (m) => m.content);
-  assert.match(csp, /script-src 'self' 'wasm-unsafe-eval' 'sha256-/);
-  assert.doesNotMatch(csp, /unsafe-inline/);
+  assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'; /);
+  assert.doesNotMatch(csp, /unsafe-inline|sha256-/);
+  assert.equal(await page.$$eval('script:not([src])', (s) => s.length), 0);
   await page.waitForSelector('#archs tr[data-arch]', { timeout: 60_000, state: 'attached' });
   const ids = await page.$$eval('#archs tr[data-arch]', (rows) => rows.map((r) => r.dataset.arch));
   assert.equal(ids.length, 22);

@@ -93,6 +93,8 @@ pub enum Command {
     /// (resumable), its checkpoint chosen on the selection half, scored once on the report half;
     /// writes the results folder, RESULTS.md and the released models with their cards.
     Table(table::TableArgs),
+    /// Build the web app (wasm, bindings, `wasm-opt`) into a folder; run from the repository root.
+    WebBuild(crate::web_build::WebBuildArgs),
     /// Measure throughput and latency on `--device`; writes that device's block of BENCHMARKS.md.
     Bench(bench::BenchArgs),
     /// Data management.
@@ -138,6 +140,7 @@ impl Cli {
                 ),
             ),
             Command::Data { action } => cmd::data::run(action, root),
+            Command::WebBuild(a) => crate::web_build::run(&a),
             Command::Table(a) => crate::table::run(&a, root, &device),
             Command::ExportWeb(a) => crate::export_web::run(&a, root).map(|_| ()),
         }

@@ -18,7 +18,7 @@ pub mod serve;
 pub mod site;
 pub mod split;
 pub mod table;
-pub mod trunk;
+pub mod web_build;
 
 pub use backend::DeviceArg;
 pub use cli::{Cli, Command, build_features};

@@ -1,6 +1,7 @@
-//! The page's Content-Security-Policy: its own origin only, wasm compilation allowed, and trunk's
-//! inline start-up script allowed by its SHA-256 (no `'unsafe-inline'`). `export-web` writes it
-//! into `index.html` as a `<meta>` tag for static hosts; the demo server also sends it as a header.
+//! The page's Content-Security-Policy: its own origin only, wasm compilation allowed, and any
+//! inline script allowed by its SHA-256 only (no `'unsafe-inline'`; the page `foolmap web-build`
+//! writes has none). `export-web` writes it into `index.html` as a `<meta>` tag for static
+//! hosts; the demo server also sends it as a header.
 
 use std::path::Path;
 

@@ -236,7 +236,7 @@ fn a_site_folder_holds_the_app_the_models_and_the_policy() {
     let mut b = args(vec![tmp.path().join("run")], &tmp.path().join("nothing"));
     b.site = Some(tmp.path().join("site2"));
     let e = format!("{:#}", export(&b, Some(&data_root())).unwrap_err());
-    assert!(e.contains("bash scripts/web-build.sh"), "{e}");
+    assert!(e.contains("foolmap web-build"), "{e}");
 }
 
 fn released(file: &str) -> PathBuf {

@@ -1,6 +1,7 @@
 //! foolmap in the browser: original vs fooled saliency maps on the user's own image.
 //!
-//! Two wasm binaries built by trunk from this crate:
+//! Wasm binaries built by `foolmap web-build` from this crate (the WebGPU worker and a CPU-only
+//! one, `worker_cpu`, share [`worker`]):
 //! - `app` (the page, [`page`]): loads `models/manifest.json` written by
 //!   `foolmap export-web`, draws controls, maps and statistics. It does no tensor work.
 //! - `worker` (a dedicated Web Worker, [`worker`]): runs the original and a fooled
@@ -31,8 +32,8 @@ const VIEW: usize = 192;
 const THUMB: usize = 96;
 /// Interpreters of the transfer grid: the foolable ones (the paper's three, at the tap).
 const TRANSFER: &[Interpreter] = Interpreter::FOOLABLE;
-/// Script that starts the worker with WebGPU and the CPU (trunk's loader shim for the `worker`
-/// binary).
+/// Script that starts the worker with WebGPU and the CPU (the loader `foolmap web-build` writes
+/// for the `worker` binary).
 const WORKER_WEBGPU: &str = "./worker_loader.js";
 /// Script that starts the CPU-only worker (`worker_cpu`: no GPU kernel compiler, a third of the
 /// bytes).

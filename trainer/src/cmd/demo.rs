@@ -34,13 +34,13 @@ pub struct DemoArgs {
     /// Folder of the fooling runs and reports.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
-    /// Folder of the built web app (trunk's `dist`).
+    /// Folder of the built web app (`foolmap web-build`'s output), served by the local server.
     #[arg(long, default_value = "target/dist")]
     pub dist: PathBuf,
     /// Port of the local server on 127.0.0.1 (0: build, then exit without serving).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Skip the web app (no trunk build, no export, no server).
+    /// Skip the web app (no web build, no export, no server).
     #[arg(long)]
     pub no_web: bool,
     /// Train the fooled models here (minutes per model) instead of using the released ones
@@ -368,10 +368,10 @@ fn web_stages(
     stage(
         4,
         stages,
-        "the web app: the page and the CPU-only worker (trunk build + wasm-opt)",
+        "the web app: the page and the CPU-only worker (wasm build + wasm-opt)",
         t0,
     );
-    web_app(&a.dist)?;
+    crate::web_build::build_page(&a.dist, &mut crate::web_build::Log::Terminal)?;
     stage(
         5,
         stages,
@@ -390,8 +390,8 @@ fn web_stages(
         root_arg,
     )?;
     if a.port == 0 {
-        stage(6, stages, "the WebGPU worker (trunk build + wasm-opt)", t0);
-        crate::trunk::build_webgpu_worker(None)?;
+        stage(6, stages, "the WebGPU worker (wasm build + wasm-opt)", t0);
+        crate::web_build::build_webgpu(&a.dist, &mut crate::web_build::Log::Terminal)?;
         println!(
             "main job finished in {:.0} s; built {} (serve it with any static file server)",
             t0.elapsed().as_secs_f64(),
@@ -416,8 +416,10 @@ fn web_stages(
         "building the WebGPU worker in the background (log: {}); the page uses the CPU until it is there",
         log.display()
     );
+    let mut log = crate::web_build::Log::create(&log)?;
+    let dist = a.dist.clone();
     std::thread::spawn(
-        move || match crate::trunk::build_webgpu_worker(Some(&log)) {
+        move || match crate::web_build::build_webgpu(&dist, &mut log) {
             Ok(()) => println!(
                 "the WebGPU worker is built ({:.0} s after the start): reload the page to use it",
                 t0.elapsed().as_secs_f64()
@@ -426,17 +428,6 @@ fn web_stages(
         },
     );
     crate::serve::serve(&a.dist, a.port)
-}
-
-/// Builds the page and the CPU-only worker into `dist` ([`crate::trunk`]).
-fn web_app(dist: &Path) -> Result<()> {
-    if dist != Path::new("target/dist") {
-        anyhow::bail!(
-            "a trunk build writes target/dist (Trunk.toml), not {}: drop --dist",
-            dist.display()
-        );
-    }
-    crate::trunk::build_web()
 }
 
 /// Whether the run in `dir` was configured for `steps` steps.

@@ -10,19 +10,19 @@ use foolmap::manifest::GalleryEntry;
 use crate::io::atomic::write_atomic;
 use crate::io::data;
 
-/// Copies the built app (the top-level files of trunk's output: `index.html`, scripts, wasm,
+/// Copies the built app (the top-level files of `foolmap web-build`'s output: `index.html`, scripts, wasm,
 /// styles) from `app` into `site`.
 pub(super) fn copy_app(app: &Path, site: &Path) -> Result<()> {
     if !app.join("index.html").is_file() {
         bail!(
-            "--site: {} holds no built app (index.html): run `bash scripts/web-build.sh` first, or pass \
+            "--site: {} holds no built app (index.html): run `foolmap web-build` first, or pass \
              the app's folder with --out",
             app.display()
         );
     }
     if !app.join("worker_loader.js").is_file() {
         println!(
-            "note: {} has no WebGPU worker yet (`bash scripts/web-build.sh webgpu` builds it): the \
+            "note: {} has no WebGPU worker yet (`foolmap web-build --part webgpu` builds it): the \
              site's page will run on the CPU",
             app.display()
         );

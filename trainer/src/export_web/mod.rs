@@ -36,8 +36,9 @@ pub struct ExportWebArgs {
     #[arg(long, default_value = "target/dist")]
     pub out: PathBuf,
     /// Write a self-contained static site into this folder instead: the built app of `--out`
-    /// (trunk's files) copied in, then the models, gallery and manifest; relative URLs only, a
-    /// Content-Security-Policy in `index.html`, no local paths. Any static host serves it.
+    /// (`foolmap web-build`'s files) copied in, then the models, gallery and manifest; relative
+    /// URLs only, a Content-Security-Policy in `index.html`, no local paths. Any static host
+    /// serves it.
     #[arg(long)]
     pub site: Option<PathBuf>,
     /// Gallery images per class (CIFAR-10 test images; ImageNet models get the demo photos).
