@@ -31,3 +31,42 @@ fn the_bindings_library_is_pinned_to_the_wasm_bindgen_of_the_web_crate() {
         "trainer's wasm-bindgen-cli-support vs web's wasm-bindgen"
     );
 }
+
+/// `foolmap web-build …` run in `dir`: (success, stderr).
+fn web_build(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foolmap"))
+        .arg("web-build")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_build_says_where_it_must_run_and_what_must_come_first() {
+    // Outside the repository root: nothing is built, and the message says where to run it.
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, err) = web_build(tmp.path(), &["--dist", "out"]);
+    assert!(!ok);
+    assert!(
+        err.contains("web/Cargo.toml") && err.contains("repository root"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out").exists());
+    // The WebGPU worker goes into a page build: refused before any compilation without one.
+    let empty = tmp.path().join("empty");
+    let (ok, err) = web_build(
+        &repo(),
+        &["--part", "webgpu", "--dist", empty.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("holds no page build") && err.contains("--part page"),
+        "{err}"
+    );
+    assert!(!empty.exists());
+}

@@ -3,7 +3,7 @@
 //! `wasm32-unknown-unknown`, generates the JavaScript bindings with the `wasm-bindgen-cli-support`
 //! library (the same code as `wasm-bindgen-cli`, pinned to the `wasm-bindgen` version `web/`
 //! uses), shrinks the wasm with `scripts/wasm-opt.sh` (npm's binaryen; skipped, with a note,
-//! without npm) and writes the files under content-hashed or fixed names (see [`WASMS`]).
+//! without npm) and writes the files under content-hashed or fixed names (see [`Glue`]).
 //!
 //! Two parts, so that the main job can serve the page before the longest build is done:
 //! - [`Part::Page`]: the page (`app`) and the CPU-only worker (`worker_cpu`), with `index.html`
@@ -52,27 +52,29 @@ struct Wasm {
     glue: Glue,
 }
 
-/// The three wasm binaries: the page (no Burn), the CPU-only worker, the WebGPU worker.
-const WASMS: [Wasm; 3] = [
-    Wasm {
-        bin: "app",
-        features: Some(""),
-        profile: "wasm-release",
-        glue: Glue::Module,
-    },
-    Wasm {
-        bin: "worker_cpu",
-        features: Some("compute"),
-        profile: "wasm-release",
-        glue: Glue::Worker,
-    },
-    Wasm {
-        bin: "worker",
-        features: None,
-        profile: "wasm-release-z",
-        glue: Glue::Worker,
-    },
-];
+/// The page: DOM, controls and drawing, no tensor code (no Burn).
+const APP: Wasm = Wasm {
+    bin: "app",
+    features: Some(""),
+    profile: "wasm-release",
+    glue: Glue::Module,
+};
+
+/// The compute worker on the CPU alone (no GPU kernel compiler: a third of the bytes).
+const WORKER_CPU: Wasm = Wasm {
+    bin: "worker_cpu",
+    features: Some("compute"),
+    profile: "wasm-release",
+    glue: Glue::Worker,
+};
+
+/// The compute worker with WebGPU and the CPU (the crate's default features); the longest build.
+const WORKER_WEBGPU: Wasm = Wasm {
+    bin: "worker",
+    features: None,
+    profile: "wasm-release-z",
+    glue: Glue::Worker,
+};
 
 /// Which part of the app to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -156,8 +158,8 @@ pub fn build_page(dist: &Path, log: &mut Log) -> Result<()> {
         dist.file_name().and_then(|f| f.to_str()).unwrap_or("dist")
     ));
     stage_dir(&stage)?;
-    let app = build_wasm(&WASMS[0], &stage, log)?;
-    let worker = build_wasm(&WASMS[1], &stage, log)?;
+    let app = build_wasm(&APP, &stage, log)?;
+    let worker = build_wasm(&WORKER_CPU, &stage, log)?;
     shrink(&[&app.wasm, &worker.wasm], log)?;
 
     // The page's files under names that change with their content (a browser never runs a
@@ -206,7 +208,7 @@ pub fn build_webgpu(dist: &Path, log: &mut Log) -> Result<()> {
     }
     let stage = Path::new("target/web-build/webgpu");
     stage_dir(stage)?;
-    let worker = build_wasm(&WASMS[2], stage, log)?;
+    let worker = build_wasm(&WORKER_WEBGPU, stage, log)?;
     shrink(&[&worker.wasm], log)?;
     let loader = write_loader(&worker, stage)?;
     for f in [&worker.js, &worker.wasm, &loader] {
