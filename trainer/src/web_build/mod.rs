@@ -150,8 +150,7 @@ pub fn build_page(dist: &Path, log: &mut Log) -> Result<()> {
     let t0 = Instant::now();
     check_root()?;
     let template = read(Path::new("static/index.html"))?;
-    let css = std::fs::read(Path::new("static/style.css"))
-        .with_context(|| "cannot read static/style.css")?;
+    let css = read_bytes(Path::new("static/style.css"))?;
     // Beside `dist`, so that the finished folder is renamed into place.
     let stage = dist.with_file_name(format!(
         ".{}.building",
