@@ -113,7 +113,7 @@ impl FoolingSession {
     #[cfg(feature = "autodiff")]
     pub fn apply(&mut self, pending: Pending) {
         let grads = pending.loss.total.backward();
-        self.params = self.adam.step(&self.params, &grads);
+        self.params = self.adam.step(&self.params, grads);
     }
 
     /// The parameters without autodiff (for explaining or saving).

@@ -1,5 +1,5 @@
 //! The C allocator's thresholds for tensor-sized buffers (BENCHMARKS.md, "The allocator keeps
-//! tensor buffers").
+//! tensor buffers", and session 33).
 //!
 //! Every step of `fool`, `train` or `accuracy` allocates and frees the same buffers again: the
 //! activations, the im2col patch matrices of the convolutions, the gradients (ResNet-20 at batch
@@ -7,17 +7,19 @@
 //! kernel between steps (buffers above the mmap threshold are unmapped on `free`; the top of a heap is
 //! trimmed beyond the trim threshold), so the next step faults the same pages in again and the
 //! kernel zeroes them: a tenth of a ResNet-20 fooling step's CPU time in `perf`, and the step 1.5×
-//! slower. [`tune`] raises both thresholds once, at start-up, so freed buffers stay in the
-//! process and are reused. The peak memory is the same (the buffers were needed anyway); what
-//! changes is that the process keeps it until it ends.
+//! slower. [`tune`] sets both once, at start-up: buffers below 1 GiB come from the heap, and the
+//! heap is never trimmed, so freed buffers stay in the process and are reused. (A 1 GiB trim
+//! threshold was not enough for VGG-16, whose step frees more than that at once: the kernel then
+//! zeroed pages for 40–60 % of its step.) The peak memory is the same (the buffers were needed
+//! anyway); what changes is that the process keeps it until it ends, or until [`release`].
 //!
 //! `FOOLMAP_MALLOC=default` keeps glibc's defaults (to measure the difference). Other C libraries
 //! (musl, macOS, Windows) are left as they are.
 
 use std::sync::OnceLock;
 
-/// The threshold set for both `M_MMAP_THRESHOLD` and `M_TRIM_THRESHOLD`, in bytes: 1 GiB. Buffers
-/// below it come from the heap and freed memory below it stays mapped. (A thread's arena can
+/// The `M_MMAP_THRESHOLD` set, in bytes: 1 GiB. Buffers below it come from the heap, which is
+/// never trimmed (`M_TRIM_THRESHOLD` −1), so freed memory stays mapped. (A thread's arena can
 /// hold at most 64 MiB, so a larger buffer allocated on a worker thread is still mapped on its own.)
 pub const THRESHOLD: usize = 1 << 30;
 
@@ -40,7 +42,7 @@ impl std::fmt::Display for Allocator {
         match self {
             Allocator::GlibcTuned => write!(
                 f,
-                "glibc, buffers kept (mmap and trim thresholds {} MiB)",
+                "glibc, buffers kept (mmap threshold {} MiB, no trimming)",
                 THRESHOLD >> 20
             ),
             Allocator::GlibcDefault => write!(f, "glibc defaults"),
@@ -82,7 +84,7 @@ fn apply(on: bool) -> Allocator {
     // allocations in other threads (and `main` calls this before starting any).
     let ok = unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, value) == 1
-            && libc::mallopt(libc::M_TRIM_THRESHOLD, value) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, -1) == 1
     };
     if ok {
         Allocator::GlibcTuned
@@ -94,4 +96,14 @@ fn apply(on: bool) -> Allocator {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn apply(_on: bool) -> Allocator {
     Allocator::Platform
+}
+
+/// Hands the heap's free memory back to the kernel (glibc's `malloc_trim`), for a caller that
+/// measures the memory of what comes next (`foolmap bench` before each row). Elsewhere a no-op.
+pub fn release() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free memory to the kernel; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -43,14 +43,14 @@ fn version_with_malloc(value: Option<&str>) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-/// glibc accepted both thresholds (`mallopt` returns 1 only for a value it takes), and
+/// glibc accepted both settings (`mallopt` returns 1 only for a value it takes), and
 /// `FOOLMAP_MALLOC=default` leaves its defaults, as `--version` and the bench blocks say.
 #[test]
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn version_reports_the_allocator_thresholds_glibc_accepted() {
     let tuned = version_with_malloc(None);
     assert!(
-        tuned.contains("allocator: glibc, buffers kept (mmap and trim thresholds 1024 MiB)"),
+        tuned.contains("allocator: glibc, buffers kept (mmap threshold 1024 MiB, no trimming)"),
         "{tuned}"
     );
     let off = version_with_malloc(Some("default"));

@@ -52,7 +52,7 @@ fn flex_and_libtorch_agree_on_logits_maps_and_a_fooling_step() {
         let loss = obj.passive(&net, &pa, &p, xa, &labels).unwrap();
         let total = vals(loss.total.clone().inner());
         let mut adam = Adam::new(&pa, 1e-3);
-        let stepped = adam.step(&pa, &loss.total.backward());
+        let stepped = adam.step(&pa, loss.total.backward());
         let w = vals(stepped.values()[0].clone().inner());
         out.push((logits, maps, total, w));
     }

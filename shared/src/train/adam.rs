@@ -47,13 +47,16 @@ impl Adam {
 
     /// One update from the gradients of the loss; returns the new autodiff leaves.
     #[cfg(feature = "autodiff")]
-    pub fn step(&mut self, p: &ParamStore, grads: &burn::tensor::Gradients) -> ParamStore {
+    ///
+    /// Takes the gradients by value: each parameter's gradient is removed from them, and on the
+    /// CPU backend its buffer receives the new weights (no allocation per step).
+    pub fn step(&mut self, p: &ParamStore, mut grads: burn::tensor::Gradients) -> ParamStore {
         self.t += 1;
         let k = self.coeffs();
         let mut values = Vec::with_capacity(p.len());
         for (i, (spec, w)) in p.specs().iter().zip(p.values()).enumerate() {
             let g = (spec.kind == ParamKind::Trainable)
-                .then(|| w.grad(grads))
+                .then(|| w.grad_remove(&mut grads))
                 .flatten();
             let Some(g) = g else {
                 values.push(w.clone());
@@ -62,10 +65,10 @@ impl Adam {
             let (m, v) = (self.m[i].take(), self.v[i].take());
             let w = w.clone().inner();
             #[cfg(feature = "flex")]
-            let fused = flex_update(&k, &w, &g, m.as_ref(), v.as_ref());
+            let fused = flex_update(&k, &w, g, m, v);
             #[cfg(not(feature = "flex"))]
-            let fused = None;
-            let (new, m, v) = fused.unwrap_or_else(|| update(&k, w, g, m, v));
+            let fused = Err((g, m, v));
+            let (new, m, v) = fused.unwrap_or_else(|(g, m, v)| update(&k, w, g, m, v));
             values.push(Tensor::from_inner(new).require_grad());
             self.m[i] = Some(m);
             self.v[i] = Some(v);
@@ -206,23 +209,41 @@ fn update(
     (w.sub(update), m, v)
 }
 
-/// [`update`] on the CPU backend in three plain loops (one per result, in `f32` with the scalars
-/// rounded to `f32`), where Burn's operations take about a dozen passes, each with a new buffer,
-/// on the calling thread: for SqueezeNet's 1.2 M parameters about 6 ms of a ~200 ms fooling step.
-/// `None` unless every tensor is an `f32` flex tensor of the same length.
+/// [`update`] on the CPU backend as one plain loop (in `f32`, with the scalars rounded to `f32`),
+/// where Burn's operations take about a dozen passes, each with a new buffer, on the calling
+/// thread. The loop works in place: the moments are updated in their own buffers and the new
+/// weights are written into the gradient's buffer, wherever the caller hands over the only
+/// reference (a buffer still shared elsewhere is copied first, so nobody else sees a change).
+/// A step therefore allocates nothing after the first: VGG-16's 138 M parameters would
+/// otherwise take three new 553 MB buffers per step, which the kernel maps and zeroes afresh
+/// (BENCHMARKS.md, session 33).
+///
+/// `Err` hands the tensors back unchanged unless every one is an `f32` flex tensor of the same
+/// length.
+///
+/// # Shapes
+/// every tensor `[P]`.
 #[cfg(feature = "flex")]
+#[allow(clippy::type_complexity, clippy::result_large_err)] // `Err` hands the inputs back
 fn flex_update(
     k: &Coeffs,
     w: &Tensor<1>,
-    g: &Tensor<1>,
-    m: Option<&Tensor<1>>,
-    v: Option<&Tensor<1>>,
-) -> Option<(Tensor<1>, Tensor<1>, Tensor<1>)> {
+    g: Tensor<1>,
+    m: Option<Tensor<1>>,
+    v: Option<Tensor<1>>,
+) -> std::result::Result<
+    (Tensor<1>, Tensor<1>, Tensor<1>),
+    (Tensor<1>, Option<Tensor<1>>, Option<Tensor<1>>),
+> {
     use burn::backend::Flex;
     use burn::backend::flex::FlexTensor;
+    use burn::tensor::DType;
+    // A contiguous `f32` flex tensor, or `None`. The conversion takes a clone, so the caller's
+    // tensor stays for the fallback; once every conversion succeeded the originals are dropped
+    // and a buffer nobody else holds is uniquely owned again.
     let plain = |t: &Tensor<1>| {
         let p = t.clone().try_into_primitive::<Flex>().ok()?;
-        (p.dtype() == burn::tensor::DType::F32).then(|| {
+        (p.dtype() == DType::F32).then(|| {
             if p.is_contiguous() {
                 p
             } else {
@@ -230,43 +251,96 @@ fn flex_update(
             }
         })
     };
-    let optional = |t: Option<&Tensor<1>>| t.map_or(Some(None), |t| plain(t).map(Some));
-    let (w, g, m, v) = (plain(w)?, plain(g)?, optional(m)?, optional(v)?);
-    let (ws, gs) = (w.as_slice::<f32>()?, g.as_slice::<f32>()?);
-    fn slice(t: &Option<FlexTensor>) -> Option<Option<&[f32]>> {
-        t.as_ref()
-            .map_or(Some(None), |t| t.as_slice::<f32>().map(Some))
+    let optional = |t: &Option<Tensor<1>>| t.as_ref().map_or(Some(None), |t| plain(t).map(Some));
+    let (Some(wp), Some(gp), Some(mp), Some(vp)) =
+        (plain(w), plain(&g), optional(&m), optional(&v))
+    else {
+        return Err((g, m, v));
+    };
+    let len = gp.as_slice::<f32>().map_or(usize::MAX, <[f32]>::len);
+    let same = |t: &FlexTensor| t.as_slice::<f32>().is_some_and(|s| s.len() == len);
+    if !same(&wp) || !same(&gp) || !mp.as_ref().is_none_or(same) || !vp.as_ref().is_none_or(same) {
+        return Err((g, m, v));
     }
-    let (ms, vs) = (slice(&m)?, slice(&v)?);
-    let len = ws.len();
-    if gs.len() != len || ms.is_some_and(|s| s.len() != len) || vs.is_some_and(|s| s.len() != len) {
-        return None;
-    }
+    drop((g, m, v));
+    let zeros = || FlexTensor::zeros([len].into(), DType::F32);
+    let (mut gp, mut mp, mut vp) = (gp, mp.unwrap_or_else(zeros), vp.unwrap_or_else(zeros));
     let f = |x: f64| x as f32;
-    let (b1, c1, b2, c2) = (f(k.b1), f(1.0 - k.b1), f(k.b2), f(1.0 - k.b2));
-    let nm: Vec<f32> = match ms {
-        Some(ms) => ms.iter().zip(gs).map(|(&m, &g)| m * b1 + g * c1).collect(),
-        None => gs.iter().map(|&g| g * c1).collect(),
+    let c = StepF32 {
+        b1: f(k.b1),
+        c1: f(1.0 - k.b1),
+        b2: f(k.b2),
+        c2: f(1.0 - k.b2),
+        bc1: f(k.bc1),
+        bc2: f(k.bc2),
+        lr: f(k.lr),
+        eps: f(k.eps),
     };
-    let nv: Vec<f32> = match vs {
-        Some(vs) => vs
-            .iter()
-            .zip(gs)
-            .map(|(&v, &g)| v * b2 + g * g * c2)
-            .collect(),
-        None => gs.iter().map(|&g| g * g * c2).collect(),
+    let (Some(ws), Some(gs), Some(ms), Some(vs)) = (
+        wp.as_slice::<f32>(),
+        contiguous_mut(&mut gp),
+        contiguous_mut(&mut mp),
+        contiguous_mut(&mut vp),
+    ) else {
+        unreachable!("checked above: contiguous f32 tensors of one length")
     };
-    let (bc1, bc2, lr, eps) = (f(k.bc1), f(k.bc2), f(k.lr), f(k.eps));
-    let nw: Vec<f32> = ws
-        .iter()
-        .zip(nm.iter().zip(&nv))
-        .map(|(&w, (&m, &v))| w - m / bc1 / ((v / bc2).sqrt() + eps) * lr)
-        .collect();
-    let t = |x: Vec<f32>| {
-        let p = FlexTensor::from_data(TensorData::new(x, [len]));
-        Tensor::<1>::from_primitive::<Flex>(p)
-    };
-    Some((t(nw), t(nm), t(nv)))
+    c.run(ws, gs, ms, vs);
+    let t = |p: FlexTensor| Tensor::<1>::from_primitive::<Flex>(p);
+    Ok((t(gp), t(mp), t(vp)))
+}
+
+/// The values of a contiguous `f32` flex tensor, mutable: its own buffer where it holds the
+/// only reference, else a copy that it then owns.
+#[cfg(feature = "flex")]
+fn contiguous_mut(t: &mut burn::backend::flex::FlexTensor) -> Option<&mut [f32]> {
+    let (start, end) = t.layout().contiguous_offsets()?;
+    t.storage_mut::<f32>().get_mut(start..end)
+}
+
+/// The scalars of one step in `f32`.
+#[cfg(feature = "flex")]
+#[derive(Debug, Clone, Copy)]
+struct StepF32 {
+    b1: f32,
+    c1: f32,
+    b2: f32,
+    c2: f32,
+    bc1: f32,
+    bc2: f32,
+    lr: f32,
+    eps: f32,
+}
+
+#[cfg(feature = "flex")]
+impl StepF32 {
+    /// `m ← β₁·m + (1 − β₁)·g`, `v ← β₂·v + (1 − β₂)·g²` and `g ← w − lr·(m/bc1)/(sqrt(v/bc2) + ε)`,
+    /// element by element (the gradient's buffer receives the new weights); in chunks on the
+    /// thread pool where there is one.
+    fn run(self, w: &[f32], g: &mut [f32], m: &mut [f32], v: &mut [f32]) {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            const CHUNK: usize = 1 << 16;
+            if w.len() > CHUNK {
+                g.par_chunks_mut(CHUNK)
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .zip(w.par_chunks(CHUNK))
+                    .for_each(|(((g, m), v), w)| self.chunk(w, g, m, v));
+                return;
+            }
+        }
+        self.chunk(w, g, m, v);
+    }
+
+    fn chunk(self, w: &[f32], g: &mut [f32], m: &mut [f32], v: &mut [f32]) {
+        for (((g, m), v), &w) in g.iter_mut().zip(m).zip(v).zip(w) {
+            let gi = *g;
+            *m = *m * self.b1 + gi * self.c1;
+            *v = *v * self.b2 + gi * gi * self.c2;
+            *g = w - *m / self.bc1 / ((*v / self.bc2).sqrt() + self.eps) * self.lr;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -303,9 +377,8 @@ mod tests {
             let g = Tensor::<2>::random([len, 2], normal, &dev)
                 .slice([0..len, 0..1])
                 .reshape([len]);
-            let (w1, m1, v1) =
-                flex_update(&k, &w, &g, m.as_ref(), v.as_ref()).expect("f32 flex tensors");
-            let (w2, m2, v2) = update(&k, w.clone(), g, m, v);
+            let (w2, m2, v2) = update(&k, w.clone(), g.clone(), m.clone(), v.clone());
+            let (w1, m1, v1) = flex_update(&k, &w, g, m, v).expect("f32 flex tensors");
             for (what, a, b) in [("w", &w1, &w2), ("m", &m1, &m2), ("v", &v1, &v2)] {
                 let err = a.clone().sub(b.clone()).abs().max().into_scalar::<f32>();
                 let scale = b.clone().abs().max().into_scalar::<f32>();
@@ -314,6 +387,45 @@ mod tests {
             assert!(w1.clone().sub(w.clone()).abs().max().into_scalar::<f32>() > 0.0);
             (w, m, v) = (w1, Some(m1), Some(v1));
         }
+    }
+
+    /// The step writes into the buffers it is handed when it holds their only reference (the
+    /// new weights into the gradient's, the moments into their own), and copies a buffer that is
+    /// still shared, which keeps its old values.
+    #[cfg(all(feature = "flex", feature = "autodiff"))]
+    #[test]
+    fn flex_update_works_in_place_and_leaves_shared_buffers_alone() {
+        use burn::backend::Flex;
+        use burn::tensor::Distribution;
+        let dev = Device::flex();
+        dev.seed(4);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let len = 300_000;
+        let new = || Tensor::<1>::random([len], normal, &dev);
+        let ptr = |t: &Tensor<1>| {
+            let p = t.clone().try_into_primitive::<Flex>().expect("flex");
+            std::sync::Arc::as_ptr(&p.data_arc()) as usize
+        };
+        let k = Coeffs {
+            b1: 0.9,
+            b2: 0.999,
+            bc1: 0.19,
+            bc2: 0.002,
+            lr: 1e-3,
+            eps: 1e-8,
+        };
+        let (w, g, m, v) = (new(), new(), new(), new().abs());
+        let (pg, pm, pv) = (ptr(&g), ptr(&m), ptr(&v));
+        let (w1, m1, v1) = flex_update(&k, &w, g, Some(m), Some(v)).expect("flex");
+        assert_eq!((ptr(&w1), ptr(&m1), ptr(&v1)), (pg, pm, pv));
+        // A moment the caller still holds: the step copies it, the caller's values stay.
+        let kept = m1.clone();
+        let before = kept.to_data().try_to_vec::<f32>().expect("f32");
+        let g = new();
+        let (w2, m2, _) = flex_update(&k, &w1, g, Some(m1), Some(v1)).expect("flex");
+        assert_ne!(ptr(&m2), ptr(&kept));
+        assert_eq!(kept.to_data().try_to_vec::<f32>().expect("f32"), before);
+        assert!(w2.sub(w1).abs().max().into_scalar::<f32>() > 0.0);
     }
 
     #[test]

@@ -131,7 +131,7 @@ fn step(
             let [n, k, _, _] = out.dims();
             let lg = out.reshape([n, k]);
             let grads = cross_entropy(lg, labels)?.backward();
-            let p = adam.step(&p, &grads);
+            let p = adam.step(&p, grads);
             sync(&p);
             Ok(p)
         }
@@ -143,7 +143,7 @@ fn step(
                 options: InterpreterOptions::default(),
             };
             let grads = obj.passive(net, &p, p0, x, labels)?.total.backward();
-            let p = adam.step(&p, &grads);
+            let p = adam.step(&p, grads);
             sync(&p);
             Ok(p)
         }

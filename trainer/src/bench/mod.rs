@@ -42,8 +42,11 @@ pub(crate) fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`), best effort.
+/// Hands the heap's free memory back ([`crate::malloc::release`]; the binary never trims its
+/// heap otherwise) and resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`),
+/// best effort: the next [`peak_rss_mib`] is then the row's own peak, not an earlier row's.
 pub(crate) fn reset_peak_rss() {
+    crate::malloc::release();
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
