@@ -276,17 +276,26 @@ fn flex_update(
         lr: f(k.lr),
         eps: f(k.eps),
     };
-    let (Some(ws), Some(gs), Some(ms), Some(vs)) = (
+    let done = match (
         wp.as_slice::<f32>(),
         contiguous_mut(&mut gp),
         contiguous_mut(&mut mp),
         contiguous_mut(&mut vp),
-    ) else {
-        unreachable!("checked above: contiguous f32 tensors of one length")
+    ) {
+        (Some(ws), Some(gs), Some(ms), Some(vs)) => {
+            c.run(ws, gs, ms, vs);
+            true
+        }
+        // Not expected after the checks above; the values are unchanged, so Burn's operations
+        // can take over (a zero moment is the same as a missing one).
+        _ => false,
     };
-    c.run(ws, gs, ms, vs);
     let t = |p: FlexTensor| Tensor::<1>::from_primitive::<Flex>(p);
-    Ok((t(gp), t(mp), t(vp)))
+    if done {
+        Ok((t(gp), t(mp), t(vp)))
+    } else {
+        Err((t(gp), Some(t(mp)), Some(t(vp))))
+    }
 }
 
 /// The values of a contiguous `f32` flex tensor, mutable: its own buffer where it holds the
