@@ -257,9 +257,11 @@ fn flex_update(
     else {
         return Err((g, m, v));
     };
-    let len = gp.as_slice::<f32>().map_or(usize::MAX, <[f32]>::len);
+    let Some(len) = gp.as_slice::<f32>().map(<[f32]>::len) else {
+        return Err((g, m, v));
+    };
     let same = |t: &FlexTensor| t.as_slice::<f32>().is_some_and(|s| s.len() == len);
-    if !same(&wp) || !same(&gp) || !mp.as_ref().is_none_or(same) || !vp.as_ref().is_none_or(same) {
+    if !same(&wp) || !mp.as_ref().is_none_or(same) || !vp.as_ref().is_none_or(same) {
         return Err((g, m, v));
     }
     drop((g, m, v));
